@@ -1,0 +1,40 @@
+# Everything a fresh machine needs: `make run` and `make test` create the virtualenv themselves.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+
+.PHONY: install run test unit lint contracts bench clean
+
+$(INSTALLED): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(INSTALLED)
+
+install: $(INSTALLED)
+
+## The service on an embedded Postgres and Kafka (127.0.0.1:9092); health on :8080. Ctrl-C stops all.
+run: install
+	$(BIN)/order-service dev
+
+## The whole suite: static checks, then unit, integration and end-to-end tests on real servers.
+test: install lint
+	$(BIN)/python -m pytest -p no:cacheprovider
+
+unit: install
+	$(BIN)/python -m pytest -p no:cacheprovider tests/unit
+
+lint: install
+	$(BIN)/ruff check service contracts tests benchmarks
+	$(BIN)/mypy
+
+## Regenerate contracts/schemas/*.json and contracts/asyncapi.json from the pydantic models.
+contracts: install
+	$(BIN)/python -m contracts.generate
+
+bench: install
+	$(BIN)/python benchmarks/commands_per_second.py
+
+clean:
+	rm -rf $(VENV) .devstack .mypy_cache .ruff_cache

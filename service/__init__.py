@@ -1,0 +1,1 @@
+"""Order-lifecycle command service."""

@@ -1,0 +1,3 @@
+from service.entrypoints.cli import main
+
+main()

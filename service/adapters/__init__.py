@@ -1,0 +1,1 @@
+"""Infrastructure: Postgres storage, migrations, Kafka producer and topic admin, the outbox relay."""

@@ -1,0 +1,155 @@
+"""The outbox relay: publishes committed outbox rows to Kafka in id order, then marks them.
+
+One relay is active per database at a time (a session advisory lock elects it), so per-key order
+is never broken by two publishers racing. It never tracks a high-water mark: it always reads every
+unpublished row in id order, so a row whose transaction committed late is still picked up.
+It wakes on NOTIFY and polls as a fallback; it retries until the broker takes each message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+
+import asyncpg
+from aiokafka import AIOKafkaProducer
+
+from service.adapters.database import RELAY_LEADER_LOCK_ID
+from service.adapters.store import OUTBOX_CHANNEL
+
+log = logging.getLogger(__name__)
+
+CLEANUP_INTERVAL_SECONDS = 60.0
+
+
+@dataclass
+class RelayStatus:
+    """What the health endpoint reports about the relay."""
+
+    leader: bool = False
+    last_cycle_at: float = field(default_factory=time.monotonic)
+    published_total: int = 0
+    last_error: str | None = None
+
+
+class OutboxRelay:
+    def __init__(
+        self,
+        database_url: str,
+        producer: AIOKafkaProducer,
+        *,
+        batch_size: int = 500,
+        poll_interval_seconds: float = 1.0,
+        retention_hours: float = 168.0,
+        max_backoff_seconds: float = 5.0,
+    ) -> None:
+        self._database_url = database_url
+        self._producer = producer
+        self._batch_size = batch_size
+        self._poll_interval = poll_interval_seconds
+        self._retention_hours = retention_hours
+        self._max_backoff = max_backoff_seconds
+        self._wake = asyncio.Event()
+        self.status = RelayStatus()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        backoff = 0.1
+        while not stop.is_set():
+            try:
+                await self._lead(stop)
+                backoff = 0.1
+            except Exception as error:  # the relay must outlive any failure; it retries
+                self.status.leader = False
+                self.status.last_error = f"{type(error).__name__}: {error}"
+                log.warning("relay interrupted, retrying in %.1fs: %s", backoff, self.status.last_error)
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(stop.wait(), backoff)
+                backoff = min(self._max_backoff, backoff * 2)
+
+    async def _lead(self, stop: asyncio.Event) -> None:
+        conn: asyncpg.Connection = await asyncpg.connect(self._database_url)
+        try:
+            while not stop.is_set():
+                if await conn.fetchval("SELECT pg_try_advisory_lock($1)", RELAY_LEADER_LOCK_ID):
+                    break
+                self.status.last_cycle_at = time.monotonic()
+                await self._sleep(stop, self._poll_interval)
+            else:
+                return
+            self.status.leader = True
+            await conn.add_listener(OUTBOX_CHANNEL, self._on_notify)
+            last_cleanup = 0.0
+            while not stop.is_set():
+                self._wake.clear()
+                published = await self.publish_pending(conn)
+                self.status.last_cycle_at = time.monotonic()
+                self.status.last_error = None
+                if time.monotonic() - last_cleanup > CLEANUP_INTERVAL_SECONDS:
+                    await self._delete_expired(conn)
+                    last_cleanup = time.monotonic()
+                if published < self._batch_size:
+                    await self._sleep(stop, self._poll_interval, wake=self._wake)
+        finally:
+            self.status.leader = False
+            with contextlib.suppress(Exception):
+                await asyncio.shield(conn.close(timeout=2))
+
+    async def publish_pending(self, conn: asyncpg.Connection) -> int:
+        """Publish one batch of unpublished rows in id order; returns how many were published."""
+        rows = await conn.fetch(
+            "SELECT id, topic, message_key, headers::text AS headers, payload FROM outbox"
+            " WHERE published_at IS NULL ORDER BY id LIMIT $1",
+            self._batch_size,
+        )
+        if not rows:
+            return 0
+        deliveries = []
+        for row in rows:
+            headers = [(name, bytes.fromhex(value)) for name, value in json.loads(row["headers"])]
+            deliveries.append(
+                await self._producer.send(
+                    row["topic"],
+                    value=row["payload"],
+                    key=row["message_key"].encode(),
+                    headers=headers,
+                )
+            )
+        done: list[int] = []
+        try:
+            for row, delivery in zip(rows, deliveries, strict=True):
+                await delivery
+                done.append(row["id"])
+        finally:
+            # Mark what the broker confirmed, even when a later send failed; the rest is
+            # published again on the next cycle, in order.
+            if done:
+                await conn.execute(
+                    "UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])", done
+                )
+                self.status.published_total += len(done)
+        return len(done)
+
+    async def _delete_expired(self, conn: asyncpg.Connection) -> None:
+        deleted = await conn.execute(
+            "DELETE FROM outbox WHERE published_at < now() - make_interval(hours => $1)",
+            self._retention_hours,
+        )
+        log.debug("outbox cleanup: %s", deleted)
+
+    def _on_notify(self, *_: object) -> None:
+        self._wake.set()
+
+    @staticmethod
+    async def _sleep(stop: asyncio.Event, seconds: float, wake: asyncio.Event | None = None) -> None:
+        waiters = [asyncio.ensure_future(stop.wait())]
+        if wake is not None:
+            waiters.append(asyncio.ensure_future(wake.wait()))
+        try:
+            await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()

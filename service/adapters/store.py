@@ -1,0 +1,134 @@
+"""Postgres implementation of the storage port: one UnitOfWork is one transaction."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+
+import asyncpg
+
+from contracts.purchase_orders import PurchaseOrderSnapshot
+from service.adapters.database import TRANSIENT_ERRORS
+from service.app.ports import Claim, HistoryEntry, OutboxMessage, Outcome
+from service.app.translate import order_from_snapshot
+from service.domain.purchase_orders import PurchaseOrder
+from service.errors import TransientError
+
+OUTBOX_CHANNEL = "outbox_pending"
+
+
+class PostgresUnitOfWork:
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self._conn = conn
+
+    async def claim(self, message_key: str, request_hash: bytes) -> Claim:
+        # ON CONFLICT DO NOTHING instead of catching a unique violation, which would abort the
+        # transaction; a concurrent claim of the same key blocks here until the first commits.
+        inserted = await self._conn.fetchval(
+            "INSERT INTO inbox (message_key, request_hash) VALUES ($1, $2)"
+            " ON CONFLICT DO NOTHING RETURNING true",
+            message_key,
+            request_hash,
+        )
+        if inserted:
+            return Claim.NEW
+        stored = await self._conn.fetchval(
+            "SELECT request_hash FROM inbox WHERE message_key = $1", message_key
+        )
+        return Claim.DUPLICATE if stored == request_hash else Claim.REUSED
+
+    async def claim_reuse(self, message_key: str, request_hash: bytes) -> bool:
+        inserted = await self._conn.fetchval(
+            "INSERT INTO inbox_reuse (message_key, request_hash) VALUES ($1, $2)"
+            " ON CONFLICT DO NOTHING RETURNING true",
+            message_key,
+            request_hash,
+        )
+        return bool(inserted)
+
+    async def record_outcome(self, message_key: str, outcome: Outcome) -> None:
+        await self._conn.execute(
+            "UPDATE inbox SET outcome = $2 WHERE message_key = $1", message_key, outcome.value
+        )
+
+    async def lock_document(self, tenant_id: str, document_id: str) -> None:
+        # An advisory lock also covers documents that do not exist yet (two racing creates).
+        await self._conn.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", f"{tenant_id}\x1f{document_id}"
+        )
+
+    async def load_purchase_order(
+        self, tenant_id: str, purchase_order_id: str
+    ) -> PurchaseOrder | None:
+        row = await self._conn.fetchrow(
+            "SELECT version, document::text AS document FROM purchase_orders"
+            " WHERE tenant_id = $1 AND purchase_order_id = $2",
+            tenant_id,
+            purchase_order_id,
+        )
+        if row is None:
+            return None
+        snapshot = PurchaseOrderSnapshot.model_validate_json(row["document"])
+        return order_from_snapshot(tenant_id, purchase_order_id, row["version"], snapshot)
+
+    async def save_purchase_order(
+        self, order: PurchaseOrder, snapshot: bytes, history: Sequence[HistoryEntry]
+    ) -> None:
+        await self._conn.execute(
+            "INSERT INTO purchase_orders (tenant_id, purchase_order_id, status, version, document)"
+            " VALUES ($1, $2, $3, $4, $5::jsonb)"
+            " ON CONFLICT (tenant_id, purchase_order_id) DO UPDATE"
+            " SET status = EXCLUDED.status, version = EXCLUDED.version,"
+            "     document = EXCLUDED.document, updated_at = now()",
+            order.tenant_id,
+            order.purchase_order_id,
+            order.status.value,
+            order.version,
+            snapshot.decode(),
+        )
+        await self._conn.executemany(
+            "INSERT INTO purchase_order_history"
+            " (tenant_id, purchase_order_id, version, command_id, event_id, event_type, document)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb)",
+            [
+                (
+                    order.tenant_id,
+                    order.purchase_order_id,
+                    entry.version,
+                    entry.command_id,
+                    entry.event_id,
+                    entry.event_type,
+                    entry.snapshot.decode(),
+                )
+                for entry in history
+            ],
+        )
+
+    async def enqueue(self, messages: Sequence[OutboxMessage]) -> None:
+        await self._conn.execute(
+            "INSERT INTO outbox (topic, message_key, headers, payload)"
+            " SELECT topic, message_key, headers, payload"
+            " FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::bytea[]) WITH ORDINALITY"
+            "   AS m(topic, message_key, headers, payload, position)"
+            " ORDER BY position",
+            [m.topic for m in messages],
+            [m.key for m in messages],
+            [json.dumps([[k, v.hex()] for k, v in m.headers]) for m in messages],
+            [m.value for m in messages],
+        )
+        # Delivered at commit; wakes the relay without waiting for its next poll.
+        await self._conn.execute(f"NOTIFY {OUTBOX_CHANNEL}")
+
+
+class PostgresStore:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    @asynccontextmanager
+    async def unit_of_work(self) -> AsyncIterator[PostgresUnitOfWork]:
+        try:
+            async with self._pool.acquire() as conn, conn.transaction():
+                yield PostgresUnitOfWork(conn)
+        except TRANSIENT_ERRORS as error:
+            raise TransientError(f"{type(error).__name__}: {error}") from error

@@ -1,0 +1,1 @@
+"""Use cases: parse a command at the edge, decide it in one transaction, queue its outcome."""

@@ -1,0 +1,135 @@
+"""The edge: raw bytes become a validated domain command, or an InvalidCommand listing why not.
+
+Nothing here raises on bad input; every problem becomes data so the consumer never stops.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from pydantic import ValidationError
+
+from contracts import purchase_orders as wire
+from service.app.incoming import IncomingMessage
+from service.app.translate import command_from_wire
+from service.domain.problems import ErrorCode, Problem
+from service.domain.purchase_orders import PurchaseOrderCommand
+
+
+@dataclass(frozen=True)
+class Identity:
+    """What could be read of a command's envelope, even when the rest is invalid."""
+
+    command_id: UUID | None
+    type: str | None
+    tenant_id: str | None
+    document_id: str | None
+
+
+@dataclass(frozen=True)
+class ValidCommand:
+    identity: Identity
+    command_id: UUID
+    tenant_id: str
+    document_id: str
+    command: PurchaseOrderCommand
+    request_hash: bytes
+
+
+@dataclass(frozen=True)
+class InvalidCommand:
+    identity: Identity
+    problems: tuple[Problem, ...]
+    request_hash: bytes
+
+    @property
+    def reason(self) -> str:
+        return "; ".join(f"{p.field or 'message'}: {p.message}" for p in self.problems)
+
+
+ParsedCommand = ValidCommand | InvalidCommand
+
+
+def parse_purchase_order_command(message: IncomingMessage, max_bytes: int) -> ParsedCommand:
+    raw = message.value or b""
+    raw_hash = hashlib.sha256(raw).digest()
+    try:
+        body = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        return _invalid(Identity(None, None, None, None), raw_hash, f"body is not JSON: {error}")
+    if not isinstance(body, dict):
+        return _invalid(Identity(None, None, None, None), raw_hash, "body must be a JSON object")
+
+    identity = _identity(body)
+    if len(raw) > max_bytes:
+        return _invalid(identity, raw_hash, f"command is {len(raw)} bytes; the limit is {max_bytes}")
+    try:
+        contract = wire.PURCHASE_ORDER_COMMAND.validate_python(body)
+    except ValidationError as error:
+        return InvalidCommand(identity, _problems_of(error, identity.type), raw_hash)
+
+    key = message.key.decode("utf-8", "replace") if message.key is not None else None
+    if key != contract.purchase_order_id:
+        return InvalidCommand(
+            identity,
+            (
+                Problem(
+                    ErrorCode.INVALID_REQUEST,
+                    f"the Kafka key must equal purchase_order_id '{contract.purchase_order_id}' "
+                    f"so that commands for one document stay in order (key was {key!r})",
+                    "purchase_order_id",
+                ),
+            ),
+            raw_hash,
+        )
+    return ValidCommand(
+        identity=identity,
+        command_id=contract.command_id,
+        tenant_id=contract.tenant_id,
+        document_id=contract.purchase_order_id,
+        command=command_from_wire(contract),
+        request_hash=request_hash(contract.model_dump(mode="json", exclude={"issued_at"})),
+    )
+
+
+def request_hash(canonical: dict[str, Any]) -> bytes:
+    """Fingerprint of what a command asks for, independent of JSON formatting and key order."""
+    encoded = json.dumps(canonical, sort_keys=True, separators=(",", ":")).encode()
+    return hashlib.sha256(encoded).digest()
+
+
+def _identity(body: dict[str, Any]) -> Identity:
+    def text(name: str) -> str | None:
+        value = body.get(name)
+        return value[:200] if isinstance(value, str) else None
+
+    command_id: UUID | None = None
+    raw_id = body.get("command_id")
+    if isinstance(raw_id, str):
+        try:
+            command_id = UUID(raw_id)
+        except ValueError:
+            command_id = None
+    return Identity(command_id, text("type"), text("tenant_id"), text("purchase_order_id"))
+
+
+def _problems_of(error: ValidationError, tag: str | None) -> tuple[Problem, ...]:
+    problems = []
+    for detail in error.errors(include_url=False, include_input=False, include_context=False):
+        location = list(detail["loc"])
+        # A discriminated union puts the matched tag first; the caller knows fields, not tags.
+        if location and location[0] == tag:
+            location = location[1:]
+        field = ".".join(str(part) for part in location) or None
+        if detail["type"] in ("union_tag_invalid", "union_tag_not_found"):
+            field = "type"
+        problems.append(Problem(ErrorCode.INVALID_REQUEST, detail["msg"], field))
+    return tuple(problems)
+
+
+def _invalid(identity: Identity, raw_hash: bytes, message: str) -> InvalidCommand:
+    return InvalidCommand(identity, (Problem(ErrorCode.INVALID_REQUEST, message, None),), raw_hash)

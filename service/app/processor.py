@@ -1,0 +1,177 @@
+"""The use case: decide one consumed command inside one transaction and queue its outcome.
+
+Transient failures are retried with backoff for as long as they last (the offset is not committed
+meanwhile, so nothing is lost). A message that keeps failing for any other reason is parked in the
+dead-letter topic after a few attempts so that it cannot block its partition.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from contracts.topics import DocumentTopics
+from service.app.incoming import IncomingMessage
+from service.app.outcomes import dead_letter_message, event_messages, rejection_message
+from service.app.parse import InvalidCommand, ValidCommand, parse_purchase_order_command
+from service.app.ports import Claim, Outcome, Store, UnitOfWork
+from service.domain import purchase_orders as po
+from service.domain.problems import ErrorCode, Problem
+from service.errors import TransientError
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    first_backoff_seconds: float = 0.05
+    max_backoff_seconds: float = 5.0
+    unexpected_failure_attempts: int = 3
+
+    def backoff(self, attempt: int) -> float:
+        return float(min(self.max_backoff_seconds, self.first_backoff_seconds * 2 ** min(attempt, 20)))
+
+
+class CommandProcessor:
+    def __init__(
+        self,
+        store: Store,
+        topics: DocumentTopics,
+        *,
+        max_command_bytes: int,
+        retry: RetryPolicy | None = None,
+        clock: Clock = utc_now,
+    ) -> None:
+        self._store = store
+        self._topics = topics
+        self._max_command_bytes = max_command_bytes
+        self._retry = retry or RetryPolicy()
+        self._clock = clock
+
+    async def process(self, message: IncomingMessage) -> Outcome:
+        parsed = parse_purchase_order_command(message, self._max_command_bytes)
+        unexpected_failures = 0
+        attempt = 0
+        while True:
+            try:
+                if isinstance(parsed, ValidCommand):
+                    return await self._in_transaction(lambda uow: self._decide(uow, parsed))
+                return await self._in_transaction(lambda uow: self._refuse(uow, parsed, message))
+            except TransientError as error:
+                log.warning("transient failure, retrying: %s", error)
+            except Exception as error:
+                unexpected_failures += 1
+                log.exception("unexpected failure %d processing %s", unexpected_failures, message.source)
+                if unexpected_failures >= self._retry.unexpected_failure_attempts:
+                    reason = f"unexpected failure: {type(error).__name__}: {error}"
+                    return await self._park(message, parsed, reason)
+            await asyncio.sleep(self._retry.backoff(attempt))
+            attempt += 1
+
+    async def _in_transaction(self, work: Callable[[UnitOfWork], Awaitable[Outcome]]) -> Outcome:
+        async with self._store.unit_of_work() as uow:
+            return await work(uow)
+
+    async def _decide(self, uow: UnitOfWork, cmd: ValidCommand) -> Outcome:
+        key = str(cmd.command_id)
+        claim = await uow.claim(key, cmd.request_hash)
+        if claim is not Claim.NEW:
+            return await self._answer_repeat(uow, claim, key, cmd.request_hash, cmd)
+        await uow.lock_document(cmd.tenant_id, cmd.document_id)
+        current = await uow.load_purchase_order(cmd.tenant_id, cmd.document_id)
+        decision = po.decide(cmd.command, current, cmd.document_id)
+        now = self._clock()
+        if isinstance(decision, po.Rejected):
+            rejection = rejection_message(
+                self._topics, cmd.identity, cmd.command_id, decision.problems, now
+            )
+            await uow.enqueue([rejection])
+            await uow.record_outcome(key, Outcome.REJECTED)
+            return Outcome.REJECTED
+
+        states: list[tuple[po.PurchaseOrderEvent, po.PurchaseOrder]] = []
+        state = current
+        for event in decision.events:
+            state = po.evolve(
+                state, event, tenant_id=cmd.tenant_id, purchase_order_id=cmd.document_id
+            )
+            states.append((event, state))
+        assert state is not None
+        messages, history = event_messages(self._topics, cmd.command_id, states, now)
+        await uow.save_purchase_order(state, history[-1].snapshot, history)
+        await uow.enqueue(messages)
+        await uow.record_outcome(key, Outcome.ACCEPTED)
+        return Outcome.ACCEPTED
+
+    async def _refuse(
+        self, uow: UnitOfWork, invalid: InvalidCommand, message: IncomingMessage
+    ) -> Outcome:
+        command_id = invalid.identity.command_id
+        key = str(command_id) if command_id is not None else f"kafka:{message.source}"
+        claim = await uow.claim(key, invalid.request_hash)
+        if claim is not Claim.NEW:
+            return await self._answer_repeat(uow, claim, key, invalid.request_hash, invalid)
+        outgoing = [dead_letter_message(self._topics, message, invalid.reason)]
+        if command_id is not None:
+            outgoing.insert(
+                0,
+                rejection_message(
+                    self._topics, invalid.identity, command_id, invalid.problems, self._clock()
+                ),
+            )
+        await uow.enqueue(outgoing)
+        await uow.record_outcome(key, Outcome.DEAD_LETTERED)
+        return Outcome.DEAD_LETTERED
+
+    async def _answer_repeat(
+        self,
+        uow: UnitOfWork,
+        claim: Claim,
+        key: str,
+        request_hash: bytes,
+        parsed: ValidCommand | InvalidCommand,
+    ) -> Outcome:
+        """A key seen before: a faithful re-send changes nothing; a reused key is refused once."""
+        command_id = parsed.identity.command_id
+        if claim is Claim.DUPLICATE or command_id is None:
+            return Outcome.DUPLICATE
+        if not await uow.claim_reuse(key, request_hash):
+            return Outcome.DUPLICATE
+        problem = Problem(
+            ErrorCode.IDEMPOTENCY_KEY_REUSED,
+            f"command_id {command_id} was already used for a different command; "
+            "use a new command_id for a new request",
+            "command_id",
+        )
+        await uow.enqueue(
+            [rejection_message(self._topics, parsed.identity, command_id, [problem], self._clock())]
+        )
+        return Outcome.REJECTED
+
+    async def _park(
+        self, message: IncomingMessage, parsed: ValidCommand | InvalidCommand, reason: str
+    ) -> Outcome:
+        """Move a message that cannot be processed out of the way, recording that it was parked."""
+        command_id = parsed.identity.command_id
+        key = str(command_id) if command_id is not None else f"kafka:{message.source}"
+        attempt = 0
+        while True:
+            try:
+                async with self._store.unit_of_work() as uow:
+                    if await uow.claim(key, parsed.request_hash) is Claim.NEW:
+                        await uow.enqueue([dead_letter_message(self._topics, message, reason)])
+                        await uow.record_outcome(key, Outcome.PARKED)
+                return Outcome.PARKED
+            except TransientError as error:
+                log.warning("transient failure while parking, retrying: %s", error)
+            await asyncio.sleep(self._retry.backoff(attempt))
+            attempt += 1

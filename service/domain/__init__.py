@@ -1,0 +1,1 @@
+"""Pure decision code: standard library only, no I/O, no clocks, no randomness."""

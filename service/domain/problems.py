@@ -1,0 +1,47 @@
+"""Why a command is refused. A decision lists every problem it finds, never just the first."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class ErrorType(StrEnum):
+    VALIDATION = "validation"
+    NOT_FOUND = "not_found"
+    CONFLICT = "conflict"
+    FORBIDDEN = "forbidden"
+    UNAUTHENTICATED = "unauthenticated"
+
+
+class ErrorCode(StrEnum):
+    INVALID_REQUEST = "invalid_request"
+    NOT_FOUND = "not_found"
+    ALREADY_EXISTS = "already_exists"
+    INVALID_STATUS = "invalid_status"
+    VERSION_CONFLICT = "version_conflict"
+    IDEMPOTENCY_KEY_REUSED = "idempotency_key_reused"
+
+
+# One place says which kind of error each code is, so no caller can pair them wrongly.
+ERROR_TYPE_OF: dict[ErrorCode, ErrorType] = {
+    ErrorCode.INVALID_REQUEST: ErrorType.VALIDATION,
+    ErrorCode.NOT_FOUND: ErrorType.NOT_FOUND,
+    ErrorCode.ALREADY_EXISTS: ErrorType.CONFLICT,
+    ErrorCode.INVALID_STATUS: ErrorType.VALIDATION,
+    ErrorCode.VERSION_CONFLICT: ErrorType.CONFLICT,
+    ErrorCode.IDEMPOTENCY_KEY_REUSED: ErrorType.CONFLICT,
+}
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One reason a command cannot be applied; `field` is the dotted path in the command."""
+
+    code: ErrorCode
+    message: str
+    field: str | None = None
+
+    @property
+    def error_type(self) -> ErrorType:
+        return ERROR_TYPE_OF[self.code]

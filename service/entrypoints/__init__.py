@@ -1,0 +1,1 @@
+"""Ways in: the FastStream service and the command-line tool."""

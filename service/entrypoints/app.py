@@ -1,0 +1,113 @@
+"""The FastStream application: consumes commands, commits offsets only after the decision commits."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from aiokafka import ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
+from faststream import AckPolicy
+from faststream.asgi import AsgiFastStream, AsgiResponse, get
+from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
+from faststream.message import StreamMessage
+
+from service.app.incoming import IncomingMessage
+from service.entrypoints.runtime import Runtime
+from service.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class _RebalanceLog(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Processing is sequential and every decision commits before its offset, so a revoke
+    needs no flushing: an offset that fails to commit only causes a redelivery the inbox absorbs."""
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        log.info("partitions revoked: %s", sorted(str(tp) for tp in revoked))
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        log.info("partitions assigned: %s", sorted(str(tp) for tp in assigned))
+
+
+async def _body_as_bytes(message: StreamMessage[Any]) -> bytes:
+    # The processor parses and validates itself, so undecodable input becomes a rejection.
+    return message.body
+
+
+def _incoming(message: KafkaMessage) -> IncomingMessage:
+    record = message.raw_message
+    assert not isinstance(record, tuple), "the command subscriber is not a batch subscriber"
+    return IncomingMessage(
+        topic=record.topic,
+        partition=record.partition,
+        offset=record.offset,
+        timestamp_ms=record.timestamp,
+        key=record.key,
+        value=record.value,
+        headers=tuple((name, value or b"") for name, value in (record.headers or ())),
+    )
+
+
+async def _commit(message: KafkaMessage, incoming: IncomingMessage) -> None:
+    """Commit exactly this record's partition, never a bare commit of everything consumed."""
+    position = {TopicPartition(incoming.topic, incoming.partition): incoming.offset + 1}
+    try:
+        await message.consumer.commit(position)  # type: ignore[call-arg]
+    except (CommitFailedError, IllegalStateError, KafkaError) as error:
+        log.warning("offset commit for %s failed (%s); it will be redelivered and deduplicated",
+                    incoming.source, error)
+    await message.ack()  # mark handled for FastStream; the commit above already happened
+
+
+def create_app(settings: Settings | None = None) -> AsgiFastStream:
+    settings = settings or Settings()
+    runtime = Runtime(settings)
+    broker = KafkaBroker(
+        settings.kafka_bootstrap_servers,
+        graceful_timeout=15.0,
+        enable_idempotence=settings.kafka_idempotent_producer,
+    )
+
+    @broker.subscriber(
+        runtime.purchase_order_topics.commands,
+        group_id=settings.consumer_group,
+        ack_policy=AckPolicy.MANUAL,
+        auto_offset_reset="earliest",
+        decoder=_body_as_bytes,
+        listener=_RebalanceLog(),
+        title="purchase-order commands",
+    )
+    async def on_purchase_order_command(message: KafkaMessage) -> None:
+        incoming = _incoming(message)
+        runtime.consumer.in_flight_since = time.monotonic()
+        outcome = await runtime.processor.process(incoming)
+        runtime.consumer.in_flight_since = None
+        await _commit(message, incoming)
+        runtime.consumer.processed_total += 1
+        log.info("command %s -> %s", incoming.source, outcome.value)
+
+    @get
+    async def health(scope: Any) -> AsgiResponse:
+        healthy, checks = await runtime.health()
+        body = json.dumps({"status": "ok" if healthy else "unhealthy", "checks": checks})
+        return AsgiResponse(
+            body.encode(),
+            status_code=200 if healthy else 503,
+            headers={"content-type": "application/json"},
+        )
+
+    @asynccontextmanager
+    async def lifespan() -> AsyncIterator[None]:
+        await runtime.start()
+        try:
+            yield
+        finally:
+            await runtime.stop()
+
+    return AsgiFastStream(broker, asgi_routes=[("/health", health)], lifespan=lifespan)

@@ -1,0 +1,139 @@
+"""The running service's resources, started and stopped in one place."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+from aiokafka import AIOKafkaProducer
+
+from contracts.topics import PURCHASE_ORDERS, DocumentTopics, all_topics
+from service.adapters.database import create_pool, migrate
+from service.adapters.kafka import ensure_topics, make_producer
+from service.adapters.relay import OutboxRelay
+from service.adapters.store import PostgresStore
+from service.app.processor import CommandProcessor, RetryPolicy
+from service.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# A relay that has not finished a cycle for this long is reported unhealthy.
+RELAY_STALL_SECONDS = 60.0
+
+
+@dataclass
+class ConsumerStatus:
+    processed_total: int = 0
+    last_processed_at: float | None = None
+    in_flight_since: float | None = None
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    purchase_order_topics: DocumentTopics = field(init=False)
+    consumer: ConsumerStatus = field(default_factory=ConsumerStatus)
+    _pool: asyncpg.Pool | None = None
+    _producer: AIOKafkaProducer | None = None
+    _relay: OutboxRelay | None = None
+    _relay_task: asyncio.Task[None] | None = None
+    _stop: asyncio.Event = field(default_factory=asyncio.Event)
+    _processor: CommandProcessor | None = None
+
+    def __post_init__(self) -> None:
+        self.purchase_order_topics = DocumentTopics.for_family(
+            PURCHASE_ORDERS, self.settings.topic_prefix
+        )
+
+    @property
+    def processor(self) -> CommandProcessor:
+        assert self._processor is not None, "the runtime is not started"
+        return self._processor
+
+    async def start(self) -> None:
+        s = self.settings
+        await migrate(s.database_url)
+        await ensure_topics(
+            s.kafka_bootstrap_servers, all_topics(s.topic_prefix), s.topic_partitions
+        )
+        self._pool = await create_pool(s.database_url, s.database_pool_size)
+        self._processor = CommandProcessor(
+            PostgresStore(self._pool),
+            self.purchase_order_topics,
+            max_command_bytes=s.max_command_bytes,
+            retry=RetryPolicy(
+                max_backoff_seconds=s.retry_max_backoff_seconds,
+                unexpected_failure_attempts=s.unexpected_failure_attempts,
+            ),
+        )
+        self._producer = make_producer(
+            s.kafka_bootstrap_servers, idempotent=s.kafka_idempotent_producer
+        )
+        await self._producer.start()
+        self._relay = OutboxRelay(
+            s.database_url,
+            self._producer,
+            batch_size=s.relay_batch_size,
+            poll_interval_seconds=s.relay_poll_interval_seconds,
+            retention_hours=s.outbox_retention_hours,
+            max_backoff_seconds=s.retry_max_backoff_seconds,
+        )
+        self._relay_task = asyncio.create_task(self._relay.run(self._stop), name="outbox-relay")
+
+    async def stop(self) -> None:
+        self._stop.set()
+        if self._relay_task is not None:
+            with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
+                await asyncio.wait_for(self._relay_task, 10)
+        if self._producer is not None:
+            await self._producer.stop()
+        if self._pool is not None:
+            await self._pool.close()
+
+    async def health(self) -> tuple[bool, dict[str, Any]]:
+        """Whether the service does its work: database answers, relay cycles, consumer not stuck."""
+        checks: dict[str, Any] = {}
+        healthy = True
+        try:
+            assert self._pool is not None
+            async with self._pool.acquire(timeout=2) as conn:
+                row = await conn.fetchrow(
+                    "SELECT count(*) AS pending,"
+                    " coalesce(extract(epoch FROM now() - min(created_at)), 0) AS oldest"
+                    " FROM outbox WHERE published_at IS NULL"
+                )
+            checks["database"] = "ok"
+            checks["outbox_unpublished"] = row["pending"]
+            checks["outbox_oldest_unpublished_seconds"] = round(float(row["oldest"]), 3)
+        except Exception as error:
+            healthy = False
+            checks["database"] = f"error: {type(error).__name__}"
+        relay = self._relay.status if self._relay is not None else None
+        relay_alive = (
+            relay is not None
+            and self._relay_task is not None
+            and not self._relay_task.done()
+            and time.monotonic() - relay.last_cycle_at < RELAY_STALL_SECONDS
+        )
+        healthy = healthy and relay_alive
+        checks["relay"] = {
+            "alive": relay_alive,
+            "leader": relay.leader if relay else False,
+            "published_total": relay.published_total if relay else 0,
+            "last_error": relay.last_error if relay else None,
+        }
+        stuck_for = (
+            time.monotonic() - self.consumer.in_flight_since
+            if self.consumer.in_flight_since is not None
+            else 0.0
+        )
+        checks["consumer"] = {
+            "processed_total": self.consumer.processed_total,
+            "in_flight_seconds": round(stuck_for, 3),
+        }
+        return healthy, checks

@@ -1,0 +1,27 @@
+"""The one exception hierarchy of the service. Rejections of commands are data, not exceptions."""
+
+from __future__ import annotations
+
+
+class ServiceError(Exception):
+    """Base of every error the service raises on purpose."""
+
+
+class ConfigurationError(ServiceError):
+    """The settings cannot work: a missing binary, an unusable URL, a bad value."""
+
+
+class ProvisioningError(ServiceError):
+    """A server of the stack could not be started or reached."""
+
+
+class MigrationError(ServiceError):
+    """The database schema is ahead of this build or a migration failed."""
+
+
+class TransientError(ServiceError):
+    """A failure that may succeed when retried: lost connection, serialization failure, deadlock."""
+
+
+class BrokerUnavailableError(TransientError):
+    """The Kafka-protocol broker did not take a message in time."""

@@ -1,0 +1,1 @@
+"""Provisioning of Postgres and a Kafka-protocol broker, shared by `make run` and the tests."""

@@ -1,0 +1,36 @@
+"""Configuration from the environment (and nothing else, so every deployment says what it runs)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Where `make run` puts its embedded servers; the CLI defaults match so it works with no setup.
+DEV_DATABASE_URL = "postgresql://postgres@127.0.0.1:54329/orders"
+DEV_KAFKA_BOOTSTRAP_SERVERS = "127.0.0.1:9092"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(frozen=True, extra="ignore")
+
+    database_url: str = DEV_DATABASE_URL
+    kafka_bootstrap_servers: str = DEV_KAFKA_BOOTSTRAP_SERVERS
+    topic_prefix: str = Field(default="", description="Prepended to every topic name.")
+    topic_partitions: Annotated[int, Field(ge=1)] = 3
+    consumer_group: str = "order-lifecycle-service"
+    kafka_idempotent_producer: bool = Field(
+        default=True,
+        description="Turn off only for brokers without InitProducerId (the embedded Tansu build).",
+    )
+    health_host: str = "127.0.0.1"
+    health_port: Annotated[int, Field(ge=0, le=65535)] = 8080
+    max_command_bytes: Annotated[int, Field(ge=1024)] = 256 * 1024
+    relay_batch_size: Annotated[int, Field(ge=1, le=10_000)] = 500
+    relay_poll_interval_seconds: Annotated[float, Field(gt=0)] = 1.0
+    outbox_retention_hours: Annotated[float, Field(gt=0)] = 7 * 24
+    retry_max_backoff_seconds: Annotated[float, Field(gt=0)] = 5.0
+    unexpected_failure_attempts: Annotated[int, Field(ge=1)] = 3
+    database_pool_size: Annotated[int, Field(ge=2)] = 4
+    log_level: str = "INFO"

@@ -1,0 +1,102 @@
+"""Servers for the suite: provisioned once per session, isolated per test.
+
+Each test gets its own database (copied from a migrated template) and its own topic prefix, so
+tests never see each other's rows or messages, and the suite can run beside `make run`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from contracts.topics import PURCHASE_ORDERS, DocumentTopics
+from service.adapters.database import migrate
+from service.infra.processes import free_port
+from service.infra.provision import Endpoints, provisioned
+from service.settings import Settings
+from tests.support import WireProbe
+
+TEMPLATE_DATABASE = "orders_template"
+
+
+def _with_database(url: str, database: str) -> str:
+    base, _, _ = url.rpartition("/")
+    return f"{base}/{database}"
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Endpoints]:
+    with provisioned(tmp_path_factory.mktemp("stack"), durable=False) as endpoints:
+        yield endpoints
+
+
+@pytest.fixture(scope="session")
+async def template_database(stack: Endpoints) -> str:
+    admin = await asyncpg.connect(_with_database(stack.database_url, "postgres"))
+    try:
+        await admin.execute(f"DROP DATABASE IF EXISTS {TEMPLATE_DATABASE} WITH (FORCE)")
+        await admin.execute(f"CREATE DATABASE {TEMPLATE_DATABASE}")
+    finally:
+        await admin.close()
+    await migrate(_with_database(stack.database_url, TEMPLATE_DATABASE))
+    return TEMPLATE_DATABASE
+
+
+@pytest.fixture
+async def database_url(stack: Endpoints, template_database: str) -> AsyncIterator[str]:
+    name = f"test_{uuid.uuid4().hex[:16]}"
+    admin = await asyncpg.connect(_with_database(stack.database_url, "postgres"))
+    try:
+        await admin.execute(f"CREATE DATABASE {name} TEMPLATE {template_database}")
+        yield _with_database(stack.database_url, name)
+        await admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
+    finally:
+        await admin.close()
+
+
+@pytest.fixture
+def topic_prefix() -> str:
+    return f"t{uuid.uuid4().hex[:10]}."
+
+
+@pytest.fixture
+def settings(stack: Endpoints, database_url: str, topic_prefix: str) -> Settings:
+    return Settings(
+        database_url=database_url,
+        kafka_bootstrap_servers=stack.kafka_bootstrap_servers,
+        kafka_idempotent_producer=stack.kafka_idempotent_producer,
+        topic_prefix=topic_prefix,
+        consumer_group=f"{topic_prefix}service",
+        health_port=free_port(),
+        relay_poll_interval_seconds=0.2,
+        retry_max_backoff_seconds=0.5,
+    )
+
+
+@pytest.fixture
+def topics(topic_prefix: str) -> DocumentTopics:
+    return DocumentTopics.for_family(PURCHASE_ORDERS, topic_prefix)
+
+
+@pytest.fixture
+async def probe(stack: Endpoints, topics: DocumentTopics) -> AsyncIterator[WireProbe]:
+    wire = WireProbe(stack.kafka_bootstrap_servers, topics)
+    await wire.start()
+    yield wire
+    await wire.stop()
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
+    conn = await asyncpg.connect(database_url)
+    yield conn
+    await conn.close()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # Unit tests first: they fail fastest.
+    items.sort(key=lambda item: 0 if "tests/unit" in str(Path(str(item.fspath))) else 1)

@@ -1,0 +1,178 @@
+"""Test helpers: command builders and a probe that reads what the service publishes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from contracts.topics import DocumentTopics
+from service.adapters.kafka import ensure_topics
+from service.entrypoints.app import create_app
+from service.settings import Settings
+
+
+def details(**overrides: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "supplier_id": "SUP-1",
+        "warehouse_id": "WH-1",
+        "products": [{"sku": "WIDGET-001", "quantity": 100, "cost": 9.99}],
+        "payment_terms": "net_30",
+        "payment_status": "unpaid",
+        "currency_code": "USD",
+        "order_date": "2025-01-15T00:00:00Z",
+        "expected_delivery_date": "2025-02-01T00:00:00Z",
+    }
+    body.update(overrides)
+    return body
+
+
+def command(
+    command_type: str,
+    purchase_order_id: str,
+    payload: dict[str, Any],
+    *,
+    tenant_id: str = "tenant-a",
+    command_id: str | None = None,
+    **envelope: Any,
+) -> dict[str, Any]:
+    return {
+        "command_id": command_id or str(uuid.uuid4()),
+        "type": command_type,
+        "tenant_id": tenant_id,
+        "purchase_order_id": purchase_order_id,
+        "payload": payload,
+        **envelope,
+    }
+
+
+def create(purchase_order_id: str, **kwargs: Any) -> dict[str, Any]:
+    return command("purchase_order.create", purchase_order_id, details(), **kwargs)
+
+
+def change_status(purchase_order_id: str, status: str, **kwargs: Any) -> dict[str, Any]:
+    return command("purchase_order.change_status", purchase_order_id, {"status": status}, **kwargs)
+
+
+@dataclass
+class Record:
+    topic: str
+    key: str | None
+    value: bytes
+    headers: dict[str, bytes]
+
+    @property
+    def body(self) -> dict[str, Any]:
+        parsed: dict[str, Any] = json.loads(self.value)
+        return parsed
+
+
+@dataclass
+class WireProbe:
+    """Sends commands and records everything published on the outcome topics."""
+
+    bootstrap_servers: str
+    topics: DocumentTopics
+    records: list[Record] = field(default_factory=list)
+    _producer: AIOKafkaProducer | None = None
+    _consumer: AIOKafkaConsumer | None = None
+    _reader: asyncio.Task[None] | None = None
+    _arrived: asyncio.Condition = field(default_factory=asyncio.Condition)
+
+    async def start(self) -> None:
+        await ensure_topics(self.bootstrap_servers, self.topics.all(), 3)
+        self._producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap_servers, acks="all")
+        await self._producer.start()
+        self._consumer = AIOKafkaConsumer(
+            self.topics.events,
+            self.topics.rejections,
+            self.topics.dead_letters,
+            bootstrap_servers=self.bootstrap_servers,
+            auto_offset_reset="earliest",
+            group_id=None,
+        )
+        await self._consumer.start()
+        self._reader = asyncio.create_task(self._read())
+
+    async def stop(self) -> None:
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
+        if self._consumer is not None:
+            await self._consumer.stop()
+        if self._producer is not None:
+            await self._producer.stop()
+
+    async def _read(self) -> None:
+        assert self._consumer is not None
+        async for message in self._consumer:
+            record = Record(
+                message.topic,
+                message.key.decode() if message.key is not None else None,
+                message.value,
+                {name: value for name, value in message.headers},
+            )
+            async with self._arrived:
+                self.records.append(record)
+                self._arrived.notify_all()
+
+    async def send(self, body: dict[str, Any] | bytes, key: str | None = None) -> None:
+        assert self._producer is not None
+        if isinstance(body, dict):
+            key = key if key is not None else body.get("purchase_order_id")
+            value = json.dumps(body).encode()
+        else:
+            value = body
+        await self._producer.send_and_wait(
+            self.topics.commands, value, key=key.encode() if key is not None else None
+        )
+
+    async def wait_for(
+        self, predicate: Callable[[list[Record]], bool], timeout: float = 45.0
+    ) -> list[Record]:
+        async def satisfied() -> None:
+            async with self._arrived:
+                await self._arrived.wait_for(lambda: predicate(self.records))
+
+        try:
+            await asyncio.wait_for(satisfied(), timeout)
+        except TimeoutError:
+            raise AssertionError(
+                f"condition not met within {timeout}s; seen {len(self.records)} records:\n"
+                + "\n".join(f"{r.topic} {r.value[:300]!r}" for r in self.records[-20:])
+            ) from None
+        return self.records
+
+    def on(self, topic: str) -> list[Record]:
+        return [r for r in self.records if r.topic == topic]
+
+    def outcomes(self, command_id: str) -> list[Record]:
+        return [
+            r
+            for r in self.records
+            if r.topic in (self.topics.events, self.topics.rejections)
+            and r.body.get("command_id") == command_id
+        ]
+
+    async def outcome(self, command_id: str, timeout: float = 45.0) -> Record:
+        await self.wait_for(lambda _: bool(self.outcomes(command_id)), timeout)
+        return self.outcomes(command_id)[0]
+
+    async def send_and_wait(self, body: dict[str, Any]) -> Record:
+        await self.send(body)
+        return await self.outcome(body["command_id"])
+
+
+@contextlib.asynccontextmanager
+async def running_service(settings: Settings) -> AsyncIterator[None]:
+    """The real service in this process: FastStream app, relay and all, without the HTTP server."""
+    app = create_app(settings)
+    async with app.start_lifespan_context():
+        yield
