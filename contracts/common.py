@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
 ERROR_SOURCE = "order-lifecycle-service"
 
@@ -22,6 +22,16 @@ Identifier = Annotated[
     StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$"),
 ]
 """Tenant, document, supplier, warehouse and customer ids: printable, no spaces, at most 64."""
+
+
+def _no_numeric_timestamps(value: object) -> object:
+    if isinstance(value, int | float):
+        raise ValueError("dates are ISO 8601 strings with a time zone, e.g. 2025-01-15T00:00:00Z")
+    return value
+
+
+Timestamp = Annotated[AwareDatetime, BeforeValidator(_no_numeric_timestamps)]
+"""An ISO 8601 date-time with an explicit time zone."""
 
 Text = Annotated[str, StringConstraints(max_length=200)]
 LongText = Annotated[str, StringConstraints(max_length=2000)]
@@ -42,10 +52,10 @@ class CommandMetadata(WireModel):
     tenant_id: Identifier
     expected_version: Version | None = Field(
         default=None,
-        description="Optimistic concurrency: the document's current version, 0 for 'must not exist'.",
+        description="Optimistic concurrency: the document's current version; 0 = must not exist.",
     )
     actor: Actor | None = None
-    issued_at: AwareDatetime | None = None
+    issued_at: Timestamp | None = None
 
 
 class EventMetadata(WireModel):
@@ -77,7 +87,8 @@ class ErrorDetail(WireModel):
     error_code: ErrorCode
     message: str
     field: str | None = Field(
-        default=None, description="Dotted path of the offending field, e.g. payload.products.0.quantity."
+        default=None,
+        description="Dotted path of the offending field, e.g. payload.products.0.quantity.",
     )
 
 

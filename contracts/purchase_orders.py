@@ -9,7 +9,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, Field, StrictInt, TypeAdapter
+from pydantic import Field, StrictInt, TypeAdapter
 from pydantic_extra_types.currency_code import ISO4217
 
 from contracts.common import (
@@ -19,6 +19,7 @@ from contracts.common import (
     LongText,
     RejectionMetadata,
     Text,
+    Timestamp,
     WireModel,
 )
 
@@ -72,8 +73,8 @@ class PurchaseOrderDetails(WireModel):
     supplier_id: Identifier
     warehouse_id: Identifier
     products: Annotated[list[ProductLine], Field(min_length=1, max_length=MAX_PRODUCT_LINES)]
-    order_date: AwareDatetime | None = None
-    expected_delivery_date: AwareDatetime | None = None
+    order_date: Timestamp | None = None
+    expected_delivery_date: Timestamp | None = None
     payment_terms: PaymentTerms | None = None
     payment_status: PaymentStatus | None = None
     currency_code: ISO4217 | None = None

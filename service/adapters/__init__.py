@@ -1,1 +1,1 @@
-"""Infrastructure: Postgres storage, migrations, Kafka producer and topic admin, the outbox relay."""
+"""Infrastructure: Postgres storage and migrations, Kafka producer and topics, the outbox relay."""

@@ -65,7 +65,9 @@ class OutboxRelay:
             except Exception as error:  # the relay must outlive any failure; it retries
                 self.status.leader = False
                 self.status.last_error = f"{type(error).__name__}: {error}"
-                log.warning("relay interrupted, retrying in %.1fs: %s", backoff, self.status.last_error)
+                log.warning(
+                    "relay interrupted, retrying in %.1fs: %s", backoff, self.status.last_error
+                )
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(stop.wait(), backoff)
                 backoff = min(self._max_backoff, backoff * 2)
@@ -144,7 +146,9 @@ class OutboxRelay:
         self._wake.set()
 
     @staticmethod
-    async def _sleep(stop: asyncio.Event, seconds: float, wake: asyncio.Event | None = None) -> None:
+    async def _sleep(
+        stop: asyncio.Event, seconds: float, wake: asyncio.Event | None = None
+    ) -> None:
         waiters = [asyncio.ensure_future(stop.wait())]
         if wake is not None:
             waiters.append(asyncio.ensure_future(wake.wait()))

@@ -1,4 +1,4 @@
-"""Turns decisions into the outbox messages that leave the service: events, rejections, dead letters."""
+"""Turns decisions into the messages that leave the service: events, rejections, dead letters."""
 
 from __future__ import annotations
 
@@ -50,11 +50,15 @@ def rejection_message(
         ],
     )
     return OutboxMessage(
-        topics.rejections, identity.document_id or str(command_id), rejection.model_dump_json().encode()
+        topics.rejections,
+        identity.document_id or str(command_id),
+        rejection.model_dump_json().encode(),
     )
 
 
-def dead_letter_message(topics: DocumentTopics, message: IncomingMessage, reason: str) -> OutboxMessage:
+def dead_letter_message(
+    topics: DocumentTopics, message: IncomingMessage, reason: str
+) -> OutboxMessage:
     headers = (
         *message.headers,
         (DEAD_LETTER_REASON, reason.encode()[:4000]),

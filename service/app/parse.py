@@ -66,7 +66,9 @@ def parse_purchase_order_command(message: IncomingMessage, max_bytes: int) -> Pa
 
     identity = _identity(body)
     if len(raw) > max_bytes:
-        return _invalid(identity, raw_hash, f"command is {len(raw)} bytes; the limit is {max_bytes}")
+        return _invalid(
+            identity, raw_hash, f"command is {len(raw)} bytes; the limit is {max_bytes}"
+        )
     try:
         contract = wire.PURCHASE_ORDER_COMMAND.validate_python(body)
     except ValidationError as error:

@@ -38,7 +38,9 @@ class RetryPolicy:
     unexpected_failure_attempts: int = 3
 
     def backoff(self, attempt: int) -> float:
-        return float(min(self.max_backoff_seconds, self.first_backoff_seconds * 2 ** min(attempt, 20)))
+        return float(
+            min(self.max_backoff_seconds, self.first_backoff_seconds * 2 ** min(attempt, 20))
+        )
 
 
 class CommandProcessor:
@@ -70,7 +72,9 @@ class CommandProcessor:
                 log.warning("transient failure, retrying: %s", error)
             except Exception as error:
                 unexpected_failures += 1
-                log.exception("unexpected failure %d processing %s", unexpected_failures, message.source)
+                log.exception(
+                    "unexpected failure %d processing %s", unexpected_failures, message.source
+                )
                 if unexpected_failures >= self._retry.unexpected_failure_attempts:
                     reason = f"unexpected failure: {type(error).__name__}: {error}"
                     return await self._park(message, parsed, reason)

@@ -34,7 +34,12 @@ def snapshot_to_wire(order: po.PurchaseOrder) -> wire.PurchaseOrderSnapshot:
             "supplier_id": d.supplier_id,
             "warehouse_id": d.warehouse_id,
             "products": [
-                {"sku": p.sku, "quantity": p.quantity, "supplier_sku": p.supplier_sku, "cost": p.cost}
+                {
+                    "sku": p.sku,
+                    "quantity": p.quantity,
+                    "supplier_sku": p.supplier_sku,
+                    "cost": p.cost,
+                }
                 for p in d.products
             ],
             "order_date": d.order_date,
@@ -54,7 +59,9 @@ def order_from_snapshot(
     tenant_id: str, purchase_order_id: str, version: int, snapshot: wire.PurchaseOrderSnapshot
 ) -> po.PurchaseOrder:
     details = details_from_wire(snapshot)
-    return po.PurchaseOrder(tenant_id, purchase_order_id, po.Status(snapshot.status), version, details)
+    return po.PurchaseOrder(
+        tenant_id, purchase_order_id, po.Status(snapshot.status), version, details
+    )
 
 
 def command_from_wire(

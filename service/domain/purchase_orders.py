@@ -148,8 +148,13 @@ def decide(
     return Rejected(tuple(problems)) if problems else Accepted(events)
 
 
-def evolve(current: PurchaseOrder | None, event: PurchaseOrderEvent, *, tenant_id: str,
-           purchase_order_id: str) -> PurchaseOrder:
+def evolve(
+    current: PurchaseOrder | None,
+    event: PurchaseOrderEvent,
+    *,
+    tenant_id: str,
+    purchase_order_id: str,
+) -> PurchaseOrder:
     """The state after `event`; each event is one new version."""
     match event:
         case PurchaseOrderCreated(details=details, status=status):

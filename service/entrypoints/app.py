@@ -1,4 +1,4 @@
-"""The FastStream application: consumes commands, commits offsets only after the decision commits."""
+"""The FastStream application: consumes commands; commits offsets after decisions commit."""
 
 from __future__ import annotations
 
@@ -60,8 +60,11 @@ async def _commit(message: KafkaMessage, incoming: IncomingMessage) -> None:
     try:
         await message.consumer.commit(position)  # type: ignore[call-arg]
     except (CommitFailedError, IllegalStateError, KafkaError) as error:
-        log.warning("offset commit for %s failed (%s); it will be redelivered and deduplicated",
-                    incoming.source, error)
+        log.warning(
+            "offset commit for %s failed (%s); it will be redelivered and deduplicated",
+            incoming.source,
+            error,
+        )
     await message.ack()  # mark handled for FastStream; the commit above already happened
 
 

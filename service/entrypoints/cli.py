@@ -192,8 +192,12 @@ async def _tail(settings: Settings, from_beginning: bool) -> None:
     from aiokafka import AIOKafkaConsumer
 
     topics = DocumentTopics.for_family(PURCHASE_ORDERS, settings.topic_prefix)
-    watched = [topics.events, topics.rejections, topics.dead_letters,
-               f"{settings.topic_prefix}{INVENTORY_MOVEMENTS}"]
+    watched = [
+        topics.events,
+        topics.rejections,
+        topics.dead_letters,
+        f"{settings.topic_prefix}{INVENTORY_MOVEMENTS}",
+    ]
     consumer = AIOKafkaConsumer(
         *watched,
         bootstrap_servers=settings.kafka_bootstrap_servers,

@@ -87,23 +87,41 @@ class EmbeddedPostgres:
                 os.chown(path, entry.pw_uid, entry.pw_gid)
         if not (self.data_dir / "PG_VERSION").exists():
             subprocess.run(
-                [str(bin_dir / "initdb"), "-D", str(self.data_dir), "-U", "postgres",
-                 "--auth=trust", "--encoding=UTF8", "--no-instructions"],
+                [
+                    str(bin_dir / "initdb"),
+                    "-D",
+                    str(self.data_dir),
+                    "-U",
+                    "postgres",
+                    "--auth=trust",
+                    "--encoding=UTF8",
+                    "--no-instructions",
+                ],
                 check=True,
                 user=user,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.PIPE,
             )
         options = [
-            "-p", str(self.port),
-            "-h", "127.0.0.1",
-            "-k", "",  # TCP only: no Unix socket path that might be too long or unwritable
-            "-c", "max_connections=200",
+            "-p",
+            str(self.port),
+            "-h",
+            "127.0.0.1",
+            "-k",
+            "",  # TCP only: no Unix socket path that might be too long or unwritable
+            "-c",
+            "max_connections=200",
         ]
         if not self.durable:
             # Tests kill the service, not Postgres, so skipping fsync loses nothing they check.
-            options += ["-c", "fsync=off", "-c", "synchronous_commit=off",
-                        "-c", "full_page_writes=off"]
+            options += [
+                "-c",
+                "fsync=off",
+                "-c",
+                "synchronous_commit=off",
+                "-c",
+                "full_page_writes=off",
+            ]
         self._process = start_server(
             [str(bin_dir / "postgres"), "-D", str(self.data_dir), *options],
             log_file=self.log_file,
@@ -115,18 +133,41 @@ class EmbeddedPostgres:
 
     def _create_database(self, bin_dir: Path, user: str | None) -> None:
         result = subprocess.run(
-            [str(bin_dir / "psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres",
-             "-d", "postgres", "-tAc",
-             f"SELECT 1 FROM pg_database WHERE datname = '{self.database}'"],
-            capture_output=True, text=True, user=user, check=False,
+            [
+                str(bin_dir / "psql"),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-U",
+                "postgres",
+                "-d",
+                "postgres",
+                "-tAc",
+                f"SELECT 1 FROM pg_database WHERE datname = '{self.database}'",
+            ],
+            capture_output=True,
+            text=True,
+            user=user,
+            check=False,
         )
         if result.returncode != 0:
             raise ProvisioningError(f"Postgres did not answer: {result.stderr}")
         if result.stdout.strip() != "1":
             subprocess.run(
-                [str(bin_dir / "createdb"), "-h", "127.0.0.1", "-p", str(self.port),
-                 "-U", "postgres", self.database],
-                check=True, user=user, capture_output=True,
+                [
+                    str(bin_dir / "createdb"),
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    str(self.port),
+                    "-U",
+                    "postgres",
+                    self.database,
+                ],
+                check=True,
+                user=user,
+                capture_output=True,
             )
 
     def stop(self) -> None:
@@ -156,8 +197,16 @@ class EmbeddedKafka:
     def start(self) -> None:
         listener = f"tcp://127.0.0.1:{self.port}"
         self._process = start_server(
-            [_tansu_bin(), "broker", "--listener-url", listener,
-             "--advertised-listener-url", listener, "--storage-engine", "memory://tansu/"],
+            [
+                _tansu_bin(),
+                "broker",
+                "--listener-url",
+                listener,
+                "--advertised-listener-url",
+                listener,
+                "--storage-engine",
+                "memory://tansu/",
+            ],
             log_file=self.log_file,
             parent_death_signal=signal.SIGKILL,  # memory only: nothing to flush
         )

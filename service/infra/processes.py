@@ -41,8 +41,13 @@ def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
         return True
 
 
-def wait_for_port(port: int, process: subprocess.Popen[bytes], log_file: Path, timeout: float,
-                  host: str = "127.0.0.1") -> None:
+def wait_for_port(
+    port: int,
+    process: subprocess.Popen[bytes],
+    log_file: Path,
+    timeout: float,
+    host: str = "127.0.0.1",
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -54,7 +59,9 @@ def wait_for_port(port: int, process: subprocess.Popen[bytes], log_file: Path, t
                 return
         except OSError:
             time.sleep(0.05)
-    raise ProvisioningError(f"nothing listened on {host}:{port} after {timeout}s:\n{_tail(log_file)}")
+    raise ProvisioningError(
+        f"nothing listened on {host}:{port} after {timeout}s:\n{_tail(log_file)}"
+    )
 
 
 def start_server(

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from service.errors import ProvisioningError
 from service.infra.embedded import EmbeddedKafka, EmbeddedPostgres
 from service.infra.processes import free_port, port_is_free
-from service.errors import ProvisioningError
 
 log = logging.getLogger(__name__)
 
@@ -67,8 +67,11 @@ def provisioned(
     kafka_bootstrap_servers = (
         kafka_bootstrap_servers or os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or None
     )
-    use_docker = allow_docker and (database_url is None or kafka_bootstrap_servers is None) \
+    use_docker = (
+        allow_docker
+        and (database_url is None or kafka_bootstrap_servers is None)
         and docker_answers()
+    )
     with contextlib.ExitStack() as stack:
         if database_url is not None:
             db_origin = "explicit"
@@ -94,8 +97,13 @@ def provisioned(
             kafka_bootstrap_servers, kafka_origin = broker.bootstrap_servers, "embedded"
             idempotent = broker.supports_idempotence
 
-        log.info("Postgres (%s): %s; Kafka (%s): %s", db_origin, database_url, kafka_origin,
-                 kafka_bootstrap_servers)
+        log.info(
+            "Postgres (%s): %s; Kafka (%s): %s",
+            db_origin,
+            database_url,
+            kafka_origin,
+            kafka_bootstrap_servers,
+        )
         yield Endpoints(database_url, kafka_bootstrap_servers, idempotent, db_origin, kafka_origin)
 
 

@@ -1,0 +1,98 @@
+"""Bad input is answered and parked, and never stops the consumer."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import asyncpg
+
+from service.app.outcomes import DEAD_LETTER_REASON, DEAD_LETTER_SOURCE
+from service.settings import Settings
+from tests.support import WireProbe, command, create, details, running_service
+
+KEY = "PO-P"  # one key, so every message lands on the same partition, in order
+
+
+async def test_poison_messages_are_rejected_dead_lettered_and_passed(
+    settings: Settings, probe: WireProbe, db: asyncpg.Connection
+) -> None:
+    wrong_types = command(
+        "purchase_order.create",
+        KEY,
+        details(products=[{"sku": "A", "quantity": "two"}], currency_code=12),
+    )
+    missing_fields = command("purchase_order.create", KEY, {"products": []})
+    huge = command("purchase_order.create", KEY, details(note_to_supplier="x" * 300_000))
+    unknown_type = command("purchase_order.teleport", KEY, {})
+    valid = create(KEY)
+
+    async with running_service(settings):
+        await probe.send(b"{not json", key=KEY)
+        await probe.send(b"\xff\xfe\x00garbage", key=KEY)
+        await probe.send(b"[1, 2, 3]", key=KEY)
+        for body in (wrong_types, missing_fields, huge, unknown_type):
+            await probe.send(body)
+        accepted = await probe.send_and_wait(valid)
+
+    assert accepted.topic == probe.topics.events, "the consumer must go on after poison"
+
+    def fields(body: dict[str, object]) -> list[tuple[object, object]]:
+        [rejection] = probe.outcomes(str(body["command_id"]))
+        assert rejection.topic == probe.topics.rejections
+        errors = rejection.body["errors"]
+        assert all(e["error_code"] == "invalid_request" for e in errors)
+        assert all(e["error_type"] == "validation" for e in errors)
+        return sorted((e["field"], e["message"]) for e in errors)
+
+    assert [f for f, _ in fields(wrong_types)] == [
+        "payload.currency_code",
+        "payload.products.0.quantity",
+    ]
+    assert [f for f, _ in fields(missing_fields)] == [
+        "payload.products",
+        "payload.supplier_id",
+        "payload.warehouse_id",
+    ]
+    [(_, too_big)] = fields(huge)
+    assert "the limit is 262144" in too_big
+    assert [f for f, _ in fields(unknown_type)] == ["type"]
+
+    dead = probe.on(probe.topics.dead_letters)
+    assert len(dead) == 7, "every unusable message is parked once, with its raw bytes"
+    assert dead[0].value == b"{not json"
+    assert dead[1].value == b"\xff\xfe\x00garbage"
+    assert all(DEAD_LETTER_REASON in d.headers and DEAD_LETTER_SOURCE in d.headers for d in dead)
+    assert b"not JSON" in dead[0].headers[DEAD_LETTER_REASON]
+    assert b"JSON object" in dead[2].headers[DEAD_LETTER_REASON]
+
+    outcomes = await db.fetch("SELECT outcome, count(*) FROM inbox GROUP BY outcome ORDER BY 1")
+    assert [(r["outcome"], r["count"]) for r in outcomes] == [
+        ("accepted", 1),
+        ("dead_lettered", 7),
+    ]
+
+
+async def test_a_key_that_differs_from_the_document_id_is_refused(
+    settings: Settings, probe: WireProbe
+) -> None:
+    misrouted = create("PO-K")
+    async with running_service(settings):
+        await probe.send(misrouted, key="SOMETHING-ELSE")
+        rejection = await probe.outcome(misrouted["command_id"])
+    [error] = rejection.body["errors"]
+    assert error["field"] == "purchase_order_id"
+    assert "Kafka key" in error["message"]
+
+
+async def test_redelivered_poison_is_dead_lettered_once(
+    settings: Settings, probe: WireProbe, db: asyncpg.Connection
+) -> None:
+    bad = command("purchase_order.create", KEY, {"supplier_id": 1}, command_id=str(uuid.uuid4()))
+    raw = json.dumps(bad).encode()
+    async with running_service(settings):
+        await probe.send(raw, key=KEY)
+        await probe.send(raw, key=KEY)
+        await probe.send_and_wait(create(KEY))
+    assert len(probe.outcomes(bad["command_id"])) == 1
+    assert len(probe.on(probe.topics.dead_letters)) == 1

@@ -1,0 +1,30 @@
+"""contracts/ is the single source of truth: generated files are fresh, domain enums agree."""
+
+from __future__ import annotations
+
+import typing
+
+from contracts import common, purchase_orders
+from contracts.generate import render
+from service.domain import problems
+from service.domain import purchase_orders as domain
+
+
+def test_generated_schemas_and_asyncapi_are_up_to_date() -> None:
+    stale = [
+        str(path.name)
+        for path, text in render().items()
+        if not path.exists() or path.read_text() != text
+    ]
+    assert not stale, f"run `make contracts`: stale {stale}"
+
+
+def test_domain_statuses_match_the_wire() -> None:
+    assert [s.value for s in domain.Status] == [
+        s.value for s in purchase_orders.PurchaseOrderStatus
+    ]
+
+
+def test_domain_error_codes_and_types_match_the_wire() -> None:
+    assert {c.value for c in problems.ErrorCode} == set(typing.get_args(common.ErrorCode))
+    assert {t.value for t in problems.ErrorType} == set(typing.get_args(common.ErrorType))
