@@ -100,3 +100,11 @@ async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     # Unit tests first: they fail fastest.
     items.sort(key=lambda item: 0 if "tests/unit" in str(Path(str(item.fspath))) else 1)
+
+
+@pytest.fixture
+async def stack_admin(stack: Endpoints) -> AsyncIterator[asyncpg.Connection]:
+    """A connection to the server's maintenance database, for faults a test injects."""
+    conn = await asyncpg.connect(_with_database(stack.database_url, "postgres"))
+    yield conn
+    await conn.close()

@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import json
+import os
+import signal
+import subprocess
+import sys
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -176,3 +182,64 @@ async def running_service(settings: Settings) -> AsyncIterator[None]:
     app = create_app(settings)
     async with app.start_lifespan_context():
         yield
+
+
+class ServiceProcess:
+    """The service as a separate OS process, so tests can kill it for real."""
+
+    def __init__(self, settings: Settings, log_path: Path) -> None:
+        self._settings = settings
+        self._log_path = log_path
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        s = self._settings
+        env = {
+            **os.environ,
+            "DATABASE_URL": s.database_url,
+            "KAFKA_BOOTSTRAP_SERVERS": s.kafka_bootstrap_servers,
+            "KAFKA_IDEMPOTENT_PRODUCER": str(s.kafka_idempotent_producer).lower(),
+            "TOPIC_PREFIX": s.topic_prefix,
+            "CONSUMER_GROUP": s.consumer_group,
+            "HEALTH_PORT": str(s.health_port),
+            "RELAY_POLL_INTERVAL_SECONDS": str(s.relay_poll_interval_seconds),
+            "LOG_LEVEL": "WARNING",
+        }
+        with self._log_path.open("ab") as log:
+            self._process = subprocess.Popen(
+                [sys.executable, "-m", "service", "serve"],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown hook, no flush, no offset commit runs."""
+        assert self._process is not None
+        os.kill(self._process.pid, signal.SIGKILL)
+        self._process.wait(10)
+
+    def stop(self) -> None:
+        if self._process is not None and self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(20)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait(5)
+
+    def log(self) -> str:
+        return self._log_path.read_text(errors="replace")[-5000:]
+
+
+async def eventually(
+    check: Callable[[], bool | Awaitable[bool]], timeout: float = 30.0, what: str = "condition"
+) -> None:
+    """Poll `check` until it holds; for state outside this process (rows, a relay's status)."""
+    async with asyncio.timeout(timeout):
+        while True:
+            result = check()
+            if await result if inspect.isawaitable(result) else result:
+                return
+            await asyncio.sleep(0.05)

@@ -128,7 +128,17 @@ class PostgresStore:
     @asynccontextmanager
     async def unit_of_work(self) -> AsyncIterator[PostgresUnitOfWork]:
         try:
-            async with self._pool.acquire() as conn, conn.transaction():
+            conn = await self._pool.acquire()
+        except Exception as error:
+            # Whatever keeps us from getting a connection (restart, refused, maintenance) can
+            # only be waited out; the command stays uncommitted in Kafka meanwhile.
+            raise TransientError(
+                f"no database connection: {type(error).__name__}: {error}"
+            ) from error
+        try:
+            async with conn.transaction():
                 yield PostgresUnitOfWork(conn)
         except TRANSIENT_ERRORS as error:
             raise TransientError(f"{type(error).__name__}: {error}") from error
+        finally:
+            await self._pool.release(conn)

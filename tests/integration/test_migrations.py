@@ -1,0 +1,43 @@
+"""Versioned SQL migrations, applied once under an advisory lock."""
+
+from __future__ import annotations
+
+import asyncio
+
+import asyncpg
+import pytest
+
+from service.adapters.database import migrate, migrations
+from service.errors import MigrationError
+from service.infra.provision import Endpoints
+
+
+def test_migrations_are_numbered_without_gaps() -> None:
+    versions = [version for version, _, _ in migrations()]
+    assert versions == list(range(1, len(versions) + 1))
+
+
+async def test_concurrent_starts_apply_each_migration_once(
+    stack_admin: asyncpg.Connection, stack: Endpoints
+) -> None:
+    await stack_admin.execute("DROP DATABASE IF EXISTS migrate_race WITH (FORCE)")
+    await stack_admin.execute("CREATE DATABASE migrate_race")
+    url = stack.database_url.rsplit("/", 1)[0] + "/migrate_race"
+    results = await asyncio.gather(*(migrate(url) for _ in range(4)))
+    assert sorted(len(applied) for applied in results) == [0, 0, 0, len(migrations())]
+    conn = await asyncpg.connect(url)
+    try:
+        assert await conn.fetchval("SELECT count(*) FROM schema_migrations") == len(migrations())
+    finally:
+        await conn.close()
+    await stack_admin.execute("DROP DATABASE migrate_race WITH (FORCE)")
+
+
+async def test_a_database_ahead_of_this_build_is_refused(
+    database_url: str, db: asyncpg.Connection
+) -> None:
+    await db.execute(
+        "INSERT INTO schema_migrations (version, name) VALUES (999, '0999_future.sql')"
+    )
+    with pytest.raises(MigrationError, match=r"\[999\]"):
+        await migrate(database_url)

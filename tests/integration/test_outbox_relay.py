@@ -1,0 +1,154 @@
+"""The outbox relay against real Postgres and Kafka."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from service.adapters.kafka import ensure_topics, make_producer
+from service.adapters.relay import OutboxRelay
+from service.infra.provision import Endpoints
+from tests.support import eventually
+
+
+@pytest.fixture
+async def producer(stack: Endpoints) -> AsyncIterator[AIOKafkaProducer]:
+    producer = make_producer(
+        stack.kafka_bootstrap_servers, idempotent=stack.kafka_idempotent_producer
+    )
+    await producer.start()
+    yield producer
+    await producer.stop()
+
+
+@pytest.fixture
+async def topic(stack: Endpoints, topic_prefix: str) -> str:
+    name = f"{topic_prefix}relay"
+    await ensure_topics(stack.kafka_bootstrap_servers, [name], 3)
+    return name
+
+
+async def insert(conn: asyncpg.Connection, topic: str, key: str, value: str) -> int:
+    row_id: int = await conn.fetchval(
+        "INSERT INTO outbox (topic, message_key, payload) VALUES ($1, $2, $3) RETURNING id",
+        topic,
+        key,
+        value.encode(),
+    )
+    return row_id
+
+
+async def read(stack: Endpoints, topic: str, expected: int) -> list[tuple[str, str]]:
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=stack.kafka_bootstrap_servers, auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    seen: list[tuple[str, str]] = []
+    try:
+        async with asyncio.timeout(30):
+            while len(seen) < expected:
+                for records in (await consumer.getmany(timeout_ms=200)).values():
+                    seen += [(r.key.decode(), r.value.decode()) for r in records]
+    finally:
+        await consumer.stop()
+    return seen
+
+
+async def test_rows_are_published_in_id_order_per_key_and_marked(
+    stack: Endpoints,
+    database_url: str,
+    db: asyncpg.Connection,
+    producer: AIOKafkaProducer,
+    topic: str,
+) -> None:
+    for i in range(300):
+        await insert(db, topic, f"K{i % 7}", str(i))
+    relay = OutboxRelay(database_url, producer, batch_size=64)
+    while await relay.publish_pending(db):
+        pass
+    seen = await read(stack, topic, 300)
+    for key in {k for k, _ in seen}:
+        values = [int(v) for k, v in seen if k == key]
+        assert values == sorted(values), f"key {key} out of order"
+    assert sorted(int(v) for _, v in seen) == list(range(300))
+    assert await db.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL") == 0
+
+
+async def test_a_row_that_commits_after_a_later_id_is_still_published(
+    stack: Endpoints,
+    database_url: str,
+    db: asyncpg.Connection,
+    producer: AIOKafkaProducer,
+    topic: str,
+) -> None:
+    slow = await asyncpg.connect(database_url)
+    try:
+        async with slow.transaction():
+            early_id = await insert(slow, topic, "A", "committed-late")
+            late_id = await insert(db, topic, "B", "committed-first")
+            assert early_id < late_id
+            relay = OutboxRelay(database_url, producer)
+            assert await relay.publish_pending(db) == 1
+        assert await relay.publish_pending(db) == 1, "a high-water mark would skip this row"
+    finally:
+        await slow.close()
+    assert sorted(await read(stack, topic, 2)) == [
+        ("A", "committed-late"),
+        ("B", "committed-first"),
+    ]
+
+
+async def test_only_one_relay_leads_and_the_other_takes_over(
+    stack: Endpoints,
+    database_url: str,
+    db: asyncpg.Connection,
+    producer: AIOKafkaProducer,
+    topic: str,
+) -> None:
+    stop_first, stop_second = asyncio.Event(), asyncio.Event()
+    first = OutboxRelay(database_url, producer, poll_interval_seconds=0.05)
+    second = OutboxRelay(database_url, producer, poll_interval_seconds=0.05)
+    first_task = asyncio.create_task(first.run(stop_first))
+    await asyncio.sleep(0.5)
+    second_task = asyncio.create_task(second.run(stop_second))
+    try:
+        await asyncio.sleep(0.5)
+        assert (first.status.leader, second.status.leader) == (True, False)
+        stop_first.set()
+        await first_task
+        await insert(db, topic, "A", "after-failover")
+        await eventually(lambda: second.status.leader and second.status.published_total >= 1)
+    finally:
+        stop_first.set()
+        stop_second.set()
+        with contextlib.suppress(Exception):
+            await asyncio.gather(first_task, second_task)
+    assert await read(stack, topic, 1) == [("A", "after-failover")]
+
+
+async def test_notify_wakes_the_relay_before_its_poll_interval(
+    stack: Endpoints,
+    database_url: str,
+    db: asyncpg.Connection,
+    producer: AIOKafkaProducer,
+    topic: str,
+) -> None:
+    stop = asyncio.Event()
+    relay = OutboxRelay(database_url, producer, poll_interval_seconds=3600)
+    task = asyncio.create_task(relay.run(stop))
+    try:
+        await eventually(lambda: relay.status.leader)
+        await asyncio.sleep(0.2)
+        async with db.transaction():
+            await insert(db, topic, "N", json.dumps({"woken": True}))
+            await db.execute("NOTIFY outbox_pending")
+        await eventually(lambda: relay.status.published_total >= 1, timeout=10)
+    finally:
+        stop.set()
+        await task

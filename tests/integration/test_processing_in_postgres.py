@@ -1,0 +1,96 @@
+"""The command processor against a real Postgres: inbox, locking, retries."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from itertools import count
+
+import asyncpg
+import pytest
+
+from contracts.topics import DocumentTopics
+from service.adapters.database import create_pool
+from service.adapters.store import PostgresStore
+from service.app.incoming import IncomingMessage
+from service.app.ports import Outcome
+from service.app.processor import CommandProcessor, RetryPolicy
+from tests.support import change_status, create
+
+TOPICS = DocumentTopics.for_family("purchase-orders", "it.")
+offsets = count()
+
+
+def message(body: dict[str, object]) -> IncomingMessage:
+    key = str(body["purchase_order_id"]).encode()
+    return IncomingMessage("it.cmds", 0, next(offsets), 1, key, json.dumps(body).encode())
+
+
+@pytest.fixture
+async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
+    pool = await create_pool(database_url, 8)
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture
+def processor(pool: asyncpg.Pool) -> CommandProcessor:
+    retry = RetryPolicy(first_backoff_seconds=0.02, max_backoff_seconds=0.2)
+    return CommandProcessor(PostgresStore(pool), TOPICS, max_command_bytes=65536, retry=retry)
+
+
+async def outbox(db: asyncpg.Connection) -> list[tuple[str, str]]:
+    rows = await db.fetch("SELECT topic, message_key FROM outbox ORDER BY id")
+    return [(r["topic"], r["message_key"]) for r in rows]
+
+
+async def test_the_same_command_processed_concurrently_is_applied_once(
+    processor: CommandProcessor, db: asyncpg.Connection
+) -> None:
+    body = create("PO-1")
+    outcomes = await asyncio.gather(*(processor.process(message(body)) for _ in range(5)))
+    assert sorted(outcomes) == sorted([Outcome.ACCEPTED] + [Outcome.DUPLICATE] * 4)
+    assert await outbox(db) == [(TOPICS.events, "PO-1")]
+    assert await db.fetchval("SELECT count(*) FROM inbox") == 1
+
+
+async def test_racing_creates_of_one_document_let_exactly_one_win(
+    processor: CommandProcessor, db: asyncpg.Connection
+) -> None:
+    outcomes = await asyncio.gather(*(processor.process(message(create("PO-2"))) for _ in range(6)))
+    assert sorted(outcomes) == sorted([Outcome.ACCEPTED] + [Outcome.REJECTED] * 5)
+    assert await db.fetchval("SELECT version FROM purchase_orders") == 1
+
+
+async def test_concurrent_changes_of_one_document_get_consecutive_versions(
+    processor: CommandProcessor, db: asyncpg.Connection
+) -> None:
+    await processor.process(message(create("PO-3")))
+    first, second = await asyncio.gather(
+        processor.process(message(change_status("PO-3", "open"))),
+        processor.process(message(change_status("PO-3", "cancelled"))),
+    )
+    assert Outcome.ACCEPTED in (first, second)
+    history = await db.fetch("SELECT version FROM purchase_order_history ORDER BY version")
+    assert [h["version"] for h in history] == list(range(1, len(history) + 1))
+    events = await db.fetch(
+        "SELECT payload FROM outbox WHERE topic = $1 ORDER BY id", TOPICS.events
+    )
+    versions = [json.loads(e["payload"])["version"] for e in events]
+    assert versions == sorted(versions), "outbox id order must be version order per document"
+
+
+async def test_a_database_outage_delays_a_command_but_never_loses_it(
+    processor: CommandProcessor, database_url: str, stack_admin: asyncpg.Connection
+) -> None:
+    database = database_url.rsplit("/", 1)[1]
+    await stack_admin.execute(f"ALTER DATABASE {database} ALLOW_CONNECTIONS false")
+    await stack_admin.execute(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", database
+    )
+    pending = asyncio.create_task(processor.process(message(create("PO-4"))))
+    await asyncio.sleep(1.0)
+    assert not pending.done(), "the processor must keep retrying while the database is away"
+    await stack_admin.execute(f"ALTER DATABASE {database} ALLOW_CONNECTIONS true")
+    assert await asyncio.wait_for(pending, 30) is Outcome.ACCEPTED
