@@ -25,3 +25,7 @@ class TransientError(ServiceError):
 
 class BrokerUnavailableError(TransientError):
     """The Kafka-protocol broker did not take a message in time."""
+
+
+class ProcessingAbandonedError(ServiceError):
+    """The service is stopping while a command waits to be retried; its offset stays uncommitted."""

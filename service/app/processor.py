@@ -20,7 +20,7 @@ from service.app.parse import InvalidCommand, ValidCommand, parse_purchase_order
 from service.app.ports import Claim, Outcome, Store, UnitOfWork
 from service.domain import purchase_orders as po
 from service.domain.problems import ErrorCode, Problem
-from service.errors import TransientError
+from service.errors import ProcessingAbandonedError, TransientError
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +58,11 @@ class CommandProcessor:
         self._max_command_bytes = max_command_bytes
         self._retry = retry or RetryPolicy()
         self._clock = clock
+        self._stopping = asyncio.Event()
+
+    def stop(self) -> None:
+        """Abandon retries in progress: their commands stay uncommitted and are redelivered."""
+        self._stopping.set()
 
     async def process(self, message: IncomingMessage) -> Outcome:
         parsed = parse_purchase_order_command(message, self._max_command_bytes)
@@ -78,8 +83,15 @@ class CommandProcessor:
                 if unexpected_failures >= self._retry.unexpected_failure_attempts:
                     reason = f"unexpected failure: {type(error).__name__}: {error}"
                     return await self._park(message, parsed, reason)
-            await asyncio.sleep(self._retry.backoff(attempt))
+            await self._back_off(attempt)
             attempt += 1
+
+    async def _back_off(self, attempt: int) -> None:
+        try:
+            await asyncio.wait_for(self._stopping.wait(), self._retry.backoff(attempt))
+        except TimeoutError:
+            return
+        raise ProcessingAbandonedError("the service is stopping; the command will be redelivered")
 
     async def _in_transaction(self, work: Callable[[UnitOfWork], Awaitable[Outcome]]) -> Outcome:
         async with self._store.unit_of_work() as uow:
@@ -177,5 +189,5 @@ class CommandProcessor:
                 return Outcome.PARKED
             except TransientError as error:
                 log.warning("transient failure while parking, retrying: %s", error)
-            await asyncio.sleep(self._retry.backoff(attempt))
+            await self._back_off(attempt)
             attempt += 1

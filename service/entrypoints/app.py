@@ -19,6 +19,7 @@ from faststream.message import StreamMessage
 
 from service.app.incoming import IncomingMessage
 from service.entrypoints.runtime import Runtime
+from service.errors import ProcessingAbandonedError
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -89,8 +90,13 @@ def create_app(settings: Settings | None = None) -> AsgiFastStream:
     async def on_purchase_order_command(message: KafkaMessage) -> None:
         incoming = _incoming(message)
         runtime.consumer.in_flight_since = time.monotonic()
-        outcome = await runtime.processor.process(incoming)
-        runtime.consumer.in_flight_since = None
+        try:
+            outcome = await runtime.processor.process(incoming)
+        except ProcessingAbandonedError:
+            log.warning("stopping: %s left uncommitted for redelivery", incoming.source)
+            return
+        finally:
+            runtime.consumer.in_flight_since = None
         await _commit(message, incoming)
         runtime.consumer.processed_total += 1
         log.info("command %s -> %s", incoming.source, outcome.value)
@@ -113,4 +119,10 @@ def create_app(settings: Settings | None = None) -> AsgiFastStream:
         finally:
             await runtime.stop()
 
-    return AsgiFastStream(broker, asgi_routes=[("/health", health)], lifespan=lifespan)
+    return AsgiFastStream(
+        broker,
+        asgi_routes=[("/health", health)],
+        lifespan=lifespan,
+        # Runs before the broker stops, so a handler stuck retrying lets go at once.
+        on_shutdown=[runtime.stop_processing],
+    )

@@ -85,7 +85,12 @@ class Runtime:
         )
         self._relay_task = asyncio.create_task(self._relay.run(self._stop), name="outbox-relay")
 
+    def stop_processing(self) -> None:
+        if self._processor is not None:
+            self._processor.stop()
+
     async def stop(self) -> None:
+        self.stop_processing()
         self._stop.set()
         if self._relay_task is not None:
             with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):

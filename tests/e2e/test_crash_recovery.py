@@ -4,9 +4,12 @@ that every command has exactly one outcome and every event was published exactly
 from __future__ import annotations
 
 import asyncio
+import json
 import random
+import urllib.request
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
@@ -64,6 +67,9 @@ async def test_sigkill_mid_stream_loses_nothing_and_duplicates_nothing(
 
         await probe.wait_for(every_command_answered, timeout=120)
         await _wait_for_drained_outbox(db)
+        health = await asyncio.to_thread(
+            _get_json, f"http://127.0.0.1:{settings.health_port}/health"
+        )
     except BaseException:
         print(service.log())
         raise
@@ -71,6 +77,9 @@ async def test_sigkill_mid_stream_loses_nothing_and_duplicates_nothing(
         service.stop()
 
     assert outcomes_at_kill < len(expected), "the kill must land in the middle of the stream"
+    assert health["status"] == "ok"
+    assert health["checks"]["outbox_unpublished"] == 0
+    assert health["checks"]["relay"]["leader"] is True
 
     events = probe.on(probe.topics.events)
     rejections = probe.on(probe.topics.rejections)
@@ -105,6 +114,12 @@ async def test_sigkill_mid_stream_loses_nothing_and_duplicates_nothing(
     assert sum(r["count"] for r in rows) == len(expected)
     duplicates = len(events) - len(by_event_id)
     print(f"outcomes before kill: {outcomes_at_kill}; redelivered duplicates: {duplicates}")
+
+
+def _get_json(url: str) -> dict[str, Any]:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        body: dict[str, Any] = json.load(response)
+        return body
 
 
 async def _wait_for_drained_outbox(db: asyncpg.Connection) -> None:
