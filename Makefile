@@ -34,7 +34,7 @@ contracts: install
 	$(BIN)/python -m contracts.generate
 
 bench: install
-	$(BIN)/python benchmarks/commands_per_second.py
+	$(BIN)/python -m benchmarks.commands_per_second $(ARGS)
 
 clean:
 	rm -rf $(VENV) .devstack .mypy_cache .ruff_cache

@@ -20,6 +20,10 @@ class Settings(BaseSettings):
     topic_prefix: str = Field(default="", description="Prepended to every topic name.")
     topic_partitions: Annotated[int, Field(ge=1)] = 3
     consumer_group: str = "order-lifecycle-service"
+    consumer_workers: Annotated[int, Field(ge=1, le=64)] = Field(
+        default=3,
+        description="Group members in this process; each decides its partitions in order.",
+    )
     kafka_idempotent_producer: bool = Field(
         default=True,
         description="Turn off only for brokers without InitProducerId (the embedded Tansu build).",
@@ -32,5 +36,5 @@ class Settings(BaseSettings):
     outbox_retention_hours: Annotated[float, Field(gt=0)] = 7 * 24
     retry_max_backoff_seconds: Annotated[float, Field(gt=0)] = 5.0
     unexpected_failure_attempts: Annotated[int, Field(ge=1)] = 3
-    database_pool_size: Annotated[int, Field(ge=2)] = 4
+    database_pool_size: Annotated[int, Field(ge=2)] = 8
     log_level: str = "INFO"

@@ -80,6 +80,11 @@ async def migrate(database_url: str) -> list[str]:
 
 
 async def create_pool(database_url: str, size: int) -> asyncpg.Pool:
-    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=size)
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=size, reset=_keep_session)
     assert pool is not None
     return pool
+
+
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Pooled connections hold no session state (transaction-scoped locks only, no LISTEN), so
+    the default reset query on every release would be a wasted round trip per command."""

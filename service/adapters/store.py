@@ -47,11 +47,6 @@ class PostgresUnitOfWork:
         )
         return bool(inserted)
 
-    async def record_outcome(self, message_key: str, outcome: Outcome) -> None:
-        await self._conn.execute(
-            "UPDATE inbox SET outcome = $2 WHERE message_key = $1", message_key, outcome.value
-        )
-
     async def lock_document(self, tenant_id: str, document_id: str) -> None:
         # An advisory lock also covers documents that do not exist yet (two racing creates).
         await self._conn.execute(
@@ -76,49 +71,66 @@ class PostgresUnitOfWork:
         self, order: PurchaseOrder, snapshot: bytes, history: Sequence[HistoryEntry]
     ) -> None:
         await self._conn.execute(
-            "INSERT INTO purchase_orders (tenant_id, purchase_order_id, status, version, document)"
-            " VALUES ($1, $2, $3, $4, $5::jsonb)"
-            " ON CONFLICT (tenant_id, purchase_order_id) DO UPDATE"
-            " SET status = EXCLUDED.status, version = EXCLUDED.version,"
-            "     document = EXCLUDED.document, updated_at = now()",
+            """
+            WITH saved AS (
+                INSERT INTO purchase_orders
+                    (tenant_id, purchase_order_id, status, version, document)
+                VALUES ($1, $2, $3, $4, $5::jsonb)
+                ON CONFLICT (tenant_id, purchase_order_id) DO UPDATE
+                SET status = EXCLUDED.status, version = EXCLUDED.version,
+                    document = EXCLUDED.document, updated_at = now()
+            )
+            INSERT INTO purchase_order_history
+                (tenant_id, purchase_order_id, version, command_id, event_id, event_type, document)
+            SELECT $1, $2, version, command_id, event_id, event_type, document::jsonb
+            FROM unnest($6::bigint[], $7::uuid[], $8::uuid[], $9::text[], $10::text[])
+                AS h(version, command_id, event_id, event_type, document)
+            """,
             order.tenant_id,
             order.purchase_order_id,
             order.status.value,
             order.version,
             snapshot.decode(),
-        )
-        await self._conn.executemany(
-            "INSERT INTO purchase_order_history"
-            " (tenant_id, purchase_order_id, version, command_id, event_id, event_type, document)"
-            " VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb)",
-            [
-                (
-                    order.tenant_id,
-                    order.purchase_order_id,
-                    entry.version,
-                    entry.command_id,
-                    entry.event_id,
-                    entry.event_type,
-                    entry.snapshot.decode(),
-                )
-                for entry in history
-            ],
+            [entry.version for entry in history],
+            [entry.command_id for entry in history],
+            [entry.event_id for entry in history],
+            [entry.event_type for entry in history],
+            [entry.snapshot.decode() for entry in history],
         )
 
     async def enqueue(self, messages: Sequence[OutboxMessage]) -> None:
+        await self._queue(messages, None, None)
+
+    async def answer(
+        self, message_key: str, outcome: Outcome, messages: Sequence[OutboxMessage]
+    ) -> None:
+        await self._queue(messages, message_key, outcome)
+
+    async def _queue(
+        self, messages: Sequence[OutboxMessage], message_key: str | None, outcome: Outcome | None
+    ) -> None:
+        # One round trip: outbox rows in the given order, the inbox outcome, and a NOTIFY that
+        # Postgres delivers at commit to wake the relay before its next poll.
         await self._conn.execute(
-            "INSERT INTO outbox (topic, message_key, headers, payload)"
-            " SELECT topic, message_key, headers, payload"
-            " FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::bytea[]) WITH ORDINALITY"
-            "   AS m(topic, message_key, headers, payload, position)"
-            " ORDER BY position",
+            f"""
+            WITH queued AS (
+                INSERT INTO outbox (topic, message_key, headers, payload)
+                SELECT topic, message_key, headers, payload
+                FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::bytea[]) WITH ORDINALITY
+                    AS m(topic, message_key, headers, payload, position)
+                ORDER BY position
+            ), answered AS (
+                UPDATE inbox SET outcome = $6 WHERE message_key = $5 AND $6::text IS NOT NULL
+            )
+            SELECT pg_notify('{OUTBOX_CHANNEL}', '')
+            """,
             [m.topic for m in messages],
             [m.key for m in messages],
             [json.dumps([[k, v.hex()] for k, v in m.headers]) for m in messages],
             [m.value for m in messages],
+            message_key,
+            outcome.value if outcome is not None else None,
         )
-        # Delivered at commit; wakes the relay without waiting for its next poll.
-        await self._conn.execute(f"NOTIFY {OUTBOX_CHANNEL}")
 
 
 class PostgresStore:

@@ -56,8 +56,6 @@ class UnitOfWork(Protocol):
     async def claim_reuse(self, message_key: str, request_hash: bytes) -> bool:
         """Record one reuse of a key with this content; False if already answered."""
 
-    async def record_outcome(self, message_key: str, outcome: Outcome) -> None: ...
-
     async def lock_document(self, tenant_id: str, document_id: str) -> None:
         """Serialise all work on one document, including documents that do not exist yet."""
 
@@ -69,7 +67,13 @@ class UnitOfWork(Protocol):
         self, order: PurchaseOrder, snapshot: bytes, history: Sequence[HistoryEntry]
     ) -> None: ...
 
-    async def enqueue(self, messages: Sequence[OutboxMessage]) -> None: ...
+    async def enqueue(self, messages: Sequence[OutboxMessage]) -> None:
+        """Queue messages for publication once this transaction commits."""
+
+    async def answer(
+        self, message_key: str, outcome: Outcome, messages: Sequence[OutboxMessage]
+    ) -> None:
+        """Record the outcome of a claimed key and queue the messages that carry it."""
 
 
 class Store(Protocol):

@@ -110,8 +110,7 @@ class CommandProcessor:
             rejection = rejection_message(
                 self._topics, cmd.identity, cmd.command_id, decision.problems, now
             )
-            await uow.enqueue([rejection])
-            await uow.record_outcome(key, Outcome.REJECTED)
+            await uow.answer(key, Outcome.REJECTED, [rejection])
             return Outcome.REJECTED
 
         states: list[tuple[po.PurchaseOrderEvent, po.PurchaseOrder]] = []
@@ -124,8 +123,7 @@ class CommandProcessor:
         assert state is not None
         messages, history = event_messages(self._topics, cmd.command_id, states, now)
         await uow.save_purchase_order(state, history[-1].snapshot, history)
-        await uow.enqueue(messages)
-        await uow.record_outcome(key, Outcome.ACCEPTED)
+        await uow.answer(key, Outcome.ACCEPTED, messages)
         return Outcome.ACCEPTED
 
     async def _refuse(
@@ -144,8 +142,7 @@ class CommandProcessor:
                     self._topics, invalid.identity, command_id, invalid.problems, self._clock()
                 ),
             )
-        await uow.enqueue(outgoing)
-        await uow.record_outcome(key, Outcome.DEAD_LETTERED)
+        await uow.answer(key, Outcome.DEAD_LETTERED, outgoing)
         return Outcome.DEAD_LETTERED
 
     async def _answer_repeat(
@@ -184,8 +181,8 @@ class CommandProcessor:
             try:
                 async with self._store.unit_of_work() as uow:
                     if await uow.claim(key, parsed.request_hash) is Claim.NEW:
-                        await uow.enqueue([dead_letter_message(self._topics, message, reason)])
-                        await uow.record_outcome(key, Outcome.PARKED)
+                        parked = dead_letter_message(self._topics, message, reason)
+                        await uow.answer(key, Outcome.PARKED, [parked])
                 return Outcome.PARKED
             except TransientError as error:
                 log.warning("transient failure while parking, retrying: %s", error)

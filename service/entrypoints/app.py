@@ -81,6 +81,7 @@ def create_app(settings: Settings | None = None) -> AsgiFastStream:
     @broker.subscriber(
         runtime.purchase_order_topics.commands,
         group_id=settings.consumer_group,
+        max_workers=settings.consumer_workers,
         ack_policy=AckPolicy.MANUAL,
         auto_offset_reset="earliest",
         decoder=_body_as_bytes,
