@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
+from contracts.purchase_orders import PurchaseOrderSnapshot
 from contracts.topics import INVENTORY_MOVEMENTS, PURCHASE_ORDERS, DocumentTopics
 from service.settings import Settings
 
@@ -250,7 +251,8 @@ async def _show(settings: Settings, tenant: str, document_id: str) -> bool:
     finally:
         await conn.close()
     typer.echo(f"{document_id}  status={row['status']}  version={row['version']}")
-    typer.echo(json.dumps(json.loads(row["document"]), indent=2))
+    snapshot = PurchaseOrderSnapshot.model_validate_json(row["document"])
+    typer.echo(snapshot.model_dump_json(indent=2))
     typer.echo("history:")
     for entry in history:
         typer.echo(

@@ -139,7 +139,8 @@ def _docker_kafka() -> Iterator[str]:
 
 
 def kraft_single_node_env(advertised: str) -> dict[str, str]:
-    """Settings for a one-node Apache Kafka in KRaft mode (also used by compose.yaml)."""
+    """Settings for a one-node Apache Kafka in KRaft mode (compose.yaml has the same, plus a
+    listener for the host)."""
     return {
         "KAFKA_NODE_ID": "1",
         "KAFKA_PROCESS_ROLES": "broker,controller",
