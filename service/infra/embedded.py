@@ -136,20 +136,10 @@ class EmbeddedPostgres:
         self._create_database(bin_dir, user)
 
     def _create_database(self, bin_dir: Path, user: str | None) -> None:
+        connection = ["-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres"]
+        exists = f"SELECT 1 FROM pg_database WHERE datname = '{self.database}'"
         result = subprocess.run(
-            [
-                str(bin_dir / "psql"),
-                "-h",
-                "127.0.0.1",
-                "-p",
-                str(self.port),
-                "-U",
-                "postgres",
-                "-d",
-                "postgres",
-                "-tAc",
-                f"SELECT 1 FROM pg_database WHERE datname = '{self.database}'",
-            ],
+            [str(bin_dir / "psql"), *connection, "-d", "postgres", "-tAc", exists],
             capture_output=True,
             text=True,
             user=user,
@@ -159,16 +149,7 @@ class EmbeddedPostgres:
             raise ProvisioningError(f"Postgres did not answer: {result.stderr}")
         if result.stdout.strip() != "1":
             subprocess.run(
-                [
-                    str(bin_dir / "createdb"),
-                    "-h",
-                    "127.0.0.1",
-                    "-p",
-                    str(self.port),
-                    "-U",
-                    "postgres",
-                    self.database,
-                ],
+                [str(bin_dir / "createdb"), *connection, self.database],
                 check=True,
                 user=user,
                 capture_output=True,
