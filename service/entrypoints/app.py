@@ -56,7 +56,8 @@ def _incoming(message: KafkaMessage) -> IncomingMessage:
 
 
 async def _commit(message: KafkaMessage, incoming: IncomingMessage) -> None:
-    """Commit exactly this record's partition, never a bare commit of everything consumed."""
+    """Commit exactly this record's partition. Never `message.ack()`: FastStream's ack is a bare
+    commit of every position the consumer has fetched."""
     position = {TopicPartition(incoming.topic, incoming.partition): incoming.offset + 1}
     try:
         await message.consumer.commit(position)  # type: ignore[call-arg]
@@ -66,7 +67,6 @@ async def _commit(message: KafkaMessage, incoming: IncomingMessage) -> None:
             incoming.source,
             error,
         )
-    await message.ack()  # mark handled for FastStream; the commit above already happened
 
 
 def create_app(settings: Settings | None = None) -> AsgiFastStream:
