@@ -8,15 +8,21 @@ dead-letter topic after a few attempts so that it cannot block its partition.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from contracts.topics import DocumentTopics
 from service.app.incoming import IncomingMessage
 from service.app.outcomes import dead_letter_message, event_messages, rejection_message
-from service.app.parse import InvalidCommand, ValidCommand, parse_purchase_order_command
+from service.app.parse import (
+    InvalidCommand,
+    ParsedCommand,
+    ValidCommand,
+    parse_purchase_order_command,
+)
 from service.app.ports import Claim, Outcome, Store, UnitOfWork
 from service.domain import purchase_orders as po
 from service.domain.problems import ErrorCode, Problem
@@ -65,14 +71,15 @@ class CommandProcessor:
         self._stopping.set()
 
     async def process(self, message: IncomingMessage) -> Outcome:
-        parsed = parse_purchase_order_command(message, self._max_command_bytes)
+        """Decide one message. Returns only once its outcome is committed, so the caller may
+        commit its offset; raises only ProcessingAbandonedError (stopping) or cancellation."""
+        parsed: ParsedCommand | None = None
         unexpected_failures = 0
         attempt = 0
         while True:
             try:
-                if isinstance(parsed, ValidCommand):
-                    return await self._in_transaction(lambda uow: self._decide(uow, parsed))
-                return await self._in_transaction(lambda uow: self._refuse(uow, parsed, message))
+                parsed = parse_purchase_order_command(message, self._max_command_bytes)
+                return await self._apply(parsed, message)
             except TransientError as error:
                 log.warning("transient failure, retrying: %s", error)
             except Exception as error:
@@ -82,7 +89,7 @@ class CommandProcessor:
                 )
                 if unexpected_failures >= self._retry.unexpected_failure_attempts:
                     reason = f"unexpected failure: {type(error).__name__}: {error}"
-                    return await self._park(message, parsed, reason)
+                    return await self._park(message, reason, parsed)
             await self._back_off(attempt)
             attempt += 1
 
@@ -93,9 +100,12 @@ class CommandProcessor:
             return
         raise ProcessingAbandonedError("the service is stopping; the command will be redelivered")
 
-    async def _in_transaction(self, work: Callable[[UnitOfWork], Awaitable[Outcome]]) -> Outcome:
+    async def _apply(self, parsed: ParsedCommand, message: IncomingMessage) -> Outcome:
+        """One transaction: the whole outcome commits, or nothing does."""
         async with self._store.unit_of_work() as uow:
-            return await work(uow)
+            if isinstance(parsed, ValidCommand):
+                return await self._decide(uow, parsed)
+            return await self._refuse(uow, parsed, message)
 
     async def _decide(self, uow: UnitOfWork, cmd: ValidCommand) -> Outcome:
         key = str(cmd.command_id)
@@ -113,16 +123,9 @@ class CommandProcessor:
             await uow.answer(key, Outcome.REJECTED, [rejection])
             return Outcome.REJECTED
 
-        states: list[tuple[po.PurchaseOrderEvent, po.PurchaseOrder]] = []
-        state = current
-        for event in decision.events:
-            state = po.evolve(
-                state, event, tenant_id=cmd.tenant_id, purchase_order_id=cmd.document_id
-            )
-            states.append((event, state))
-        assert state is not None
+        states = po.fold(current, decision.events, cmd.tenant_id, cmd.document_id)
         messages, history = event_messages(self._topics, cmd.command_id, states, now)
-        await uow.save_purchase_order(state, history[-1].snapshot, history)
+        await uow.save_purchase_order(states[-1][1], history[-1].snapshot, history)
         await uow.answer(key, Outcome.ACCEPTED, messages)
         return Outcome.ACCEPTED
 
@@ -130,7 +133,7 @@ class CommandProcessor:
         self, uow: UnitOfWork, invalid: InvalidCommand, message: IncomingMessage
     ) -> Outcome:
         command_id = invalid.identity.command_id
-        key = str(command_id) if command_id is not None else f"kafka:{message.source}"
+        key = _inbox_key(invalid, message)
         claim = await uow.claim(key, invalid.request_hash)
         if claim is not Claim.NEW:
             return await self._answer_repeat(uow, claim, key, invalid.request_hash, invalid)
@@ -171,16 +174,18 @@ class CommandProcessor:
         return Outcome.REJECTED
 
     async def _park(
-        self, message: IncomingMessage, parsed: ValidCommand | InvalidCommand, reason: str
+        self, message: IncomingMessage, reason: str, parsed: ParsedCommand | None
     ) -> Outcome:
         """Move a message that cannot be processed out of the way, recording that it was parked."""
-        command_id = parsed.identity.command_id
-        key = str(command_id) if command_id is not None else f"kafka:{message.source}"
+        key = _inbox_key(parsed, message)
+        request_hash = (
+            parsed.request_hash if parsed else hashlib.sha256(message.value or b"").digest()
+        )
         attempt = 0
         while True:
             try:
                 async with self._store.unit_of_work() as uow:
-                    if await uow.claim(key, parsed.request_hash) is Claim.NEW:
+                    if await uow.claim(key, request_hash) is Claim.NEW:
                         parked = dead_letter_message(self._topics, message, reason)
                         await uow.answer(key, Outcome.PARKED, [parked])
                 return Outcome.PARKED
@@ -188,3 +193,9 @@ class CommandProcessor:
                 log.warning("transient failure while parking, retrying: %s", error)
             await self._back_off(attempt)
             attempt += 1
+
+
+def _inbox_key(parsed: ParsedCommand | None, message: IncomingMessage) -> str:
+    """The command_id when readable; otherwise where the message came from."""
+    command_id = parsed.identity.command_id if parsed is not None else None
+    return str(command_id) if command_id is not None else f"kafka:{message.source}"

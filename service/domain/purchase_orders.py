@@ -164,6 +164,21 @@ def evolve(
             return replace(current, status=to_status, version=current.version + 1)
 
 
+def fold(
+    current: PurchaseOrder | None,
+    events: tuple[PurchaseOrderEvent, ...],
+    tenant_id: str,
+    purchase_order_id: str,
+) -> list[tuple[PurchaseOrderEvent, PurchaseOrder]]:
+    """Each event paired with the state right after it, in order."""
+    states = []
+    state = current
+    for event in events:
+        state = evolve(state, event, tenant_id=tenant_id, purchase_order_id=purchase_order_id)
+        states.append((event, state))
+    return states
+
+
 def details_problems(details: PurchaseOrderDetails) -> list[Problem]:
     """Rules that span fields, beyond what the wire schema checks one field at a time."""
     problems: list[Problem] = []

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from itertools import count
+from typing import Any
 
 import asyncpg
 import pytest
@@ -94,3 +96,55 @@ async def test_a_database_outage_delays_a_command_but_never_loses_it(
     assert not pending.done(), "the processor must keep retrying while the database is away"
     await stack_admin.execute(f"ALTER DATABASE {database} ALLOW_CONNECTIONS true")
     assert await asyncio.wait_for(pending, 30) is Outcome.ACCEPTED
+
+
+class _BuggyUnitOfWork:
+    """A real unit of work whose load fails, as a bug in the service would, for one document."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    async def load_purchase_order(self, tenant_id: str, purchase_order_id: str) -> Any:
+        if purchase_order_id == "PO-BUG":
+            raise RuntimeError("simulated defect")
+        return await self._inner.load_purchase_order(tenant_id, purchase_order_id)
+
+
+class _BuggyStore:
+    def __init__(self, inner: PostgresStore) -> None:
+        self._inner = inner
+
+    @contextlib.asynccontextmanager
+    async def unit_of_work(self) -> AsyncIterator[Any]:
+        async with self._inner.unit_of_work() as uow:
+            yield _BuggyUnitOfWork(uow)
+
+
+async def test_a_message_that_keeps_failing_is_parked_and_processing_goes_on(
+    pool: asyncpg.Pool, db: asyncpg.Connection
+) -> None:
+    retry = RetryPolicy(first_backoff_seconds=0.01, unexpected_failure_attempts=3)
+    processor = CommandProcessor(
+        _BuggyStore(PostgresStore(pool)), TOPICS, max_command_bytes=65536, retry=retry
+    )
+    poison = message(create("PO-BUG"))
+    assert await processor.process(poison) is Outcome.PARKED
+    assert await processor.process(poison) is Outcome.DUPLICATE
+    assert await processor.process(message(create("PO-FINE"))) is Outcome.ACCEPTED
+
+    parked = await db.fetch(
+        "SELECT topic, headers::text FROM outbox WHERE topic = $1", TOPICS.dead_letters
+    )
+    assert len(parked) == 1
+    reason = dict(json.loads(parked[0]["headers"]))["x-dead-letter-reason"]
+    assert b"RuntimeError: simulated defect" in bytes.fromhex(reason)
+    assert (
+        await db.fetchval(
+            "SELECT outcome FROM inbox WHERE message_key = $1",
+            json.loads(poison.value or b"{}")["command_id"],
+        )
+        == "parked"
+    )
