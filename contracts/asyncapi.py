@@ -10,12 +10,13 @@ from typing import Any
 from faststream.kafka import KafkaBroker
 from faststream.specification import AsyncAPI
 
+from contracts.inventory import InventoryMovement
 from contracts.purchase_orders import (
     PurchaseOrderCommand,
     PurchaseOrderEvent,
     PurchaseOrderRejection,
 )
-from contracts.topics import PURCHASE_ORDERS, DocumentTopics
+from contracts.topics import INVENTORY_MOVEMENTS, PURCHASE_ORDERS, DocumentTopics
 
 TITLE = "Order lifecycle service"
 VERSION = "0.1.0"
@@ -53,6 +54,16 @@ def specification() -> dict[str, Any]:
             " x-dead-letter-reason (why), x-dead-letter-source (topic/partition/offset@timestamp)."
         ),
         schema=bytes,
+    )
+    broker.publisher(
+        INVENTORY_MOVEMENTS,
+        title=INVENTORY_MOVEMENTS,
+        description=(
+            "One signed stock movement per sku and bucket for each accepted change that affects"
+            " stock; key = tenant_id/warehouse_id/sku. Summing them gives the stock the orders"
+            " imply."
+        ),
+        schema=InventoryMovement,
     )
     spec = AsyncAPI(
         broker,

@@ -76,6 +76,8 @@ ErrorCode = Literal[
     "invalid_status",
     "version_conflict",
     "idempotency_key_reused",
+    "not_editable",
+    "has_dependencies",
 ]
 
 

@@ -8,20 +8,27 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 from pydantic import BaseModel, TypeAdapter
 
+from contracts import inventory
 from contracts import purchase_orders as po
 
 ROOT = Path(__file__).parent
 
+
+def _by_type(union: Any) -> dict[str, type[BaseModel]]:
+    """Each member of a discriminated union under its `type` literal, so no message is missed."""
+    members: tuple[type[BaseModel], ...] = get_args(union)
+    return {get_args(m.model_fields["type"].annotation)[0]: m for m in members}
+
+
 MESSAGES: dict[str, Any] = {
-    "purchase_order.create": po.CreatePurchaseOrder,
-    "purchase_order.change_status": po.ChangePurchaseOrderStatus,
-    "purchase_order.created": po.PurchaseOrderCreated,
-    "purchase_order.status_changed": po.PurchaseOrderStatusChanged,
+    **_by_type(po.PurchaseOrderCommandMessage),
+    **_by_type(po.PurchaseOrderEventMessage),
     "purchase_order.rejection": po.PurchaseOrderRejection,
+    "inventory.movement": inventory.InventoryMovement,
 }
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from contracts.topics import PURCHASE_ORDERS, DocumentTopics
+from contracts.topics import INVENTORY_MOVEMENTS, PURCHASE_ORDERS, DocumentTopics
 from service.adapters.database import migrate
 from service.infra.processes import free_port
 from service.infra.provision import Endpoints, provisioned
@@ -83,8 +83,10 @@ def topics(topic_prefix: str) -> DocumentTopics:
 
 
 @pytest.fixture
-async def probe(stack: Endpoints, topics: DocumentTopics) -> AsyncIterator[WireProbe]:
-    wire = WireProbe(stack.kafka_bootstrap_servers, topics)
+async def probe(
+    stack: Endpoints, topics: DocumentTopics, topic_prefix: str
+) -> AsyncIterator[WireProbe]:
+    wire = WireProbe(stack.kafka_bootstrap_servers, topics, f"{topic_prefix}{INVENTORY_MOVEMENTS}")
     await wire.start()
     yield wire
     await wire.stop()

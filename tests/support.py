@@ -62,8 +62,42 @@ def create(purchase_order_id: str, **kwargs: Any) -> dict[str, Any]:
     return command("purchase_order.create", purchase_order_id, details(), **kwargs)
 
 
-def change_status(purchase_order_id: str, status: str, **kwargs: Any) -> dict[str, Any]:
-    return command("purchase_order.change_status", purchase_order_id, {"status": status}, **kwargs)
+def change_status(
+    purchase_order_id: str, status: str, reason: str | None = None, **kwargs: Any
+) -> dict[str, Any]:
+    payload: dict[str, Any] = {"status": status}
+    if reason is not None:
+        payload["reason"] = reason
+    return command("purchase_order.change_status", purchase_order_id, payload, **kwargs)
+
+
+def update(purchase_order_id: str, **overrides: Any) -> dict[str, Any]:
+    return command("purchase_order.update", purchase_order_id, details(**overrides))
+
+
+def update_shipping(purchase_order_id: str, **fields: Any) -> dict[str, Any]:
+    return command("purchase_order.update_shipping_details", purchase_order_id, fields)
+
+
+def receipt(purchase_order_id: str, receipt_id: str, **lines: int) -> dict[str, Any]:
+    payload = {
+        "receipt_id": receipt_id,
+        "lines": [{"sku": sku, "quantity": quantity} for sku, quantity in lines.items()],
+    }
+    return command("purchase_order.record_receipt", purchase_order_id, payload)
+
+
+def invoice(purchase_order_id: str, invoice_id: str, amount: str = "120.50") -> dict[str, Any]:
+    payload = {"invoice_id": invoice_id, "amount": amount, "currency_code": "USD"}
+    return command("purchase_order.link_invoice", purchase_order_id, payload)
+
+
+def delete(purchase_order_id: str, **kwargs: Any) -> dict[str, Any]:
+    return command("purchase_order.delete", purchase_order_id, {}, **kwargs)
+
+
+def products(**quantities: int) -> list[dict[str, Any]]:
+    return [{"sku": sku, "quantity": quantity} for sku, quantity in quantities.items()]
 
 
 @dataclass
@@ -85,6 +119,7 @@ class WireProbe:
 
     bootstrap_servers: str
     topics: DocumentTopics
+    movements_topic: str
     records: list[Record] = field(default_factory=list)
     _producer: AIOKafkaProducer | None = None
     _consumer: AIOKafkaConsumer | None = None
@@ -92,16 +127,19 @@ class WireProbe:
     _arrived: asyncio.Condition = field(default_factory=asyncio.Condition)
 
     async def start(self) -> None:
-        await ensure_topics(self.bootstrap_servers, self.topics.all(), 3)
+        await ensure_topics(self.bootstrap_servers, (*self.topics.all(), self.movements_topic), 3)
         self._producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap_servers, acks="all")
         await self._producer.start()
         self._consumer = AIOKafkaConsumer(
             self.topics.events,
             self.topics.rejections,
             self.topics.dead_letters,
+            self.movements_topic,
             bootstrap_servers=self.bootstrap_servers,
             auto_offset_reset="earliest",
             group_id=None,
+            # Some brokers answer a fetch only when its wait ends; keep that wait short.
+            fetch_max_wait_ms=50,
         )
         await self._consumer.start()
         self._reader = asyncio.create_task(self._read())
@@ -159,6 +197,9 @@ class WireProbe:
     def on(self, topic: str) -> list[Record]:
         return [r for r in self.records if r.topic == topic]
 
+    def movements(self) -> list[dict[str, Any]]:
+        return [r.body for r in self.on(self.movements_topic)]
+
     def outcomes(self, command_id: str) -> list[Record]:
         return [
             r
@@ -172,8 +213,23 @@ class WireProbe:
         return self.outcomes(command_id)[0]
 
     async def send_and_wait(self, body: dict[str, Any]) -> Record:
+        """The command's first outcome: its first event, or its rejection."""
         await self.send(body)
         return await self.outcome(body["command_id"])
+
+    async def events_of(self, body: dict[str, Any], count: int = 1) -> list[dict[str, Any]]:
+        """Send a command that must be accepted; its first `count` events, in version order."""
+        first = await self.send_and_wait(body)
+        assert first.topic == self.topics.events, f"refused: {first.body}"
+        command_id = body["command_id"]
+        await self.wait_for(lambda _: len(self.outcomes(command_id)) >= count)
+        return [r.body for r in self.outcomes(command_id)]
+
+    async def errors_of(self, body: dict[str, Any]) -> list[tuple[str, str | None]]:
+        """Send a command that must be refused; (error_code, field) of every error."""
+        first = await self.send_and_wait(body)
+        assert first.topic == self.topics.rejections, f"accepted: {first.body}"
+        return [(e["error_code"], e["field"]) for e in first.body["errors"]]
 
 
 @contextlib.asynccontextmanager

@@ -12,7 +12,7 @@ from contracts.purchase_orders import PurchaseOrderSnapshot
 from service.adapters.database import TRANSIENT_ERRORS
 from service.app.ports import Claim, HistoryEntry, OutboxMessage, Outcome
 from service.app.translate import order_from_snapshot
-from service.domain.purchase_orders import PurchaseOrder
+from service.domain.purchase_orders import DeletedPurchaseOrder, PurchaseOrder, State
 from service.errors import TransientError
 
 OUTBOX_CHANNEL = "outbox_pending"
@@ -53,19 +53,48 @@ class PostgresUnitOfWork:
             "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", f"{tenant_id}\x1f{document_id}"
         )
 
-    async def load_purchase_order(
-        self, tenant_id: str, purchase_order_id: str
-    ) -> PurchaseOrder | None:
+    async def load_purchase_order(self, tenant_id: str, purchase_order_id: str) -> State | None:
         row = await self._conn.fetchrow(
-            "SELECT version, document::text AS document FROM purchase_orders"
+            "SELECT version, document::text AS document, NULL AS deleted_at FROM purchase_orders"
+            " WHERE tenant_id = $1 AND purchase_order_id = $2"
+            " UNION ALL"
+            " SELECT last_version, NULL, deleted_at FROM purchase_order_tombstones"
             " WHERE tenant_id = $1 AND purchase_order_id = $2",
             tenant_id,
             purchase_order_id,
         )
         if row is None:
             return None
+        if row["deleted_at"] is not None:
+            return DeletedPurchaseOrder(
+                tenant_id, purchase_order_id, row["version"], row["deleted_at"]
+            )
         snapshot = PurchaseOrderSnapshot.model_validate_json(row["document"])
         return order_from_snapshot(tenant_id, purchase_order_id, row["version"], snapshot)
+
+    async def delete_purchase_order(self, tombstone: DeletedPurchaseOrder) -> None:
+        await self._conn.execute(
+            """
+            WITH gone AS (
+                DELETE FROM purchase_orders WHERE tenant_id = $1 AND purchase_order_id = $2
+            ), history AS (
+                DELETE FROM purchase_order_history WHERE tenant_id = $1 AND purchase_order_id = $2
+            )
+            INSERT INTO purchase_order_tombstones (tenant_id, purchase_order_id, last_version)
+            VALUES ($1, $2, $3)
+            """,
+            tombstone.tenant_id,
+            tombstone.purchase_order_id,
+            tombstone.version,
+        )
+
+    async def lock_stock_items(self, keys: Sequence[str]) -> None:
+        # Sorted, so two transactions touching the same items always lock in the same order.
+        await self._conn.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended(k, 1))"
+            " FROM (SELECT DISTINCT unnest($1::text[]) AS k ORDER BY 1) AS items",
+            list(keys),
+        )
 
     async def save_purchase_order(
         self, order: PurchaseOrder, snapshot: bytes, history: Sequence[HistoryEntry]

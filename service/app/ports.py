@@ -9,7 +9,7 @@ from enum import StrEnum
 from typing import Protocol
 from uuid import UUID
 
-from service.domain.purchase_orders import PurchaseOrder
+from service.domain.purchase_orders import DeletedPurchaseOrder, PurchaseOrder, State
 
 
 class Claim(StrEnum):
@@ -59,13 +59,18 @@ class UnitOfWork(Protocol):
     async def lock_document(self, tenant_id: str, document_id: str) -> None:
         """Serialise all work on one document, including documents that do not exist yet."""
 
-    async def load_purchase_order(
-        self, tenant_id: str, purchase_order_id: str
-    ) -> PurchaseOrder | None: ...
+    async def load_purchase_order(self, tenant_id: str, purchase_order_id: str) -> State | None:
+        """The live order, its tombstone if it was deleted, or None if it never existed."""
 
     async def save_purchase_order(
         self, order: PurchaseOrder, snapshot: bytes, history: Sequence[HistoryEntry]
     ) -> None: ...
+
+    async def delete_purchase_order(self, tombstone: DeletedPurchaseOrder) -> None:
+        """Remove the order and its history for good, leaving only the tombstone."""
+
+    async def lock_stock_items(self, keys: Sequence[str]) -> None:
+        """Serialise writers of the same stock items, so their movements queue in commit order."""
 
     async def enqueue(self, messages: Sequence[OutboxMessage]) -> None:
         """Queue messages for publication once this transaction commits."""

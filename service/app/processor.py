@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 
 from contracts.topics import DocumentTopics
 from service.app.incoming import IncomingMessage
-from service.app.outcomes import dead_letter_message, event_messages, rejection_message
+from service.app.outcomes import accepted_messages, dead_letter_message, rejection_message
 from service.app.parse import (
     InvalidCommand,
     ParsedCommand,
@@ -55,12 +55,14 @@ class CommandProcessor:
         store: Store,
         topics: DocumentTopics,
         *,
+        movements_topic: str,
         max_command_bytes: int,
         retry: RetryPolicy | None = None,
         clock: Clock = utc_now,
     ) -> None:
         self._store = store
         self._topics = topics
+        self._movements_topic = movements_topic
         self._max_command_bytes = max_command_bytes
         self._retry = retry or RetryPolicy()
         self._clock = clock
@@ -123,10 +125,18 @@ class CommandProcessor:
             await uow.answer(key, Outcome.REJECTED, [rejection])
             return Outcome.REJECTED
 
-        states = po.fold(current, decision.events, cmd.tenant_id, cmd.document_id)
-        messages, history = event_messages(self._topics, cmd.command_id, states, now)
-        await uow.save_purchase_order(states[-1][1], history[-1].snapshot, history)
-        await uow.answer(key, Outcome.ACCEPTED, messages)
+        transitions = po.fold(current, decision.events, cmd.tenant_id, cmd.document_id)
+        output = accepted_messages(
+            self._topics, self._movements_topic, cmd.command_id, transitions, now
+        )
+        final = transitions[-1].after
+        if isinstance(final, po.DeletedPurchaseOrder):
+            await uow.delete_purchase_order(final)
+        else:
+            await uow.save_purchase_order(final, output.history[-1].snapshot, output.history)
+        if output.stock_keys:
+            await uow.lock_stock_items(output.stock_keys)
+        await uow.answer(key, Outcome.ACCEPTED, output.messages)
         return Outcome.ACCEPTED
 
     async def _refuse(

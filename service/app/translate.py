@@ -26,31 +26,44 @@ def details_from_wire(details: wire.PurchaseOrderDetails) -> po.PurchaseOrderDet
     )
 
 
+def receipt_from_wire(receipt: wire.Receipt) -> po.Receipt:
+    lines = tuple(po.ReceiptLine(line.sku, line.quantity) for line in receipt.lines)
+    return po.Receipt(receipt.receipt_id, lines, receipt.received_at)
+
+
+def receipt_to_wire(receipt: po.Receipt) -> wire.Receipt:
+    return wire.Receipt(
+        receipt_id=receipt.receipt_id,
+        lines=[wire.ReceiptLine(sku=line.sku, quantity=line.quantity) for line in receipt.lines],
+        received_at=receipt.received_at,
+    )
+
+
+def invoice_from_wire(invoice: wire.Invoice) -> po.Invoice:
+    return po.Invoice(
+        invoice.invoice_id, invoice.amount, invoice.currency_code, invoice.invoiced_at
+    )
+
+
+def invoice_to_wire(invoice: po.Invoice) -> wire.Invoice:
+    return wire.Invoice.model_validate(vars(invoice))
+
+
+def shipping_details_to_wire(details: po.PurchaseOrderDetails) -> wire.ShippingDetails:
+    return wire.ShippingDetails.model_validate(
+        {name: getattr(details, name) for name in wire.ShippingDetails.model_fields}
+    )
+
+
 def snapshot_to_wire(order: po.PurchaseOrder) -> wire.PurchaseOrderSnapshot:
     d = order.details
     return wire.PurchaseOrderSnapshot.model_validate(
         {
+            **{name: getattr(d, name) for name in wire.PurchaseOrderDetails.model_fields},
+            "products": [vars(line) for line in d.products],
             "status": order.status.value,
-            "supplier_id": d.supplier_id,
-            "warehouse_id": d.warehouse_id,
-            "products": [
-                {
-                    "sku": p.sku,
-                    "quantity": p.quantity,
-                    "supplier_sku": p.supplier_sku,
-                    "cost": p.cost,
-                }
-                for p in d.products
-            ],
-            "order_date": d.order_date,
-            "expected_delivery_date": d.expected_delivery_date,
-            "payment_terms": d.payment_terms,
-            "payment_status": d.payment_status,
-            "currency_code": d.currency_code,
-            "shipping_carrier": d.shipping_carrier,
-            "tracking_number": d.tracking_number,
-            "reference_number": d.reference_number,
-            "note_to_supplier": d.note_to_supplier,
+            "receipts": [receipt_to_wire(r) for r in order.receipts],
+            "invoices": [invoice_to_wire(i) for i in order.invoices],
         }
     )
 
@@ -58,18 +71,38 @@ def snapshot_to_wire(order: po.PurchaseOrder) -> wire.PurchaseOrderSnapshot:
 def order_from_snapshot(
     tenant_id: str, purchase_order_id: str, version: int, snapshot: wire.PurchaseOrderSnapshot
 ) -> po.PurchaseOrder:
-    details = details_from_wire(snapshot)
     return po.PurchaseOrder(
-        tenant_id, purchase_order_id, po.Status(snapshot.status), version, details
+        tenant_id,
+        purchase_order_id,
+        po.Status(snapshot.status),
+        version,
+        details_from_wire(snapshot),
+        tuple(receipt_from_wire(r) for r in snapshot.receipts),
+        tuple(invoice_from_wire(i) for i in snapshot.invoices),
     )
 
 
-def command_from_wire(
-    command: wire.CreatePurchaseOrder | wire.ChangePurchaseOrderStatus,
-) -> po.PurchaseOrderCommand:
+def command_from_wire(command: wire.PurchaseOrderCommandMessage) -> po.PurchaseOrderCommand:
+    expected = command.expected_version
     match command:
-        case wire.CreatePurchaseOrder(payload=payload, expected_version=expected):
+        case wire.CreatePurchaseOrder(payload=payload):
             return po.CreatePurchaseOrder(details_from_wire(payload), expected)
-        case wire.ChangePurchaseOrderStatus(payload=payload, expected_version=expected):
+        case wire.UpdatePurchaseOrder(payload=payload):
+            return po.UpdatePurchaseOrder(details_from_wire(payload), expected)
+        case wire.UpdatePurchaseOrderShippingDetails(payload=payload):
+            # Only the fields the sender named are changes; the rest stay as they are.
+            changes = tuple(
+                (name, getattr(payload, name))
+                for name in wire.ShippingDetails.model_fields
+                if name in payload.model_fields_set
+            )
+            return po.UpdateShippingDetails(changes, expected)
+        case wire.ChangePurchaseOrderStatus(payload=payload):
             return po.ChangePurchaseOrderStatus(po.Status(payload.status), payload.reason, expected)
+        case wire.RecordPurchaseOrderReceipt(payload=payload):
+            return po.RecordReceipt(receipt_from_wire(payload), expected)
+        case wire.LinkPurchaseOrderInvoice(payload=payload):
+            return po.LinkInvoice(invoice_from_wire(payload), expected)
+        case wire.DeletePurchaseOrder():
+            return po.DeletePurchaseOrder(expected)
     raise AssertionError(f"unhandled command {type(command).__name__}")  # pragma: no cover

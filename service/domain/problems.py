@@ -21,6 +21,8 @@ class ErrorCode(StrEnum):
     INVALID_STATUS = "invalid_status"
     VERSION_CONFLICT = "version_conflict"
     IDEMPOTENCY_KEY_REUSED = "idempotency_key_reused"
+    NOT_EDITABLE = "not_editable"
+    HAS_DEPENDENCIES = "has_dependencies"
 
 
 # One place says which kind of error each code is, so no caller can pair them wrongly.
@@ -31,6 +33,8 @@ ERROR_TYPE_OF: dict[ErrorCode, ErrorType] = {
     ErrorCode.INVALID_STATUS: ErrorType.VALIDATION,
     ErrorCode.VERSION_CONFLICT: ErrorType.CONFLICT,
     ErrorCode.IDEMPOTENCY_KEY_REUSED: ErrorType.CONFLICT,
+    ErrorCode.NOT_EDITABLE: ErrorType.CONFLICT,
+    ErrorCode.HAS_DEPENDENCIES: ErrorType.CONFLICT,
 }
 
 

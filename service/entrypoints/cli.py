@@ -240,7 +240,23 @@ async def _show(settings: Settings, tenant: str, document_id: str) -> bool:
             document_id,
         )
         if row is None:
-            typer.echo(f"purchase order {document_id!r} of tenant {tenant!r} not found", err=True)
+            tombstone = await conn.fetchrow(
+                "SELECT last_version, deleted_at FROM purchase_order_tombstones"
+                " WHERE tenant_id = $1 AND purchase_order_id = $2",
+                tenant,
+                document_id,
+            )
+            if tombstone is None:
+                typer.echo(
+                    f"purchase order {document_id!r} of tenant {tenant!r} not found", err=True
+                )
+            else:
+                typer.echo(
+                    f"purchase order {document_id!r} of tenant {tenant!r} was deleted at"
+                    f" {tombstone['deleted_at'].isoformat()} (last version"
+                    f" {tombstone['last_version']}); nothing else of it is kept",
+                    err=True,
+                )
             return False
         history = await conn.fetch(
             "SELECT version, event_type, command_id, recorded_at FROM purchase_order_history"

@@ -12,7 +12,7 @@ from typing import Any
 import asyncpg
 from aiokafka import AIOKafkaProducer
 
-from contracts.topics import PURCHASE_ORDERS, DocumentTopics, all_topics
+from contracts.topics import INVENTORY_MOVEMENTS, PURCHASE_ORDERS, DocumentTopics, all_topics
 from service.adapters.database import create_pool, migrate
 from service.adapters.kafka import ensure_topics, make_producer
 from service.adapters.relay import OutboxRelay
@@ -65,6 +65,7 @@ class Runtime:
         self._processor = CommandProcessor(
             PostgresStore(self._pool),
             self.purchase_order_topics,
+            movements_topic=f"{s.topic_prefix}{INVENTORY_MOVEMENTS}",
             max_command_bytes=s.max_command_bytes,
             retry=RetryPolicy(
                 max_backoff_seconds=s.retry_max_backoff_seconds,

@@ -39,7 +39,13 @@ async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
 @pytest.fixture
 def processor(pool: asyncpg.Pool) -> CommandProcessor:
     retry = RetryPolicy(first_backoff_seconds=0.02, max_backoff_seconds=0.2)
-    return CommandProcessor(PostgresStore(pool), TOPICS, max_command_bytes=65536, retry=retry)
+    return CommandProcessor(
+        PostgresStore(pool),
+        TOPICS,
+        movements_topic="it.movements",
+        max_command_bytes=65536,
+        retry=retry,
+    )
 
 
 async def outbox(db: asyncpg.Connection) -> list[tuple[str, str]]:
@@ -128,7 +134,11 @@ async def test_a_message_that_keeps_failing_is_parked_and_processing_goes_on(
 ) -> None:
     retry = RetryPolicy(first_backoff_seconds=0.01, unexpected_failure_attempts=3)
     processor = CommandProcessor(
-        _BuggyStore(PostgresStore(pool)), TOPICS, max_command_bytes=65536, retry=retry
+        _BuggyStore(PostgresStore(pool)),
+        TOPICS,
+        movements_topic="it.movements",
+        max_command_bytes=65536,
+        retry=retry,
     )
     poison = message(create("PO-BUG"))
     assert await processor.process(poison) is Outcome.PARKED

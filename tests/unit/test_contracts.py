@@ -5,7 +5,7 @@ from __future__ import annotations
 import typing
 
 from contracts import common, purchase_orders
-from contracts.generate import render
+from contracts.generate import MESSAGES, ROOT, render
 from service.domain import problems
 from service.domain import purchase_orders as domain
 
@@ -17,6 +17,13 @@ def test_generated_schemas_and_asyncapi_are_up_to_date() -> None:
         if not path.exists() or path.read_text() != text
     ]
     assert not stale, f"run `make contracts`: stale {stale}"
+
+
+def test_every_message_has_a_schema_and_no_schema_is_left_over() -> None:
+    rendered = set(render())
+    on_disk = set((ROOT / "schemas").glob("*.json"))
+    assert on_disk <= rendered, f"run `make contracts`: leftovers {on_disk - rendered}"
+    assert {p.stem for p in on_disk} >= set(MESSAGES)
 
 
 def test_domain_statuses_match_the_wire() -> None:

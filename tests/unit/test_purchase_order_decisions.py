@@ -9,6 +9,7 @@ import pytest
 
 from service.domain import purchase_orders as po
 from service.domain.problems import ErrorCode
+from tests.unit.builders import details, order
 
 ALLOWED = {
     ("draft", "open"),
@@ -20,20 +21,6 @@ ALLOWED = {
     ("received", "closed"),
 }
 ALL_PAIRS = list(itertools.product([s.value for s in po.Status], repeat=2))
-
-
-def details(**overrides: object) -> po.PurchaseOrderDetails:
-    fields: dict[str, object] = {
-        "supplier_id": "SUP-1",
-        "warehouse_id": "WH-1",
-        "products": (po.ProductLine("A", 1), po.ProductLine("B", 2)),
-    }
-    fields.update(overrides)
-    return po.PurchaseOrderDetails(**fields)  # type: ignore[arg-type]
-
-
-def order(status: str, version: int = 1) -> po.PurchaseOrder:
-    return po.PurchaseOrder("t", "PO-1", po.Status(status), version, details())
 
 
 def codes(decision: po.Decision) -> list[ErrorCode]:

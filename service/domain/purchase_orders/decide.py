@@ -1,0 +1,350 @@
+"""decide(command, state) -> the events of an accepted command, or every problem found. Pure."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from service.domain.problems import ErrorCode, Problem
+from service.domain.purchase_orders.model import (
+    ChangePurchaseOrderStatus,
+    CreatePurchaseOrder,
+    DeletedPurchaseOrder,
+    DeletePurchaseOrder,
+    InvoiceLinked,
+    LinkInvoice,
+    PurchaseOrder,
+    PurchaseOrderCommand,
+    PurchaseOrderCreated,
+    PurchaseOrderDeleted,
+    PurchaseOrderDetails,
+    PurchaseOrderEvent,
+    PurchaseOrderStatusChanged,
+    PurchaseOrderUpdated,
+    Receipt,
+    ReceiptRecorded,
+    RecordReceipt,
+    ShippingDetailsUpdated,
+    State,
+    Status,
+    UpdatePurchaseOrder,
+    UpdateShippingDetails,
+)
+from service.domain.purchase_orders.rules import (
+    DELETABLE,
+    FULLY_EDITABLE,
+    INVOICEABLE,
+    RECEIVABLE,
+    SHIPPING_EDITABLE,
+    SHIPPING_FIELDS,
+    STATUSES_ACCEPTING_REASON,
+    TRANSITIONS,
+)
+
+
+@dataclass(frozen=True)
+class Accepted:
+    events: tuple[PurchaseOrderEvent, ...]
+
+
+@dataclass(frozen=True)
+class Rejected:
+    problems: tuple[Problem, ...]
+
+
+Decision = Accepted | Rejected
+
+
+def decide(
+    command: PurchaseOrderCommand, current: State | None, purchase_order_id: str
+) -> Decision:
+    if isinstance(command, CreatePurchaseOrder):
+        return _create(command, current, purchase_order_id)
+    if not isinstance(current, PurchaseOrder):
+        return Rejected((_not_found(purchase_order_id, current),))
+    problems = _version_problems(command.expected_version, current)
+    events: tuple[PurchaseOrderEvent, ...]
+    match command:
+        case UpdatePurchaseOrder(details=details):
+            problems += _editable_problems(current.status, FULLY_EDITABLE, "updated")
+            problems += details_problems(details)
+            events = (PurchaseOrderUpdated(details),)
+        case UpdateShippingDetails(changes=changes):
+            problems += _editable_problems(current.status, SHIPPING_EDITABLE, "shipping-updated")
+            problems += _shipping_problems(current.details, changes)
+            events = (ShippingDetailsUpdated(changes),)
+        case ChangePurchaseOrderStatus(status=target, reason=reason):
+            problems += _transition_problems(current.status, target, reason)
+            events = (PurchaseOrderStatusChanged(current.status, target, reason),)
+        case RecordReceipt(receipt=receipt):
+            problems += _receipt_problems(current, receipt)
+            events = _receipt_events(current, receipt)
+        case LinkInvoice(invoice=invoice):
+            problems += _invoice_problems(current, invoice.invoice_id)
+            events = (InvoiceLinked(invoice),)
+        case DeletePurchaseOrder():
+            problems += _deletion_problems(current)
+            events = (PurchaseOrderDeleted(),)
+    return Rejected(tuple(problems)) if problems else Accepted(events)
+
+
+def details_problems(details: PurchaseOrderDetails) -> list[Problem]:
+    """Rules that span fields, beyond what the wire schema checks one field at a time."""
+    problems = [
+        Problem(
+            ErrorCode.INVALID_REQUEST,
+            f"sku '{line.sku}' appears on more than one line; list each sku once",
+            f"payload.products.{index}.sku",
+        )
+        for index, line in _repeated_skus(details.products)
+    ]
+    if (
+        details.order_date is not None
+        and details.expected_delivery_date is not None
+        and details.expected_delivery_date < details.order_date
+    ):
+        problems.append(
+            Problem(
+                ErrorCode.INVALID_REQUEST,
+                "expected_delivery_date must not be before order_date",
+                "payload.expected_delivery_date",
+            )
+        )
+    return problems
+
+
+def _create(
+    command: CreatePurchaseOrder, current: State | None, purchase_order_id: str
+) -> Decision:
+    problems = _version_problems(command.expected_version, current)
+    if isinstance(current, PurchaseOrder):
+        problems.append(
+            Problem(
+                ErrorCode.ALREADY_EXISTS,
+                f"Purchase order '{purchase_order_id}' already exists",
+                "purchase_order_id",
+            )
+        )
+    elif isinstance(current, DeletedPurchaseOrder):
+        problems.append(
+            Problem(
+                ErrorCode.ALREADY_EXISTS,
+                f"Purchase order '{purchase_order_id}' was deleted; ids are not reused, so that "
+                "its events keep one version sequence",
+                "purchase_order_id",
+            )
+        )
+    problems += details_problems(command.details)
+    return (
+        Rejected(tuple(problems))
+        if problems
+        else Accepted((PurchaseOrderCreated(command.details),))
+    )
+
+
+def _editable_problems(status: Status, allowed: frozenset[Status], what: str) -> list[Problem]:
+    if status in allowed:
+        return []
+    wanted = _either(allowed)
+    return [
+        Problem(
+            ErrorCode.NOT_EDITABLE,
+            f"a purchase order in '{status}' cannot be {what}; only in {wanted}",
+            "type",
+        )
+    ]
+
+
+def _shipping_problems(
+    details: PurchaseOrderDetails, changes: tuple[tuple[str, object], ...]
+) -> list[Problem]:
+    problems = [
+        Problem(
+            ErrorCode.INVALID_REQUEST,
+            f"'{name}' cannot be changed with update_shipping_details",
+            f"payload.{name}",
+        )
+        for name, _ in changes
+        if name not in SHIPPING_FIELDS
+    ]
+    if not changes:
+        problems.append(
+            Problem(ErrorCode.INVALID_REQUEST, "name at least one field to change", "payload")
+        )
+    if problems:
+        return problems
+    return details_problems(details.with_changes(changes))
+
+
+def _transition_problems(current: Status, target: Status, reason: str | None) -> list[Problem]:
+    problems = []
+    if target not in TRANSITIONS[current]:
+        allowed = ", ".join(sorted(f"'{s}'" for s in TRANSITIONS[current])) or "none (terminal)"
+        problems.append(
+            Problem(
+                ErrorCode.INVALID_STATUS,
+                f"Cannot transition from '{current}' to '{target}'; allowed: {allowed}",
+                "payload.status",
+            )
+        )
+    if reason is not None and target not in STATUSES_ACCEPTING_REASON:
+        problems.append(
+            Problem(
+                ErrorCode.INVALID_REQUEST,
+                f"a reason is accepted only when the status becomes 'cancelled', not '{target}'",
+                "payload.reason",
+            )
+        )
+    return problems
+
+
+def _receipt_problems(order: PurchaseOrder, receipt: Receipt) -> list[Problem]:
+    problems = []
+    if order.status not in RECEIVABLE:
+        allowed = _either(RECEIVABLE)
+        problems.append(
+            Problem(
+                ErrorCode.INVALID_STATUS,
+                f"a receipt can be recorded only while {allowed}, not '{order.status}'",
+                "type",
+            )
+        )
+    if any(r.receipt_id == receipt.receipt_id for r in order.receipts):
+        problems.append(
+            Problem(
+                ErrorCode.ALREADY_EXISTS,
+                f"receipt '{receipt.receipt_id}' is already recorded on this purchase order",
+                "payload.receipt_id",
+            )
+        )
+    ordered, received = order.ordered(), order.received()
+    repeated = {index for index, _ in _repeated_skus(receipt.lines)}
+    for index, line in enumerate(receipt.lines):
+        if index in repeated:
+            problems.append(
+                Problem(
+                    ErrorCode.INVALID_REQUEST,
+                    f"sku '{line.sku}' appears on more than one line; list each sku once",
+                    f"payload.lines.{index}.sku",
+                )
+            )
+        elif line.sku not in ordered:
+            problems.append(
+                Problem(
+                    ErrorCode.INVALID_REQUEST,
+                    f"sku '{line.sku}' is not on this purchase order",
+                    f"payload.lines.{index}.sku",
+                )
+            )
+        elif received[line.sku] + line.quantity > ordered[line.sku]:
+            problems.append(
+                Problem(
+                    ErrorCode.INVALID_REQUEST,
+                    f"receiving {line.quantity} of '{line.sku}' would exceed the ordered "
+                    f"{ordered[line.sku]} (already received {received[line.sku]})",
+                    f"payload.lines.{index}.quantity",
+                )
+            )
+    return problems
+
+
+def _receipt_events(order: PurchaseOrder, receipt: Receipt) -> tuple[PurchaseOrderEvent, ...]:
+    events: list[PurchaseOrderEvent] = []
+    if order.status is Status.OPEN:
+        events.append(PurchaseOrderStatusChanged(Status.OPEN, Status.RECEIVING))
+    events.append(ReceiptRecorded(receipt))
+    received = order.received() + Counter({line.sku: line.quantity for line in receipt.lines})
+    if all(received[sku] >= quantity for sku, quantity in order.ordered().items()):
+        events.append(PurchaseOrderStatusChanged(Status.RECEIVING, Status.RECEIVED))
+    return tuple(events)
+
+
+def _invoice_problems(order: PurchaseOrder, invoice_id: str) -> list[Problem]:
+    problems = []
+    if order.status not in INVOICEABLE:
+        problems.append(
+            Problem(
+                ErrorCode.INVALID_STATUS,
+                f"an invoice cannot be linked to a purchase order in '{order.status}'",
+                "type",
+            )
+        )
+    if any(i.invoice_id == invoice_id for i in order.invoices):
+        problems.append(
+            Problem(
+                ErrorCode.ALREADY_EXISTS,
+                f"invoice '{invoice_id}' is already linked to this purchase order",
+                "payload.invoice_id",
+            )
+        )
+    return problems
+
+
+def _deletion_problems(order: PurchaseOrder) -> list[Problem]:
+    """Every blocker at once: the status, and each receipt and invoice that depends on the order."""
+    problems = []
+    if order.status not in DELETABLE:
+        allowed = _either(DELETABLE)
+        problems.append(
+            Problem(
+                ErrorCode.INVALID_STATUS,
+                f"a purchase order in '{order.status}' cannot be deleted; only in {allowed} "
+                "(cancel it first)",
+                "type",
+            )
+        )
+    problems += [
+        Problem(
+            ErrorCode.HAS_DEPENDENCIES,
+            f"receipt '{r.receipt_id}' is recorded against this purchase order",
+            "purchase_order_id",
+        )
+        for r in order.receipts
+    ]
+    problems += [
+        Problem(
+            ErrorCode.HAS_DEPENDENCIES,
+            f"invoice '{i.invoice_id}' is linked to this purchase order",
+            "purchase_order_id",
+        )
+        for i in order.invoices
+    ]
+    return problems
+
+
+def _version_problems(expected: int | None, current: State | None) -> list[Problem]:
+    actual = current.version if isinstance(current, PurchaseOrder) else 0
+    if expected is None or expected == actual:
+        return []
+    return [
+        Problem(
+            ErrorCode.VERSION_CONFLICT,
+            f"expected version {expected}, but the current version is {actual}",
+            "expected_version",
+        )
+    ]
+
+
+def _not_found(purchase_order_id: str, current: State | None) -> Problem:
+    if isinstance(current, DeletedPurchaseOrder):
+        when = f" at {current.deleted_at.isoformat()}" if current.deleted_at else ""
+        message = f"Purchase order '{purchase_order_id}' was deleted{when}"
+    else:
+        message = f"Purchase order '{purchase_order_id}' not found"
+    return Problem(ErrorCode.NOT_FOUND, message, "purchase_order_id")
+
+
+def _either(statuses: frozenset[Status]) -> str:
+    return " or ".join(f"'{s}'" for s in sorted(statuses))
+
+
+class _Line(Protocol):
+    @property
+    def sku(self) -> str: ...
+
+
+def _repeated_skus(lines: Sequence[_Line]) -> list[tuple[int, _Line]]:
+    counts = Counter(line.sku for line in lines)
+    return [(index, line) for index, line in enumerate(lines) if counts[line.sku] > 1]

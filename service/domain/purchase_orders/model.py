@@ -1,0 +1,217 @@
+"""Purchase-order types: state, commands (imperative) and events (past tense)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, replace
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+
+class Status(StrEnum):
+    DRAFT = "draft"
+    OPEN = "open"
+    RECEIVING = "receiving"
+    RECEIVED = "received"
+    CLOSED = "closed"
+    CANCELLED = "cancelled"
+
+
+@dataclass(frozen=True)
+class ProductLine:
+    sku: str
+    quantity: int
+    supplier_sku: str | None = None
+    cost: Decimal | None = None
+
+
+@dataclass(frozen=True)
+class PurchaseOrderDetails:
+    supplier_id: str
+    warehouse_id: str
+    products: tuple[ProductLine, ...]
+    order_date: datetime | None = None
+    expected_delivery_date: datetime | None = None
+    payment_terms: str | None = None
+    payment_status: str | None = None
+    currency_code: str | None = None
+    shipping_carrier: str | None = None
+    tracking_number: str | None = None
+    reference_number: str | None = None
+    note_to_supplier: str | None = None
+
+    def with_changes(self, changes: tuple[tuple[str, object], ...]) -> PurchaseOrderDetails:
+        """A copy with the named fields set; the caller has checked the names."""
+        fields: dict[str, Any] = dict(changes)
+        return replace(self, **fields)
+
+
+@dataclass(frozen=True)
+class ReceiptLine:
+    sku: str
+    quantity: int
+
+
+@dataclass(frozen=True)
+class Receipt:
+    receipt_id: str
+    lines: tuple[ReceiptLine, ...]
+    received_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Invoice:
+    invoice_id: str
+    amount: Decimal
+    currency_code: str | None = None
+    invoiced_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class PurchaseOrder:
+    tenant_id: str
+    purchase_order_id: str
+    status: Status
+    version: int
+    details: PurchaseOrderDetails
+    receipts: tuple[Receipt, ...] = ()
+    invoices: tuple[Invoice, ...] = ()
+
+    def ordered(self) -> Counter[str]:
+        return Counter({line.sku: line.quantity for line in self.details.products})
+
+    def received(self) -> Counter[str]:
+        total: Counter[str] = Counter()
+        for receipt in self.receipts:
+            for line in receipt.lines:
+                total[line.sku] += line.quantity
+        return total
+
+    def outstanding(self) -> Counter[str]:
+        """Ordered and not yet received, per sku (never negative)."""
+        return self.ordered() - self.received()
+
+
+@dataclass(frozen=True)
+class DeletedPurchaseOrder:
+    """The tombstone a deletion leaves: enough to answer later commands, no document data."""
+
+    tenant_id: str
+    purchase_order_id: str
+    version: int
+    deleted_at: datetime | None = None
+
+
+# Commands.
+
+
+@dataclass(frozen=True)
+class CreatePurchaseOrder:
+    details: PurchaseOrderDetails
+    expected_version: int | None = None
+
+
+@dataclass(frozen=True)
+class UpdatePurchaseOrder:
+    """Replace every field (only in draft)."""
+
+    details: PurchaseOrderDetails
+    expected_version: int | None = None
+
+
+@dataclass(frozen=True)
+class UpdateShippingDetails:
+    """Set the given shipping fields (only while open); fields not named stay as they are."""
+
+    changes: tuple[tuple[str, object], ...]
+    expected_version: int | None = None
+
+
+@dataclass(frozen=True)
+class ChangePurchaseOrderStatus:
+    status: Status
+    reason: str | None = None
+    expected_version: int | None = None
+
+
+@dataclass(frozen=True)
+class RecordReceipt:
+    receipt: Receipt
+    expected_version: int | None = None
+
+
+@dataclass(frozen=True)
+class LinkInvoice:
+    invoice: Invoice
+    expected_version: int | None = None
+
+
+@dataclass(frozen=True)
+class DeletePurchaseOrder:
+    expected_version: int | None = None
+
+
+PurchaseOrderCommand = (
+    CreatePurchaseOrder
+    | UpdatePurchaseOrder
+    | UpdateShippingDetails
+    | ChangePurchaseOrderStatus
+    | RecordReceipt
+    | LinkInvoice
+    | DeletePurchaseOrder
+)
+
+
+# Events: each one is one new document version.
+
+
+@dataclass(frozen=True)
+class PurchaseOrderCreated:
+    details: PurchaseOrderDetails
+
+
+@dataclass(frozen=True)
+class PurchaseOrderUpdated:
+    details: PurchaseOrderDetails
+
+
+@dataclass(frozen=True)
+class ShippingDetailsUpdated:
+    changes: tuple[tuple[str, object], ...]
+
+
+@dataclass(frozen=True)
+class PurchaseOrderStatusChanged:
+    from_status: Status
+    to_status: Status
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class ReceiptRecorded:
+    receipt: Receipt
+
+
+@dataclass(frozen=True)
+class InvoiceLinked:
+    invoice: Invoice
+
+
+@dataclass(frozen=True)
+class PurchaseOrderDeleted:
+    pass
+
+
+PurchaseOrderEvent = (
+    PurchaseOrderCreated
+    | PurchaseOrderUpdated
+    | ShippingDetailsUpdated
+    | PurchaseOrderStatusChanged
+    | ReceiptRecorded
+    | InvoiceLinked
+    | PurchaseOrderDeleted
+)
+
+State = PurchaseOrder | DeletedPurchaseOrder

@@ -1,0 +1,106 @@
+"""The operator CLI as the README uses it: a separate process talking to the running service."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+from service.settings import Settings
+from tests.support import details, running_service
+
+
+@dataclass
+class Run:
+    code: int
+    stdout: str
+    stderr: str
+
+    def documents(self) -> list[dict[str, Any]]:
+        """The JSON documents `send` printed, one after another."""
+        decoder, text, found = json.JSONDecoder(), self.stdout.strip(), []
+        while text:
+            document, end = decoder.raw_decode(text)
+            found.append(document)
+            text = text[end:].strip()
+        return found
+
+
+async def order_service(settings: Settings, *args: str) -> Run:
+    env = {
+        **os.environ,
+        "DATABASE_URL": settings.database_url,
+        "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
+        "TOPIC_PREFIX": settings.topic_prefix,
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "service",
+        *args,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    stdout, stderr = await asyncio.wait_for(process.communicate(), 90)
+    assert process.returncode is not None
+    return Run(process.returncode, stdout.decode(), stderr.decode())
+
+
+async def test_send_prints_every_outcome_and_show_reads_the_order_back(
+    settings: Settings,
+) -> None:
+    async with running_service(settings):
+        created = await order_service(
+            settings, "send", "purchase_order.create", "PO-1", json.dumps(details())
+        )
+        opened = await order_service(
+            settings, "send", "purchase_order.change_status", "PO-1", '{"status": "open"}'
+        )
+        received = await order_service(
+            settings,
+            "send",
+            "purchase_order.record_receipt",
+            "PO-1",
+            '{"receipt_id": "RCV-1", "lines": [{"sku": "WIDGET-001", "quantity": 100}]}',
+        )
+        refused = await order_service(settings, "send", "purchase_order.delete", "PO-1")
+        shown = await order_service(settings, "show", "PO-1")
+        await order_service(
+            settings, "send", "purchase_order.create", "PO-2", json.dumps(details())
+        )
+        await order_service(settings, "send", "purchase_order.delete", "PO-2")
+        gone = await order_service(settings, "show", "PO-2")
+        missing = await order_service(settings, "show", "PO-404")
+
+    assert created.code == 0, created.stderr
+    assert [d["type"] for d in created.documents()] == ["purchase_order.created"]
+    assert opened.code == 0
+    assert [d["type"] for d in received.documents()] == [
+        "purchase_order.status_changed",
+        "purchase_order.receipt_recorded",
+        "purchase_order.status_changed",
+    ]
+    assert refused.code == 1
+    [rejection] = refused.documents()
+    assert [e["error_code"] for e in rejection["errors"]] == ["invalid_status", "has_dependencies"]
+
+    assert shown.code == 0
+    assert "status=received  version=5" in shown.stdout
+    assert "RCV-1" in shown.stdout
+    history = [line.split() for line in shown.stdout.splitlines() if line.startswith("  v")]
+    assert [(entry[0], entry[2]) for entry in history] == [
+        ("v1", "purchase_order.created"),
+        ("v2", "purchase_order.status_changed"),
+        ("v3", "purchase_order.status_changed"),
+        ("v4", "purchase_order.receipt_recorded"),
+        ("v5", "purchase_order.status_changed"),
+    ]
+    assert gone.code == 1
+    assert "was deleted" in gone.stderr
+    assert "last version 2" in gone.stderr
+    assert missing.code == 1
+    assert "not found" in missing.stderr
