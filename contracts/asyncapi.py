@@ -10,13 +10,10 @@ from typing import Any
 from faststream.kafka import KafkaBroker
 from faststream.specification import AsyncAPI
 
+from contracts import orders
+from contracts import purchase_orders as po
 from contracts.inventory import InventoryMovement
-from contracts.purchase_orders import (
-    PurchaseOrderCommand,
-    PurchaseOrderEvent,
-    PurchaseOrderRejection,
-)
-from contracts.topics import INVENTORY_MOVEMENTS, PURCHASE_ORDERS, DocumentTopics
+from contracts.topics import INVENTORY_MOVEMENTS, ORDERS, PURCHASE_ORDERS, DocumentTopics
 
 TITLE = "Order lifecycle service"
 VERSION = "0.1.0"
@@ -24,36 +21,16 @@ VERSION = "0.1.0"
 
 def specification() -> dict[str, Any]:
     broker = KafkaBroker("localhost:9092", description="Kafka key = the document id.")
-    topics = DocumentTopics.for_family(PURCHASE_ORDERS)
-
-    @broker.subscriber(
-        topics.commands,
-        title=topics.commands,
-        description="Commands about purchase orders; key = purchase_order_id.",
+    _family(
+        broker,
+        PURCHASE_ORDERS,
+        "purchase_order_id",
+        po.PurchaseOrderCommand,
+        po.PurchaseOrderEvent,
+        po.PurchaseOrderRejection,
     )
-    async def purchase_order_commands(command: PurchaseOrderCommand) -> None:
-        """Every command gets exactly one outcome: its events, or one rejection."""
-
-    broker.publisher(
-        topics.events,
-        title=topics.events,
-        description="What changed, one event per document version, in version order per key.",
-        schema=PurchaseOrderEvent,
-    )
-    broker.publisher(
-        topics.rejections,
-        title=topics.rejections,
-        description="Commands that changed nothing, with every problem found.",
-        schema=PurchaseOrderRejection,
-    )
-    broker.publisher(
-        topics.dead_letters,
-        title=topics.dead_letters,
-        description=(
-            "The raw bytes of commands that could not be read or processed. Headers:"
-            " x-dead-letter-reason (why), x-dead-letter-source (topic/partition/offset@timestamp)."
-        ),
-        schema=bytes,
+    _family(
+        broker, ORDERS, "order_id", orders.OrderCommand, orders.OrderEvent, orders.OrderRejection
     )
     broker.publisher(
         INVENTORY_MOVEMENTS,
@@ -73,3 +50,40 @@ def specification() -> dict[str, Any]:
     )
     result: dict[str, Any] = spec.to_specification().to_jsonable()
     return result
+
+
+def _family(
+    broker: KafkaBroker, family: str, id_field: str, command: Any, event: Any, rejection: Any
+) -> None:
+    topics = DocumentTopics.for_family(family)
+
+    async def consume(message: Any) -> None:
+        """Every command gets exactly one outcome: its events, or one rejection."""
+
+    consume.__annotations__ = {"message": command, "return": None}
+    broker.subscriber(
+        topics.commands,
+        title=topics.commands,
+        description=f"Commands about {family.replace('-', ' ')}; key = {id_field}.",
+    )(consume)
+    broker.publisher(
+        topics.events,
+        title=topics.events,
+        description="What changed, one event per document version, in version order per key.",
+        schema=event,
+    )
+    broker.publisher(
+        topics.rejections,
+        title=topics.rejections,
+        description="Commands that changed nothing, with every problem found.",
+        schema=rejection,
+    )
+    broker.publisher(
+        topics.dead_letters,
+        title=topics.dead_letters,
+        description=(
+            "The raw bytes of commands that could not be read or processed. Headers:"
+            " x-dead-letter-reason (why), x-dead-letter-source (topic/partition/offset@timestamp)."
+        ),
+        schema=bytes,
+    )

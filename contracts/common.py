@@ -78,6 +78,8 @@ ErrorCode = Literal[
     "idempotency_key_reused",
     "not_editable",
     "has_dependencies",
+    "voucher_in_use",
+    "already_fulfilled",
 ]
 
 

@@ -12,7 +12,7 @@ from typing import Any, get_args
 
 from pydantic import BaseModel, TypeAdapter
 
-from contracts import inventory
+from contracts import inventory, orders
 from contracts import purchase_orders as po
 
 ROOT = Path(__file__).parent
@@ -28,6 +28,9 @@ MESSAGES: dict[str, Any] = {
     **_by_type(po.PurchaseOrderCommandMessage),
     **_by_type(po.PurchaseOrderEventMessage),
     "purchase_order.rejection": po.PurchaseOrderRejection,
+    **_by_type(orders.OrderCommandMessage),
+    **_by_type(orders.OrderEventMessage),
+    "order.rejection": orders.OrderRejection,
     "inventory.movement": inventory.InventoryMovement,
 }
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from contracts.topics import INVENTORY_MOVEMENTS, PURCHASE_ORDERS, DocumentTopics
+from contracts.topics import INVENTORY_MOVEMENTS, ORDERS, PURCHASE_ORDERS, DocumentTopics
 from service.adapters.database import migrate
 from service.infra.processes import free_port
 from service.infra.provision import Endpoints, provisioned
@@ -110,3 +110,17 @@ async def stack_admin(stack: Endpoints) -> AsyncIterator[asyncpg.Connection]:
     conn = await asyncpg.connect(_with_database(stack.database_url, "postgres"))
     yield conn
     await conn.close()
+
+
+@pytest.fixture
+async def order_probe(stack: Endpoints, topic_prefix: str) -> AsyncIterator[WireProbe]:
+    """Like `probe`, for customer orders."""
+    wire = WireProbe(
+        stack.kafka_bootstrap_servers,
+        DocumentTopics.for_family(ORDERS, topic_prefix),
+        f"{topic_prefix}{INVENTORY_MOVEMENTS}",
+        id_field="order_id",
+    )
+    await wire.start()
+    yield wire
+    await wire.stop()

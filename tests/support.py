@@ -100,6 +100,79 @@ def products(**quantities: int) -> list[dict[str, Any]]:
     return [{"sku": sku, "quantity": quantity} for sku, quantity in quantities.items()]
 
 
+def address(name: str = "Ada Lovelace", **overrides: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "name": name,
+        "lines": ["12 Analytical Way", "Flat 3"],
+        "city": "London",
+        "postal_code": "N1 9GU",
+        "country": "GB",
+        "phone": "+44 20 7946 0000",
+        "email": "ada@example.org",
+    }
+    body.update(overrides)
+    return body
+
+
+def order_details(**overrides: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "customer_id": "CUST-1",
+        "warehouse_id": "WH-1",
+        "items": [
+            {"sku": "MUG-RED", "quantity": 2, "unit_price": "12.50", "currency": "EUR"},
+            {"sku": "TEA-1KG", "quantity": 1, "unit_price": "30.00", "currency": "EUR"},
+        ],
+        "shipping_address": address(),
+        "billing_address": address(),
+    }
+    body.update(overrides)
+    return body
+
+
+def order_command(
+    command_type: str,
+    order_id: str,
+    payload: dict[str, Any],
+    *,
+    tenant_id: str = "tenant-a",
+    actor: tuple[str, str] | None = None,
+    **envelope: Any,
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "command_id": str(uuid.uuid4()),
+        "type": command_type,
+        "tenant_id": tenant_id,
+        "order_id": order_id,
+        "payload": payload,
+        **envelope,
+    }
+    if actor is not None:
+        body["actor"] = {"type": actor[0], "id": actor[1]}
+    return body
+
+
+def create_order(order_id: str, **kwargs: Any) -> dict[str, Any]:
+    payload = order_details(**kwargs.pop("details", {}))
+    return order_command("order.create", order_id, payload, **kwargs)
+
+
+def order_status(
+    order_id: str, status: str, reason: str | None = None, **kwargs: Any
+) -> dict[str, Any]:
+    payload: dict[str, Any] = {"status": status}
+    if reason is not None:
+        payload["reason"] = reason
+    return order_command("order.change_status", order_id, payload, **kwargs)
+
+
+def update_order(order_id: str, payload: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+    return order_command("order.update", order_id, payload, **kwargs)
+
+
+def delete_order(order_id: str, **kwargs: Any) -> dict[str, Any]:
+    return order_command("order.delete", order_id, {}, **kwargs)
+
+
 @dataclass
 class Record:
     topic: str
@@ -120,6 +193,7 @@ class WireProbe:
     bootstrap_servers: str
     topics: DocumentTopics
     movements_topic: str
+    id_field: str = "purchase_order_id"
     records: list[Record] = field(default_factory=list)
     _producer: AIOKafkaProducer | None = None
     _consumer: AIOKafkaConsumer | None = None
@@ -170,7 +244,7 @@ class WireProbe:
     async def send(self, body: dict[str, Any] | bytes, key: str | None = None) -> None:
         assert self._producer is not None
         if isinstance(body, dict):
-            key = key if key is not None else body.get("purchase_order_id")
+            key = key if key is not None else body.get(self.id_field)
             value = json.dumps(body).encode()
         else:
             value = body

@@ -7,17 +7,27 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 from uuid import UUID
 
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
-from contracts import purchase_orders as wire
+from contracts.common import CommandMetadata
 from service.app.incoming import IncomingMessage
-from service.app.translate import command_from_wire
 from service.domain.problems import ErrorCode, Problem
-from service.domain.purchase_orders import PurchaseOrderCommand
+
+C = TypeVar("C")
+
+
+@dataclass(frozen=True)
+class CommandSpec(Generic[C]):
+    """How one document family's commands are read: its id field, wire union and translation."""
+
+    id_field: str
+    adapter: TypeAdapter[Any]
+    to_domain: Callable[[Any], C]
 
 
 @dataclass(frozen=True)
@@ -31,12 +41,12 @@ class Identity:
 
 
 @dataclass(frozen=True)
-class ValidCommand:
+class ValidCommand(Generic[C]):
     identity: Identity
     command_id: UUID
     tenant_id: str
     document_id: str
-    command: PurchaseOrderCommand
+    command: C
     request_hash: bytes
 
 
@@ -51,10 +61,12 @@ class InvalidCommand:
         return "; ".join(f"{p.field or 'message'}: {p.message}" for p in self.problems)
 
 
-ParsedCommand = ValidCommand | InvalidCommand
+ParsedCommand = ValidCommand[C] | InvalidCommand
 
 
-def parse_purchase_order_command(message: IncomingMessage, max_bytes: int) -> ParsedCommand:
+def parse_command(
+    message: IncomingMessage, max_bytes: int, spec: CommandSpec[C]
+) -> ValidCommand[C] | InvalidCommand:
     raw = message.value or b""
     raw_hash = hashlib.sha256(raw).digest()
     try:
@@ -64,26 +76,27 @@ def parse_purchase_order_command(message: IncomingMessage, max_bytes: int) -> Pa
     if not isinstance(body, dict):
         return _invalid(Identity(None, None, None, None), raw_hash, "body must be a JSON object")
 
-    identity = _identity(body)
+    identity = _identity(body, spec.id_field)
     if len(raw) > max_bytes:
         return _invalid(
             identity, raw_hash, f"command is {len(raw)} bytes; the limit is {max_bytes}"
         )
     try:
-        contract = wire.PURCHASE_ORDER_COMMAND.validate_python(body)
+        contract: CommandMetadata = spec.adapter.validate_python(body)
     except ValidationError as error:
         return InvalidCommand(identity, _problems_of(error, identity.type), raw_hash)
 
+    document_id: str = getattr(contract, spec.id_field)
     key = message.key.decode("utf-8", "replace") if message.key is not None else None
-    if key != contract.purchase_order_id:
+    if key != document_id:
         return InvalidCommand(
             identity,
             (
                 Problem(
                     ErrorCode.INVALID_REQUEST,
-                    f"the Kafka key must equal purchase_order_id '{contract.purchase_order_id}' "
+                    f"the Kafka key must equal {spec.id_field} '{document_id}' "
                     f"so that commands for one document stay in order (key was {key!r})",
-                    "purchase_order_id",
+                    spec.id_field,
                 ),
             ),
             raw_hash,
@@ -92,8 +105,8 @@ def parse_purchase_order_command(message: IncomingMessage, max_bytes: int) -> Pa
         identity=identity,
         command_id=contract.command_id,
         tenant_id=contract.tenant_id,
-        document_id=contract.purchase_order_id,
-        command=command_from_wire(contract),
+        document_id=document_id,
+        command=spec.to_domain(contract),
         request_hash=request_hash(contract.model_dump(mode="json", exclude={"issued_at"})),
     )
 
@@ -104,7 +117,7 @@ def request_hash(canonical: dict[str, Any]) -> bytes:
     return hashlib.sha256(encoded).digest()
 
 
-def _identity(body: dict[str, Any]) -> Identity:
+def _identity(body: dict[str, Any], id_field: str) -> Identity:
     def text(name: str) -> str | None:
         value = body.get(name)
         return value[:200] if isinstance(value, str) else None
@@ -116,7 +129,7 @@ def _identity(body: dict[str, Any]) -> Identity:
             command_id = UUID(raw_id)
         except ValueError:
             command_id = None
-    return Identity(command_id, text("type"), text("tenant_id"), text("purchase_order_id"))
+    return Identity(command_id, text("type"), text("tenant_id"), text(id_field))
 
 
 def _problems_of(error: ValidationError, tag: str | None) -> tuple[Problem, ...]:

@@ -9,7 +9,8 @@ from enum import StrEnum
 from typing import Protocol
 from uuid import UUID
 
-from service.domain.purchase_orders import DeletedPurchaseOrder, PurchaseOrder, State
+from service.domain import orders
+from service.domain import purchase_orders as po
 
 
 class Claim(StrEnum):
@@ -47,8 +48,40 @@ class HistoryEntry:
     snapshot: bytes
 
 
+class PurchaseOrderRepository(Protocol):
+    async def load(self, tenant_id: str, purchase_order_id: str) -> po.State | None:
+        """The live order, its tombstone if it was deleted, or None if it never existed."""
+
+    async def save(
+        self, order: po.PurchaseOrder, snapshot: bytes, history: Sequence[HistoryEntry]
+    ) -> None: ...
+
+    async def delete(self, tombstone: po.DeletedPurchaseOrder) -> None:
+        """Remove the order and its history for good, leaving only the tombstone."""
+
+
+class OrderRepository(Protocol):
+    async def load(self, tenant_id: str, order_id: str) -> orders.State | None:
+        """The live order with its items and addresses, its tombstone, or None."""
+
+    async def voucher_holder(self, tenant_id: str, voucher_code: str) -> str | None:
+        """Lock the voucher for this transaction and return the live order holding it, if any."""
+
+    async def save(self, order: orders.Order, entry: HistoryEntry) -> None:
+        """Write the order, its items, its address rows and which voucher it holds."""
+
+    async def delete(self, tombstone: orders.DeletedOrder) -> None:
+        """Remove the order, its items and history and free its voucher; address rows stay."""
+
+
 class UnitOfWork(Protocol):
     """One database transaction; nothing is visible to others until it commits."""
+
+    @property
+    def purchase_orders(self) -> PurchaseOrderRepository: ...
+
+    @property
+    def orders(self) -> OrderRepository: ...
 
     async def claim(self, message_key: str, request_hash: bytes) -> Claim:
         """Record the key in the inbox; a concurrent claim of the same key waits for this one."""
@@ -58,16 +91,6 @@ class UnitOfWork(Protocol):
 
     async def lock_document(self, tenant_id: str, document_id: str) -> None:
         """Serialise all work on one document, including documents that do not exist yet."""
-
-    async def load_purchase_order(self, tenant_id: str, purchase_order_id: str) -> State | None:
-        """The live order, its tombstone if it was deleted, or None if it never existed."""
-
-    async def save_purchase_order(
-        self, order: PurchaseOrder, snapshot: bytes, history: Sequence[HistoryEntry]
-    ) -> None: ...
-
-    async def delete_purchase_order(self, tombstone: DeletedPurchaseOrder) -> None:
-        """Remove the order and its history for good, leaving only the tombstone."""
 
     async def lock_stock_items(self, keys: Sequence[str]) -> None:
         """Serialise writers of the same stock items, so their movements queue in commit order."""

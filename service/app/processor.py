@@ -13,24 +13,20 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any, Generic, TypeVar
 
-from contracts.topics import DocumentTopics
+from service.app.family import Handler
 from service.app.incoming import IncomingMessage
-from service.app.outcomes import accepted_messages, dead_letter_message, rejection_message
-from service.app.parse import (
-    InvalidCommand,
-    ParsedCommand,
-    ValidCommand,
-    parse_purchase_order_command,
-)
+from service.app.outcomes import dead_letter_message, rejection_message
+from service.app.parse import InvalidCommand, ValidCommand, parse_command
 from service.app.ports import Claim, Outcome, Store, UnitOfWork
-from service.domain import purchase_orders as po
 from service.domain.problems import ErrorCode, Problem
 from service.errors import ProcessingAbandonedError, TransientError
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
+C = TypeVar("C")
 
 
 def utc_now() -> datetime:
@@ -49,20 +45,21 @@ class RetryPolicy:
         )
 
 
-class CommandProcessor:
+class CommandProcessor(Generic[C]):
+    """Processes the commands of one document family; its handler decides them."""
+
     def __init__(
         self,
         store: Store,
-        topics: DocumentTopics,
+        handler: Handler[C],
         *,
-        movements_topic: str,
         max_command_bytes: int,
         retry: RetryPolicy | None = None,
         clock: Clock = utc_now,
     ) -> None:
         self._store = store
-        self._topics = topics
-        self._movements_topic = movements_topic
+        self._handler = handler
+        self._family = handler.family
         self._max_command_bytes = max_command_bytes
         self._retry = retry or RetryPolicy()
         self._clock = clock
@@ -75,12 +72,12 @@ class CommandProcessor:
     async def process(self, message: IncomingMessage) -> Outcome:
         """Decide one message. Returns only once its outcome is committed, so the caller may
         commit its offset; raises only ProcessingAbandonedError (stopping) or cancellation."""
-        parsed: ParsedCommand | None = None
+        parsed: ValidCommand[C] | InvalidCommand | None = None
         unexpected_failures = 0
         attempt = 0
         while True:
             try:
-                parsed = parse_purchase_order_command(message, self._max_command_bytes)
+                parsed = parse_command(message, self._max_command_bytes, self._family.commands)
                 return await self._apply(parsed, message)
             except TransientError as error:
                 log.warning("transient failure, retrying: %s", error)
@@ -102,42 +99,25 @@ class CommandProcessor:
             return
         raise ProcessingAbandonedError("the service is stopping; the command will be redelivered")
 
-    async def _apply(self, parsed: ParsedCommand, message: IncomingMessage) -> Outcome:
+    async def _apply(
+        self, parsed: ValidCommand[C] | InvalidCommand, message: IncomingMessage
+    ) -> Outcome:
         """One transaction: the whole outcome commits, or nothing does."""
         async with self._store.unit_of_work() as uow:
             if isinstance(parsed, ValidCommand):
                 return await self._decide(uow, parsed)
             return await self._refuse(uow, parsed, message)
 
-    async def _decide(self, uow: UnitOfWork, cmd: ValidCommand) -> Outcome:
+    async def _decide(self, uow: UnitOfWork, cmd: ValidCommand[C]) -> Outcome:
         key = str(cmd.command_id)
         claim = await uow.claim(key, cmd.request_hash)
         if claim is not Claim.NEW:
             return await self._answer_repeat(uow, claim, key, cmd.request_hash, cmd)
         await uow.lock_document(cmd.tenant_id, cmd.document_id)
-        current = await uow.load_purchase_order(cmd.tenant_id, cmd.document_id)
-        decision = po.decide(cmd.command, current, cmd.document_id)
-        now = self._clock()
-        if isinstance(decision, po.Rejected):
-            rejection = rejection_message(
-                self._topics, cmd.identity, cmd.command_id, decision.problems, now
-            )
-            await uow.answer(key, Outcome.REJECTED, [rejection])
-            return Outcome.REJECTED
-
-        transitions = po.fold(current, decision.events, cmd.tenant_id, cmd.document_id)
-        output = accepted_messages(
-            self._topics, self._movements_topic, cmd.command_id, transitions, now
-        )
-        final = transitions[-1].after
-        if isinstance(final, po.DeletedPurchaseOrder):
-            await uow.delete_purchase_order(final)
-        else:
-            await uow.save_purchase_order(final, output.history[-1].snapshot, output.history)
-        if output.stock_keys:
-            await uow.lock_stock_items(output.stock_keys)
-        await uow.answer(key, Outcome.ACCEPTED, output.messages)
-        return Outcome.ACCEPTED
+        decided = await self._handler.handle(uow, cmd, self._clock())
+        outcome = Outcome.ACCEPTED if decided.accepted else Outcome.REJECTED
+        await uow.answer(key, outcome, decided.messages)
+        return outcome
 
     async def _refuse(
         self, uow: UnitOfWork, invalid: InvalidCommand, message: IncomingMessage
@@ -147,12 +127,12 @@ class CommandProcessor:
         claim = await uow.claim(key, invalid.request_hash)
         if claim is not Claim.NEW:
             return await self._answer_repeat(uow, claim, key, invalid.request_hash, invalid)
-        outgoing = [dead_letter_message(self._topics, message, invalid.reason)]
+        outgoing = [dead_letter_message(self._family, message, invalid.reason)]
         if command_id is not None:
             outgoing.insert(
                 0,
                 rejection_message(
-                    self._topics, invalid.identity, command_id, invalid.problems, self._clock()
+                    self._family, invalid.identity, command_id, invalid.problems, self._clock()
                 ),
             )
         await uow.answer(key, Outcome.DEAD_LETTERED, outgoing)
@@ -164,7 +144,7 @@ class CommandProcessor:
         claim: Claim,
         key: str,
         request_hash: bytes,
-        parsed: ValidCommand | InvalidCommand,
+        parsed: ValidCommand[C] | InvalidCommand,
     ) -> Outcome:
         """A key seen before: a faithful re-send changes nothing; a reused key is refused once."""
         command_id = parsed.identity.command_id
@@ -179,12 +159,15 @@ class CommandProcessor:
             "command_id",
         )
         await uow.enqueue(
-            [rejection_message(self._topics, parsed.identity, command_id, [problem], self._clock())]
+            [rejection_message(self._family, parsed.identity, command_id, [problem], self._clock())]
         )
         return Outcome.REJECTED
 
     async def _park(
-        self, message: IncomingMessage, reason: str, parsed: ParsedCommand | None
+        self,
+        message: IncomingMessage,
+        reason: str,
+        parsed: ValidCommand[C] | InvalidCommand | None,
     ) -> Outcome:
         """Move a message that cannot be processed out of the way, recording that it was parked."""
         key = _inbox_key(parsed, message)
@@ -196,7 +179,7 @@ class CommandProcessor:
             try:
                 async with self._store.unit_of_work() as uow:
                     if await uow.claim(key, request_hash) is Claim.NEW:
-                        parked = dead_letter_message(self._topics, message, reason)
+                        parked = dead_letter_message(self._family, message, reason)
                         await uow.answer(key, Outcome.PARKED, [parked])
                 return Outcome.PARKED
             except TransientError as error:
@@ -205,7 +188,7 @@ class CommandProcessor:
             attempt += 1
 
 
-def _inbox_key(parsed: ParsedCommand | None, message: IncomingMessage) -> str:
+def _inbox_key(parsed: ValidCommand[Any] | InvalidCommand | None, message: IncomingMessage) -> str:
     """The command_id when readable; otherwise where the message came from."""
     command_id = parsed.identity.command_id if parsed is not None else None
     return str(command_id) if command_id is not None else f"kafka:{message.source}"

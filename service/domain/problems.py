@@ -23,6 +23,8 @@ class ErrorCode(StrEnum):
     IDEMPOTENCY_KEY_REUSED = "idempotency_key_reused"
     NOT_EDITABLE = "not_editable"
     HAS_DEPENDENCIES = "has_dependencies"
+    VOUCHER_IN_USE = "voucher_in_use"
+    ALREADY_FULFILLED = "already_fulfilled"
 
 
 # One place says which kind of error each code is, so no caller can pair them wrongly.
@@ -35,6 +37,8 @@ ERROR_TYPE_OF: dict[ErrorCode, ErrorType] = {
     ErrorCode.IDEMPOTENCY_KEY_REUSED: ErrorType.CONFLICT,
     ErrorCode.NOT_EDITABLE: ErrorType.CONFLICT,
     ErrorCode.HAS_DEPENDENCIES: ErrorType.CONFLICT,
+    ErrorCode.VOUCHER_IN_USE: ErrorType.CONFLICT,
+    ErrorCode.ALREADY_FULFILLED: ErrorType.CONFLICT,
 }
 
 

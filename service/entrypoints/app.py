@@ -78,29 +78,33 @@ def create_app(settings: Settings | None = None) -> AsgiFastStream:
         enable_idempotence=settings.kafka_idempotent_producer,
     )
 
-    @broker.subscriber(
-        runtime.purchase_order_topics.commands,
-        group_id=settings.consumer_group,
-        max_workers=settings.consumer_workers,
-        ack_policy=AckPolicy.MANUAL,
-        auto_offset_reset="earliest",
-        decoder=_body_as_bytes,
-        listener=_RebalanceLog(),
-        title="purchase-order commands",
-    )
-    async def on_purchase_order_command(message: KafkaMessage) -> None:
+    async def on_command(message: KafkaMessage) -> None:
         incoming = _incoming(message)
-        runtime.consumer.in_flight_since = time.monotonic()
+        runtime.consumer.in_flight[incoming.source] = time.monotonic()
         try:
-            outcome = await runtime.processor.process(incoming)
+            outcome = await runtime.processor(incoming.topic).process(incoming)
         except ProcessingAbandonedError:
             log.warning("stopping: %s left uncommitted for redelivery", incoming.source)
             return
         finally:
-            runtime.consumer.in_flight_since = None
+            del runtime.consumer.in_flight[incoming.source]
         await _commit(message, incoming)
         runtime.consumer.processed_total += 1
         log.info("command %s -> %s", incoming.source, outcome.value)
+
+    # One subscriber per family: FastStream's concurrent manual-commit mode takes one topic each.
+    for handler in runtime.handlers:
+        commands = handler.family.topics.commands
+        broker.subscriber(
+            commands,
+            group_id=handler.family.consumer_group(settings.consumer_group),
+            max_workers=settings.consumer_workers,
+            ack_policy=AckPolicy.MANUAL,
+            auto_offset_reset="earliest",
+            decoder=_body_as_bytes,
+            listener=_RebalanceLog(),
+            title=commands,
+        )(on_command)
 
     @get
     async def health(scope: Any) -> AsgiResponse:

@@ -14,8 +14,6 @@ from typing import Annotated, Any
 
 import typer
 
-from contracts.purchase_orders import PurchaseOrderSnapshot
-from contracts.topics import INVENTORY_MOVEMENTS, PURCHASE_ORDERS, DocumentTopics
 from service.settings import Settings
 
 cli = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
@@ -92,93 +90,42 @@ def migrate() -> None:
 
 @cli.command()
 def send(
-    command_type: Annotated[str, typer.Argument(help="e.g. purchase_order.create")],
-    document_id: Annotated[str, typer.Argument(help="the purchase order id, e.g. PO-1")],
+    command_type: Annotated[str, typer.Argument(help="e.g. purchase_order.create, order.create")],
+    document_id: Annotated[str, typer.Argument(help="the order id, e.g. PO-1 or O-1")],
     payload: Annotated[str, typer.Argument(help="the command's payload as JSON")] = "{}",
     tenant: Annotated[str, typer.Option(help="tenant id")] = "demo",
+    actor: Annotated[
+        str | None, typer.Option(help="who sends it, TYPE:ID, e.g. customer:CUST-1")
+    ] = None,
     expected_version: Annotated[int | None, typer.Option(help="optimistic check")] = None,
     command_id: Annotated[str | None, typer.Option(help="default: a new UUID")] = None,
     wait: Annotated[bool, typer.Option(help="wait for and print the outcome")] = True,
 ) -> None:
     """Send one command and print its outcome (events or the rejection)."""
+    from service.entrypoints import operator
+
     try:
         body_payload = json.loads(payload)
     except json.JSONDecodeError as error:
         raise typer.BadParameter(f"payload is not JSON: {error}") from error
+    family = operator.family_of(command_type)
+    if family is None:
+        raise typer.BadParameter(
+            f"{command_type!r} starts with neither 'order.' nor 'purchase_order.'"
+        )
+    actor_type, _, actor_id = (actor or f"user:{os.environ.get('USER', 'cli')}").partition(":")
     envelope: dict[str, Any] = {
         "command_id": command_id or str(uuid.uuid4()),
         "type": command_type,
         "tenant_id": tenant,
-        "purchase_order_id": document_id,
-        "actor": {"type": "user", "id": os.environ.get("USER", "cli")},
+        family.id_field: document_id,
+        "actor": {"type": actor_type, "id": actor_id},
         "payload": body_payload,
     }
     if expected_version is not None:
         envelope["expected_version"] = expected_version
-    outcome_ok = asyncio.run(_send(_settings(), envelope, wait))
+    outcome_ok = asyncio.run(operator.send(_settings(), family, envelope, wait, typer.echo))
     raise typer.Exit(0 if outcome_ok else 1)
-
-
-async def _send(settings: Settings, envelope: dict[str, Any], wait: bool) -> bool:
-    from aiokafka import AIOKafkaProducer
-
-    topics = DocumentTopics.for_family(PURCHASE_ORDERS, settings.topic_prefix)
-    watcher = await _outcome_watcher(settings, topics) if wait else None
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all")
-    await producer.start()
-    try:
-        await producer.send_and_wait(
-            topics.commands,
-            json.dumps(envelope).encode(),
-            key=envelope["purchase_order_id"].encode(),
-        )
-    finally:
-        await producer.stop()
-    typer.echo(f"sent {envelope['type']} {envelope['command_id']}", err=True)
-    if watcher is None:
-        return True
-    try:
-        return await _print_outcome(watcher, topics, envelope["command_id"])
-    finally:
-        await watcher.stop()
-
-
-async def _outcome_watcher(settings: Settings, topics: DocumentTopics) -> Any:
-    from aiokafka import AIOKafkaConsumer, TopicPartition
-
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers)
-    await consumer.start()
-    await consumer.topics()  # loads cluster metadata, so partitions are known
-    partitions = [
-        TopicPartition(topic, p)
-        for topic in (topics.events, topics.rejections)
-        for p in sorted(consumer.partitions_for_topic(topic) or ())
-    ]
-    consumer.assign(partitions)
-    await consumer.seek_to_end(*partitions)
-    for tp in partitions:
-        await consumer.position(tp)  # fix the start before the command is sent
-    return consumer
-
-
-async def _print_outcome(consumer: Any, topics: DocumentTopics, command_id: str) -> bool:
-    deadline = asyncio.get_running_loop().time() + 30
-    accepted = False
-    while asyncio.get_running_loop().time() < deadline:
-        batches = await consumer.getmany(timeout_ms=500)
-        for records in batches.values():
-            for record in records:
-                body = json.loads(record.value)
-                if body.get("command_id") != command_id:
-                    continue
-                typer.echo(json.dumps(body, indent=2))
-                if record.topic == topics.rejections:
-                    return False
-                accepted = True
-        if accepted:
-            return True
-    typer.echo("no outcome within 30s: is the service running (make run)?", err=True)
-    return False
 
 
 @cli.command()
@@ -186,96 +133,21 @@ def tail(
     from_beginning: Annotated[bool, typer.Option(help="replay what is already there")] = False,
 ) -> None:
     """Follow events, rejections, dead letters and inventory movements as they are published."""
-    asyncio.run(_tail(_settings(), from_beginning))
+    from service.entrypoints import operator
 
-
-async def _tail(settings: Settings, from_beginning: bool) -> None:
-    from aiokafka import AIOKafkaConsumer
-
-    topics = DocumentTopics.for_family(PURCHASE_ORDERS, settings.topic_prefix)
-    watched = [
-        topics.events,
-        topics.rejections,
-        topics.dead_letters,
-        f"{settings.topic_prefix}{INVENTORY_MOVEMENTS}",
-    ]
-    consumer = AIOKafkaConsumer(
-        *watched,
-        bootstrap_servers=settings.kafka_bootstrap_servers,
-        group_id=None,
-        auto_offset_reset="earliest" if from_beginning else "latest",
-    )
-    await consumer.start()
-    try:
-        async for record in consumer:
-            try:
-                text = json.dumps(json.loads(record.value), indent=None)
-            except (ValueError, TypeError):
-                text = repr(record.value[:200])
-            key = record.key.decode(errors="replace") if record.key else ""
-            typer.echo(f"{record.topic} [{key}] {text}")
-    finally:
-        await consumer.stop()
+    asyncio.run(operator.tail(_settings(), from_beginning, typer.echo))
 
 
 @cli.command()
 def show(
-    document_id: Annotated[str, typer.Argument(help="the purchase order id, e.g. PO-1")],
+    document_id: Annotated[str, typer.Argument(help="a purchase order or order id, e.g. PO-1")],
     tenant: Annotated[str, typer.Option(help="tenant id")] = "demo",
 ) -> None:
-    """Print a purchase order's current state and its history."""
-    found = asyncio.run(_show(_settings(), tenant, document_id))
+    """Print an order's or purchase order's current state and its history."""
+    from service.entrypoints import operator
+
+    found = asyncio.run(operator.show(_settings(), tenant, document_id, typer.echo))
     raise typer.Exit(0 if found else 1)
-
-
-async def _show(settings: Settings, tenant: str, document_id: str) -> bool:
-    import asyncpg
-
-    conn = await asyncpg.connect(settings.database_url)
-    try:
-        row = await conn.fetchrow(
-            "SELECT status, version, document::text AS document, updated_at FROM purchase_orders"
-            " WHERE tenant_id = $1 AND purchase_order_id = $2",
-            tenant,
-            document_id,
-        )
-        if row is None:
-            tombstone = await conn.fetchrow(
-                "SELECT last_version, deleted_at FROM purchase_order_tombstones"
-                " WHERE tenant_id = $1 AND purchase_order_id = $2",
-                tenant,
-                document_id,
-            )
-            if tombstone is None:
-                typer.echo(
-                    f"purchase order {document_id!r} of tenant {tenant!r} not found", err=True
-                )
-            else:
-                typer.echo(
-                    f"purchase order {document_id!r} of tenant {tenant!r} was deleted at"
-                    f" {tombstone['deleted_at'].isoformat()} (last version"
-                    f" {tombstone['last_version']}); nothing else of it is kept",
-                    err=True,
-                )
-            return False
-        history = await conn.fetch(
-            "SELECT version, event_type, command_id, recorded_at FROM purchase_order_history"
-            " WHERE tenant_id = $1 AND purchase_order_id = $2 ORDER BY version",
-            tenant,
-            document_id,
-        )
-    finally:
-        await conn.close()
-    typer.echo(f"{document_id}  status={row['status']}  version={row['version']}")
-    snapshot = PurchaseOrderSnapshot.model_validate_json(row["document"])
-    typer.echo(snapshot.model_dump_json(indent=2))
-    typer.echo("history:")
-    for entry in history:
-        typer.echo(
-            f"  v{entry['version']}  {entry['recorded_at'].isoformat()}  {entry['event_type']}"
-            f"  command {entry['command_id']}"
-        )
-    return True
 
 
 def main() -> None:

@@ -12,12 +12,15 @@ from typing import Any
 import asyncpg
 from aiokafka import AIOKafkaProducer
 
-from contracts.topics import INVENTORY_MOVEMENTS, PURCHASE_ORDERS, DocumentTopics, all_topics
+from contracts.topics import INVENTORY_MOVEMENTS, all_topics
 from service.adapters.database import create_pool, migrate
 from service.adapters.kafka import ensure_topics, make_producer
 from service.adapters.relay import OutboxRelay
 from service.adapters.store import PostgresStore
+from service.app.family import Handler
+from service.app.orders.handler import OrderHandler, order_family
 from service.app.processor import CommandProcessor, RetryPolicy
+from service.app.purchase_orders.handler import PurchaseOrderHandler, purchase_order_family
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -29,31 +32,34 @@ RELAY_STALL_SECONDS = 60.0
 @dataclass
 class ConsumerStatus:
     processed_total: int = 0
-    last_processed_at: float | None = None
-    in_flight_since: float | None = None
+    in_flight: dict[str, float] = field(default_factory=dict)
+    """Message source -> when its processing started (monotonic clock)."""
 
 
 @dataclass
 class Runtime:
     settings: Settings
-    purchase_order_topics: DocumentTopics = field(init=False)
+    handlers: tuple[Handler[Any], ...] = field(init=False)
     consumer: ConsumerStatus = field(default_factory=ConsumerStatus)
     _pool: asyncpg.Pool | None = None
     _producer: AIOKafkaProducer | None = None
     _relay: OutboxRelay | None = None
     _relay_task: asyncio.Task[None] | None = None
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
-    _processor: CommandProcessor | None = None
+    _processors: dict[str, CommandProcessor[Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.purchase_order_topics = DocumentTopics.for_family(
-            PURCHASE_ORDERS, self.settings.topic_prefix
+        prefix = self.settings.topic_prefix
+        movements = f"{prefix}{INVENTORY_MOVEMENTS}"
+        self.handlers = (
+            PurchaseOrderHandler(purchase_order_family(prefix), movements),
+            OrderHandler(order_family(prefix), movements),
         )
 
-    @property
-    def processor(self) -> CommandProcessor:
-        assert self._processor is not None, "the runtime is not started"
-        return self._processor
+    def processor(self, commands_topic: str) -> CommandProcessor[Any]:
+        """The processor of the family whose commands arrive on `commands_topic`."""
+        assert self._processors, "the runtime is not started"
+        return self._processors[commands_topic]
 
     async def start(self) -> None:
         s = self.settings
@@ -62,16 +68,17 @@ class Runtime:
             s.kafka_bootstrap_servers, all_topics(s.topic_prefix), s.topic_partitions
         )
         self._pool = await create_pool(s.database_url, s.database_pool_size)
-        self._processor = CommandProcessor(
-            PostgresStore(self._pool),
-            self.purchase_order_topics,
-            movements_topic=f"{s.topic_prefix}{INVENTORY_MOVEMENTS}",
-            max_command_bytes=s.max_command_bytes,
-            retry=RetryPolicy(
-                max_backoff_seconds=s.retry_max_backoff_seconds,
-                unexpected_failure_attempts=s.unexpected_failure_attempts,
-            ),
+        store = PostgresStore(self._pool)
+        retry = RetryPolicy(
+            max_backoff_seconds=s.retry_max_backoff_seconds,
+            unexpected_failure_attempts=s.unexpected_failure_attempts,
         )
+        self._processors = {
+            handler.family.topics.commands: CommandProcessor(
+                store, handler, max_command_bytes=s.max_command_bytes, retry=retry
+            )
+            for handler in self.handlers
+        }
         self._producer = make_producer(
             s.kafka_bootstrap_servers, idempotent=s.kafka_idempotent_producer
         )
@@ -87,8 +94,8 @@ class Runtime:
         self._relay_task = asyncio.create_task(self._relay.run(self._stop), name="outbox-relay")
 
     def stop_processing(self) -> None:
-        if self._processor is not None:
-            self._processor.stop()
+        for processor in self._processors.values():
+            processor.stop()
 
     async def stop(self) -> None:
         self.stop_processing()
@@ -133,11 +140,8 @@ class Runtime:
             "published_total": relay.published_total if relay else 0,
             "last_error": relay.last_error if relay else None,
         }
-        stuck_for = (
-            time.monotonic() - self.consumer.in_flight_since
-            if self.consumer.in_flight_since is not None
-            else 0.0
-        )
+        in_flight = self.consumer.in_flight.values()
+        stuck_for = time.monotonic() - min(in_flight) if in_flight else 0.0
         checks["consumer"] = {
             "processed_total": self.consumer.processed_total,
             "in_flight_seconds": round(stuck_for, 3),

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from service.settings import Settings
-from tests.support import details, running_service
+from tests.support import details, order_details, running_service
 
 
 @dataclass
@@ -104,3 +104,34 @@ async def test_send_prints_every_outcome_and_show_reads_the_order_back(
     assert "last version 2" in gone.stderr
     assert missing.code == 1
     assert "not found" in missing.stderr
+
+
+async def test_order_commands_carry_the_actor_and_show_prints_the_addresses(
+    settings: Settings,
+) -> None:
+    async with running_service(settings):
+        created = await order_service(
+            settings,
+            "send",
+            "order.create",
+            "O-1",
+            json.dumps(order_details()),
+            "--actor",
+            "customer:CUST-1",
+        )
+        foreign = await order_service(
+            settings, "send", "order.delete", "O-1", "--actor", "customer:CUST-2"
+        )
+        shown = await order_service(settings, "show", "O-1")
+        unknown = await order_service(settings, "send", "invoice.create", "X-1")
+
+    assert created.code == 0, created.stderr
+    assert [d["type"] for d in created.documents()] == ["order.created"]
+    assert foreign.code == 1
+    assert [e["error_code"] for e in foreign.documents()[0]["errors"]] == ["not_found"]
+    assert shown.code == 0
+    assert "order O-1  status=placed  version=1" in shown.stdout
+    assert "Ada Lovelace" in shown.stdout
+    assert "12 Analytical Way" in shown.stdout
+    assert unknown.code == 2
+    assert "starts with neither" in unknown.stderr

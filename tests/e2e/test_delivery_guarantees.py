@@ -7,6 +7,7 @@ import asyncio
 import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from service.app.purchase_orders.handler import purchase_order_family
 from service.infra.provision import Endpoints
 from service.settings import Settings
 from tests.support import WireProbe, change_status, create, running_service
@@ -15,7 +16,7 @@ from tests.support import WireProbe, change_status, create, running_service
 async def committed_offsets(stack: Endpoints, settings: Settings, topic: str) -> dict[int, int]:
     consumer = AIOKafkaConsumer(
         bootstrap_servers=stack.kafka_bootstrap_servers,
-        group_id=settings.consumer_group,
+        group_id=purchase_order_family().consumer_group(settings.consumer_group),
         enable_auto_commit=False,
     )
     await consumer.start()

@@ -12,15 +12,16 @@ from typing import Any
 import asyncpg
 import pytest
 
-from contracts.topics import DocumentTopics
 from service.adapters.database import create_pool
 from service.adapters.store import PostgresStore
 from service.app.incoming import IncomingMessage
 from service.app.ports import Outcome
 from service.app.processor import CommandProcessor, RetryPolicy
+from service.app.purchase_orders.handler import PurchaseOrderHandler, purchase_order_family
 from tests.support import change_status, create
 
-TOPICS = DocumentTopics.for_family("purchase-orders", "it.")
+FAMILY = purchase_order_family("it.")
+TOPICS = FAMILY.topics
 offsets = count()
 
 
@@ -37,12 +38,11 @@ async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
 
 
 @pytest.fixture
-def processor(pool: asyncpg.Pool) -> CommandProcessor:
+def processor(pool: asyncpg.Pool) -> CommandProcessor[Any]:
     retry = RetryPolicy(first_backoff_seconds=0.02, max_backoff_seconds=0.2)
     return CommandProcessor(
         PostgresStore(pool),
-        TOPICS,
-        movements_topic="it.movements",
+        PurchaseOrderHandler(FAMILY, "it.movements"),
         max_command_bytes=65536,
         retry=retry,
     )
@@ -54,7 +54,7 @@ async def outbox(db: asyncpg.Connection) -> list[tuple[str, str]]:
 
 
 async def test_the_same_command_processed_concurrently_is_applied_once(
-    processor: CommandProcessor, db: asyncpg.Connection
+    processor: CommandProcessor[Any], db: asyncpg.Connection
 ) -> None:
     body = create("PO-1")
     outcomes = await asyncio.gather(*(processor.process(message(body)) for _ in range(5)))
@@ -64,7 +64,7 @@ async def test_the_same_command_processed_concurrently_is_applied_once(
 
 
 async def test_racing_creates_of_one_document_let_exactly_one_win(
-    processor: CommandProcessor, db: asyncpg.Connection
+    processor: CommandProcessor[Any], db: asyncpg.Connection
 ) -> None:
     outcomes = await asyncio.gather(*(processor.process(message(create("PO-2"))) for _ in range(6)))
     assert sorted(outcomes) == sorted([Outcome.ACCEPTED] + [Outcome.REJECTED] * 5)
@@ -72,7 +72,7 @@ async def test_racing_creates_of_one_document_let_exactly_one_win(
 
 
 async def test_concurrent_changes_of_one_document_get_consecutive_versions(
-    processor: CommandProcessor, db: asyncpg.Connection
+    processor: CommandProcessor[Any], db: asyncpg.Connection
 ) -> None:
     await processor.process(message(create("PO-3")))
     first, second = await asyncio.gather(
@@ -90,7 +90,7 @@ async def test_concurrent_changes_of_one_document_get_consecutive_versions(
 
 
 async def test_a_database_outage_delays_a_command_but_never_loses_it(
-    processor: CommandProcessor, database_url: str, stack_admin: asyncpg.Connection
+    processor: CommandProcessor[Any], database_url: str, stack_admin: asyncpg.Connection
 ) -> None:
     database = database_url.rsplit("/", 1)[1]
     await stack_admin.execute(f"ALTER DATABASE {database} ALLOW_CONNECTIONS false")
@@ -113,10 +113,10 @@ class _BuggyUnitOfWork:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
 
-    async def load_purchase_order(self, tenant_id: str, purchase_order_id: str) -> Any:
-        if purchase_order_id == "PO-BUG":
+    async def lock_document(self, tenant_id: str, document_id: str) -> None:
+        if document_id == "PO-BUG":
             raise RuntimeError("simulated defect")
-        return await self._inner.load_purchase_order(tenant_id, purchase_order_id)
+        await self._inner.lock_document(tenant_id, document_id)
 
 
 class _BuggyStore:
@@ -135,8 +135,7 @@ async def test_a_message_that_keeps_failing_is_parked_and_processing_goes_on(
     retry = RetryPolicy(first_backoff_seconds=0.01, unexpected_failure_attempts=3)
     processor = CommandProcessor(
         _BuggyStore(PostgresStore(pool)),
-        TOPICS,
-        movements_topic="it.movements",
+        PurchaseOrderHandler(FAMILY, "it.movements"),
         max_command_bytes=65536,
         retry=retry,
     )

@@ -9,17 +9,19 @@ from typing import Any
 import pytest
 
 from service.app.incoming import IncomingMessage
-from service.app.parse import InvalidCommand, ValidCommand, parse_purchase_order_command
+from service.app.parse import InvalidCommand, ValidCommand, parse_command
+from service.app.purchase_orders.handler import purchase_order_family
 from service.domain import purchase_orders as po
 from tests.support import change_status, command, create, details
 
 LIMIT = 64 * 1024
+COMMANDS = purchase_order_family().commands
 
 
 def parse(body: dict[str, Any] | bytes, key: str | None = "PO-1") -> Any:
     value = body if isinstance(body, bytes) else json.dumps(body).encode()
     message = IncomingMessage("cmds", 0, 7, 1, key.encode() if key else None, value)
-    return parse_purchase_order_command(message, LIMIT)
+    return parse_command(message, LIMIT, COMMANDS)
 
 
 def problem_fields(body: dict[str, Any] | bytes, key: str | None = "PO-1") -> list[str | None]:

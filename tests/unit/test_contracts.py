@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import typing
 
-from contracts import common, purchase_orders
+from contracts import common, orders, purchase_orders
 from contracts.generate import MESSAGES, ROOT, render
+from service.domain import orders as order_domain
 from service.domain import problems
 from service.domain import purchase_orders as domain
 
@@ -35,3 +36,12 @@ def test_domain_statuses_match_the_wire() -> None:
 def test_domain_error_codes_and_types_match_the_wire() -> None:
     assert {c.value for c in problems.ErrorCode} == set(typing.get_args(common.ErrorCode))
     assert {t.value for t in problems.ErrorType} == set(typing.get_args(common.ErrorType))
+
+
+def test_order_statuses_and_cancel_reasons_match_the_wire() -> None:
+    assert [s.value for s in order_domain.Status] == [s.value for s in orders.OrderStatus]
+    assert [r.value for r in order_domain.CancelReason] == [r.value for r in orders.CancelReason]
+    parts = typing.get_args(
+        typing.get_args(orders.OrderUpdateData.model_fields["changed"].annotation)[0]
+    )
+    assert [p.value for p in order_domain.Part] == list(parts)

@@ -8,7 +8,8 @@ import pytest
 
 from service.domain import purchase_orders as po
 from service.domain.problems import ErrorCode
-from service.domain.purchase_orders.stock import Bucket, Movement, movements
+from service.domain.purchase_orders.stock import movements
+from service.domain.stock import Bucket, Movement
 from tests.unit.builders import details, invoice, order, receipt
 
 ALL = [s.value for s in po.Status]

@@ -1,12 +1,7 @@
 """Purchase orders: types, rule tables, decisions, state changes and stock positions (pure)."""
 
-from service.domain.purchase_orders.decide import (
-    Accepted,
-    Decision,
-    Rejected,
-    decide,
-    details_problems,
-)
+from service.domain.decisions import Accepted, Rejected
+from service.domain.purchase_orders.decide import Decision, decide, details_problems
 from service.domain.purchase_orders.evolve import Transition, evolve, fold
 from service.domain.purchase_orders.model import (
     ChangePurchaseOrderStatus,

@@ -4,9 +4,15 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Protocol
 
+from service.domain.decisions import (
+    Accepted,
+    Rejected,
+    either,
+    transition_problems,
+    version_problems,
+)
 from service.domain.problems import ErrorCode, Problem
 from service.domain.purchase_orders.model import (
     ChangePurchaseOrderStatus,
@@ -43,18 +49,7 @@ from service.domain.purchase_orders.rules import (
     TRANSITIONS,
 )
 
-
-@dataclass(frozen=True)
-class Accepted:
-    events: tuple[PurchaseOrderEvent, ...]
-
-
-@dataclass(frozen=True)
-class Rejected:
-    problems: tuple[Problem, ...]
-
-
-Decision = Accepted | Rejected
+Decision = Accepted["PurchaseOrderEvent"] | Rejected
 
 
 def decide(
@@ -76,7 +71,9 @@ def decide(
             problems += _shipping_problems(current.details, changes)
             events = (ShippingDetailsUpdated(changes),)
         case ChangePurchaseOrderStatus(status=target, reason=reason):
-            problems += _transition_problems(current.status, target, reason)
+            problems += transition_problems(
+                TRANSITIONS, current.status, target, reason, STATUSES_ACCEPTING_REASON
+            )
             events = (PurchaseOrderStatusChanged(current.status, target, reason),)
         case RecordReceipt(receipt=receipt):
             problems += _receipt_problems(current, receipt)
@@ -147,7 +144,7 @@ def _create(
 def _editable_problems(status: Status, allowed: frozenset[Status], what: str) -> list[Problem]:
     if status in allowed:
         return []
-    wanted = _either(allowed)
+    wanted = either(allowed)
     return [
         Problem(
             ErrorCode.NOT_EDITABLE,
@@ -178,32 +175,10 @@ def _shipping_problems(
     return details_problems(details.with_changes(changes))
 
 
-def _transition_problems(current: Status, target: Status, reason: str | None) -> list[Problem]:
-    problems = []
-    if target not in TRANSITIONS[current]:
-        allowed = ", ".join(sorted(f"'{s}'" for s in TRANSITIONS[current])) or "none (terminal)"
-        problems.append(
-            Problem(
-                ErrorCode.INVALID_STATUS,
-                f"Cannot transition from '{current}' to '{target}'; allowed: {allowed}",
-                "payload.status",
-            )
-        )
-    if reason is not None and target not in STATUSES_ACCEPTING_REASON:
-        problems.append(
-            Problem(
-                ErrorCode.INVALID_REQUEST,
-                f"a reason is accepted only when the status becomes 'cancelled', not '{target}'",
-                "payload.reason",
-            )
-        )
-    return problems
-
-
 def _receipt_problems(order: PurchaseOrder, receipt: Receipt) -> list[Problem]:
     problems = []
     if order.status not in RECEIVABLE:
-        allowed = _either(RECEIVABLE)
+        allowed = either(RECEIVABLE)
         problems.append(
             Problem(
                 ErrorCode.INVALID_STATUS,
@@ -286,7 +261,7 @@ def _deletion_problems(order: PurchaseOrder) -> list[Problem]:
     """Every blocker at once: the status, and each receipt and invoice that depends on the order."""
     problems = []
     if order.status not in DELETABLE:
-        allowed = _either(DELETABLE)
+        allowed = either(DELETABLE)
         problems.append(
             Problem(
                 ErrorCode.INVALID_STATUS,
@@ -315,16 +290,7 @@ def _deletion_problems(order: PurchaseOrder) -> list[Problem]:
 
 
 def _version_problems(expected: int | None, current: State | None) -> list[Problem]:
-    actual = current.version if isinstance(current, PurchaseOrder) else 0
-    if expected is None or expected == actual:
-        return []
-    return [
-        Problem(
-            ErrorCode.VERSION_CONFLICT,
-            f"expected version {expected}, but the current version is {actual}",
-            "expected_version",
-        )
-    ]
+    return version_problems(expected, current.version if isinstance(current, PurchaseOrder) else 0)
 
 
 def _not_found(purchase_order_id: str, current: State | None) -> Problem:
@@ -334,10 +300,6 @@ def _not_found(purchase_order_id: str, current: State | None) -> Problem:
     else:
         message = f"Purchase order '{purchase_order_id}' not found"
     return Problem(ErrorCode.NOT_FOUND, message, "purchase_order_id")
-
-
-def _either(statuses: frozenset[Status]) -> str:
-    return " or ".join(f"'{s}'" for s in sorted(statuses))
 
 
 class _Line(Protocol):

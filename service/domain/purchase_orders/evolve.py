@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
+from service.domain import decisions
 from service.domain.purchase_orders.model import (
     DeletedPurchaseOrder,
     InvoiceLinked,
@@ -19,15 +20,6 @@ from service.domain.purchase_orders.model import (
     State,
 )
 from service.domain.purchase_orders.rules import INITIAL_STATUS
-
-
-@dataclass(frozen=True)
-class Transition:
-    """One event with the states on either side of it."""
-
-    event: PurchaseOrderEvent
-    before: State | None
-    after: State
 
 
 def evolve(
@@ -55,6 +47,9 @@ def evolve(
     raise AssertionError(f"unhandled event {event!r}")  # pragma: no cover
 
 
+Transition = decisions.Transition[PurchaseOrderEvent, State]
+
+
 def fold(
     current: State | None,
     events: Sequence[PurchaseOrderEvent],
@@ -62,9 +57,8 @@ def fold(
     purchase_order_id: str,
 ) -> list[Transition]:
     """Each event with the state before and after it, in order."""
-    transitions = []
-    for event in events:
-        after = evolve(current, event, tenant_id=tenant_id, purchase_order_id=purchase_order_id)
-        transitions.append(Transition(event, current, after))
-        current = after
-    return transitions
+
+    def step(state: State | None, event: PurchaseOrderEvent) -> State:
+        return evolve(state, event, tenant_id=tenant_id, purchase_order_id=purchase_order_id)
+
+    return decisions.fold_events(current, events, step)

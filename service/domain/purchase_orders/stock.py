@@ -1,34 +1,12 @@
-"""Stock movements as differences of stock positions.
-
-An order's position is what it contributes to each (bucket, sku) of its warehouse. The movements
-of an event are position(after) - position(before), so summing every movement an order ever
-produced gives exactly its current position: consumers never re-derive the state machine.
-"""
+"""What a purchase order contributes to stock: received goods on hand, the rest incoming."""
 
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
-from enum import StrEnum
 
 from service.domain.purchase_orders.model import PurchaseOrder, State
 from service.domain.purchase_orders.rules import COUNTS_AS_INCOMING
-
-
-class Bucket(StrEnum):
-    INCOMING = "incoming"
-    ON_HAND = "on_hand"
-
-
-@dataclass(frozen=True)
-class Movement:
-    warehouse_id: str
-    sku: str
-    bucket: Bucket
-    quantity: int
-
-
-Position = Counter[tuple[str, Bucket, str]]
+from service.domain.stock import Bucket, Movement, Position, difference
 
 
 def position(state: State | None) -> Position:
@@ -46,11 +24,4 @@ def position(state: State | None) -> Position:
 
 
 def movements(before: State | None, after: State | None) -> tuple[Movement, ...]:
-    old, new = position(before), position(after)
-    changes = []
-    for key in sorted(old.keys() | new.keys()):
-        delta = new[key] - old[key]
-        if delta:
-            warehouse, bucket, sku = key
-            changes.append(Movement(warehouse, sku, bucket, delta))
-    return tuple(changes)
+    return difference(position(before), position(after))

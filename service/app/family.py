@@ -1,0 +1,47 @@
+"""One document family (purchase orders, customer orders) as the processor sees it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Generic, Protocol, TypeVar
+
+from contracts.common import RejectionMetadata
+from contracts.topics import DocumentTopics
+from service.app.parse import CommandSpec, ValidCommand
+from service.app.ports import OutboxMessage, UnitOfWork
+
+C = TypeVar("C")
+
+
+@dataclass(frozen=True)
+class Family(Generic[C]):
+    """Where a family's messages go, how its commands are read and how refusals are shaped."""
+
+    name: str
+    """The topic family, e.g. 'purchase-orders'; also names the family's consumer group."""
+    topics: DocumentTopics
+    commands: CommandSpec[C]
+    rejection_model: type[RejectionMetadata]
+
+    def consumer_group(self, base: str) -> str:
+        return f"{base}.{self.name}"
+
+
+@dataclass(frozen=True)
+class Decided:
+    accepted: bool
+    messages: list[OutboxMessage]
+
+
+class Handler(Protocol[C]):
+    """Decides one valid command of its family inside the caller's transaction.
+
+    The processor has already claimed the command and locked its document; the handler loads,
+    decides, writes the new state and returns the messages that answer the command.
+    """
+
+    @property
+    def family(self) -> Family[C]: ...
+
+    async def handle(self, uow: UnitOfWork, command: ValidCommand[C], now: datetime) -> Decided: ...

@@ -1,0 +1,1 @@
+"""Customer orders in the application layer: wire translation and the command handler."""

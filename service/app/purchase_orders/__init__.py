@@ -1,0 +1,1 @@
+"""Purchase orders in the application layer: wire translation and the command handler."""

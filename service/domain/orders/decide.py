@@ -1,0 +1,204 @@
+"""decide(command, state) -> the events of an accepted command, or every problem found. Pure.
+
+Customers (actor type 'customer') see only their own orders: anything else is answered exactly as
+a missing order, so nobody can learn which order ids exist by probing.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+
+from service.domain.decisions import (
+    Accepted,
+    Rejected,
+    either,
+    transition_problems,
+    version_problems,
+)
+from service.domain.orders.model import (
+    Actor,
+    ChangeOrderStatus,
+    CreateOrder,
+    DeletedOrder,
+    DeleteOrder,
+    Item,
+    Order,
+    OrderCommand,
+    OrderCreated,
+    OrderDeleted,
+    OrderEvent,
+    OrderStatusChanged,
+    OrderUpdated,
+    Part,
+    State,
+    Status,
+    UpdateOrder,
+)
+from service.domain.orders.rules import (
+    DELETABLE,
+    EDITABLE_PARTS,
+    STATUSES_ACCEPTING_REASON,
+    TRANSITIONS,
+)
+from service.domain.problems import ErrorCode, Problem
+
+Decision = Accepted[OrderEvent] | Rejected
+
+
+def decide(
+    command: OrderCommand,
+    current: State | None,
+    order_id: str,
+    *,
+    voucher_holder: str | None = None,
+) -> Decision:
+    """`voucher_holder`: the live order of the tenant holding the create's voucher, if any."""
+    if isinstance(command, CreateOrder):
+        return _create(command, current, order_id, voucher_holder)
+    if not isinstance(current, Order) or not _visible_to(command.actor, current):
+        return Rejected((_not_found(order_id, current, command.actor),))
+    problems = version_problems(command.expected_version, current.version)
+    events: tuple[OrderEvent, ...]
+    match command:
+        case UpdateOrder():
+            problems += _update_problems(current.status, command)
+            events = (
+                OrderUpdated(command.items, command.shipping_address, command.billing_address),
+            )
+        case ChangeOrderStatus(status=target, reason=reason):
+            problems += transition_problems(
+                TRANSITIONS, current.status, target, reason, STATUSES_ACCEPTING_REASON
+            )
+            events = (OrderStatusChanged(current.status, target, reason),)
+        case DeleteOrder():
+            problems += _deletion_problems(current)
+            events = (OrderDeleted(),)
+    return Rejected(tuple(problems)) if problems else Accepted(events)
+
+
+def _create(
+    command: CreateOrder, current: State | None, order_id: str, voucher_holder: str | None
+) -> Decision:
+    actual = current.version if isinstance(current, Order) else 0
+    problems = version_problems(command.expected_version, actual)
+    if current is not None:
+        problems.append(
+            Problem(
+                ErrorCode.ALREADY_EXISTS,
+                f"Order '{order_id}' already exists"
+                if isinstance(current, Order)
+                else f"Order '{order_id}' was deleted; order ids are not reused",
+                "order_id",
+            )
+        )
+    customer = command.actor.customer_id if command.actor else None
+    if customer is not None and customer != command.details.customer_id:
+        problems.append(
+            Problem(
+                ErrorCode.INVALID_REQUEST,
+                "a customer can place orders only for themselves: customer_id must be the"
+                " actor's id",
+                "payload.customer_id",
+            )
+        )
+    problems += _items_problems(command.details.items, "payload.items")
+    if command.details.voucher_code is not None and voucher_holder not in (None, order_id):
+        problems.append(
+            Problem(
+                ErrorCode.VOUCHER_IN_USE,
+                f"voucher '{command.details.voucher_code}' is held by another open order",
+                "payload.voucher_code",
+            )
+        )
+    return Rejected(tuple(problems)) if problems else Accepted((OrderCreated(command.details),))
+
+
+def _items_problems(items: Sequence[Item], path: str) -> list[Problem]:
+    """Rules across lines: each sku once, one currency per order."""
+    counts = Counter(item.sku for item in items)
+    problems = [
+        Problem(
+            ErrorCode.INVALID_REQUEST,
+            f"sku '{item.sku}' appears on more than one item; list each sku once",
+            f"{path}.{index}.sku",
+        )
+        for index, item in enumerate(items)
+        if counts[item.sku] > 1
+    ]
+    currency = items[0].currency
+    problems += [
+        Problem(
+            ErrorCode.INVALID_REQUEST,
+            f"every item of an order has one currency: expected '{currency}' like the first item",
+            f"{path}.{index}.currency",
+        )
+        for index, item in enumerate(items)
+        if item.currency != currency
+    ]
+    return problems
+
+
+def _update_problems(status: Status, command: UpdateOrder) -> list[Problem]:
+    parts = command.parts()
+    if not parts:
+        return [
+            Problem(
+                ErrorCode.INVALID_REQUEST,
+                "name at least one of items, shipping_address, billing_address",
+                "payload",
+            )
+        ]
+    editable = EDITABLE_PARTS.get(status, frozenset())
+    if not editable:
+        return [
+            Problem(
+                ErrorCode.NOT_EDITABLE,
+                f"an order in '{status}' cannot be changed any more",
+                "type",
+            )
+        ]
+    problems = [
+        Problem(
+            ErrorCode.NOT_EDITABLE,
+            f"{part} can be changed only while {_statuses_allowing(part)}; the order is '{status}'",
+            f"payload.{part}",
+        )
+        for part in parts
+        if part not in editable
+    ]
+    if command.items is not None:
+        problems += _items_problems(command.items, "payload.items")
+    return problems
+
+
+def _statuses_allowing(part: Part) -> str:
+    return either(status for status, parts in EDITABLE_PARTS.items() if part in parts)
+
+
+def _deletion_problems(order: Order) -> list[Problem]:
+    if order.status in DELETABLE:
+        return []
+    return [
+        Problem(
+            ErrorCode.ALREADY_FULFILLED,
+            f"order '{order.order_id}' is '{order.status}': processing has begun, so it can no "
+            f"longer be deleted (only while {either(DELETABLE)}); cancel it instead",
+            "type",
+        )
+    ]
+
+
+def _visible_to(actor: Actor | None, order: Order) -> bool:
+    customer = actor.customer_id if actor else None
+    return customer is None or customer == order.details.customer_id
+
+
+def _not_found(order_id: str, current: State | None, actor: Actor | None) -> Problem:
+    # A deleted order is named as such only to staff and services; a customer learns nothing.
+    if isinstance(current, DeletedOrder) and not (actor and actor.customer_id):
+        when = f" at {current.deleted_at.isoformat()}" if current.deleted_at else ""
+        message = f"Order '{order_id}' was deleted{when}"
+    else:
+        message = f"Order '{order_id}' not found"
+    return Problem(ErrorCode.NOT_FOUND, message, "order_id")

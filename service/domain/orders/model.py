@@ -1,0 +1,186 @@
+"""Customer-order types: state, commands (imperative) and events (past tense)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+
+
+class Status(StrEnum):
+    PLACED = "placed"
+    READY = "ready"
+    FULFILLED = "fulfilled"
+    SENT = "sent"
+    DELIVERED = "delivered"
+    CANCELLED = "cancelled"
+
+
+class CancelReason(StrEnum):
+    CUSTOMER = "customer"
+    DECLINED = "declined"
+    FRAUD = "fraud"
+    INVENTORY = "inventory"
+    OTHER = "other"
+    STAFF = "staff"
+
+
+class Part(StrEnum):
+    """The parts of an order that `update` can replace."""
+
+    ITEMS = "items"
+    SHIPPING_ADDRESS = "shipping_address"
+    BILLING_ADDRESS = "billing_address"
+
+
+@dataclass(frozen=True)
+class Address:
+    name: str
+    lines: tuple[str, ...]
+    city: str
+    postal_code: str
+    country: str
+    phone: str | None = None
+    email: str | None = None
+
+
+@dataclass(frozen=True)
+class Item:
+    sku: str
+    quantity: int
+    unit_price: Decimal
+    currency: str
+
+
+@dataclass(frozen=True)
+class OrderDetails:
+    customer_id: str
+    warehouse_id: str
+    items: tuple[Item, ...]
+    shipping_address: Address
+    billing_address: Address
+    voucher_code: str | None = None
+
+
+@dataclass(frozen=True)
+class Actor:
+    type: str
+    id: str
+
+    @property
+    def customer_id(self) -> str | None:
+        """The customer this actor is, if it is one: customers see only their own orders."""
+        return self.id if self.type == "customer" else None
+
+
+@dataclass(frozen=True)
+class Order:
+    tenant_id: str
+    order_id: str
+    status: Status
+    version: int
+    details: OrderDetails
+    cancel_reason: CancelReason | None = None
+
+    def quantities(self) -> Counter[str]:
+        return Counter({item.sku: item.quantity for item in self.details.items})
+
+    def total(self) -> Decimal:
+        return sum((i.unit_price * i.quantity for i in self.details.items), Decimal(0))
+
+
+@dataclass(frozen=True)
+class DeletedOrder:
+    """The tombstone a deletion leaves: enough to answer later commands, no order data."""
+
+    tenant_id: str
+    order_id: str
+    version: int
+    deleted_at: datetime | None = None
+
+
+State = Order | DeletedOrder
+
+
+# Commands. `actor` is who sent it; a customer actor may only touch their own orders.
+
+
+@dataclass(frozen=True)
+class CreateOrder:
+    details: OrderDetails
+    expected_version: int | None = None
+    actor: Actor | None = None
+
+
+@dataclass(frozen=True)
+class UpdateOrder:
+    """Replace the parts given; parts left as None stay."""
+
+    items: tuple[Item, ...] | None = None
+    shipping_address: Address | None = None
+    billing_address: Address | None = None
+    expected_version: int | None = None
+    actor: Actor | None = None
+
+    def parts(self) -> tuple[Part, ...]:
+        return _given(self.items, self.shipping_address, self.billing_address)
+
+
+@dataclass(frozen=True)
+class ChangeOrderStatus:
+    status: Status
+    reason: CancelReason | None = None
+    expected_version: int | None = None
+    actor: Actor | None = None
+
+
+@dataclass(frozen=True)
+class DeleteOrder:
+    expected_version: int | None = None
+    actor: Actor | None = None
+
+
+OrderCommand = CreateOrder | UpdateOrder | ChangeOrderStatus | DeleteOrder
+
+
+# Events.
+
+
+@dataclass(frozen=True)
+class OrderCreated:
+    details: OrderDetails
+
+
+@dataclass(frozen=True)
+class OrderUpdated:
+    items: tuple[Item, ...] | None = None
+    shipping_address: Address | None = None
+    billing_address: Address | None = None
+
+    def parts(self) -> tuple[Part, ...]:
+        return _given(self.items, self.shipping_address, self.billing_address)
+
+
+@dataclass(frozen=True)
+class OrderStatusChanged:
+    from_status: Status
+    to_status: Status
+    reason: CancelReason | None = None
+
+
+@dataclass(frozen=True)
+class OrderDeleted:
+    pass
+
+
+OrderEvent = OrderCreated | OrderUpdated | OrderStatusChanged | OrderDeleted
+
+
+def _given(
+    items: tuple[Item, ...] | None, shipping: Address | None, billing: Address | None
+) -> tuple[Part, ...]:
+    """The parts an update names, in Part order."""
+    values = {Part.ITEMS: items, Part.SHIPPING_ADDRESS: shipping, Part.BILLING_ADDRESS: billing}
+    return tuple(part for part, value in values.items() if value is not None)

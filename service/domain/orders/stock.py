@@ -1,0 +1,26 @@
+"""What a customer order contributes to stock: reserved until shipped, then gone from on hand."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from service.domain.orders.model import Order, State
+from service.domain.orders.rules import RESERVES_STOCK, SHIPPED
+from service.domain.stock import Bucket, Movement, Position, difference
+
+
+def position(state: State | None) -> Position:
+    result: Position = Counter()
+    if not isinstance(state, Order):
+        return result
+    warehouse = state.details.warehouse_id
+    for sku, quantity in state.quantities().items():
+        if state.status in RESERVES_STOCK:
+            result[(warehouse, Bucket.RESERVED, sku)] += quantity
+        if state.status in SHIPPED:
+            result[(warehouse, Bucket.ON_HAND, sku)] -= quantity
+    return result
+
+
+def movements(before: State | None, after: State | None) -> tuple[Movement, ...]:
+    return difference(position(before), position(after))

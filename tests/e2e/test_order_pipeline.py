@@ -1,0 +1,251 @@
+"""Customer orders through the real pipeline: Kafka in, Postgres, Kafka out."""
+
+from __future__ import annotations
+
+import asyncpg
+
+from contracts.orders import ORDER_EVENT, OrderRejection
+from service.settings import Settings
+from tests.support import (
+    Record,
+    WireProbe,
+    address,
+    create_order,
+    delete_order,
+    order_details,
+    order_status,
+    running_service,
+    update_order,
+)
+
+PERSONAL = ("Ada Lovelace", "Analytical", "N1 9GU", "ada@example.org", "7946")
+
+
+def moved(probe: WireProbe, order_id: str) -> list[tuple[str, str, int]]:
+    return sorted(
+        (m["sku"], m["bucket"], m["quantity"])
+        for m in probe.movements()
+        if (m["source"]["type"], m["source"]["id"]) == ("order", order_id)
+    )
+
+
+async def test_an_order_is_created_and_its_event_carries_no_personal_data(
+    settings: Settings, order_probe: WireProbe, db: asyncpg.Connection
+) -> None:
+    async with running_service(settings):
+        created = await order_probe.send_and_wait(
+            create_order("O-1", details={"voucher_code": "WELCOME10"})
+        )
+
+    event = ORDER_EVENT.validate_json(created.value)
+    assert (created.topic, created.key) == (order_probe.topics.events, "O-1")
+    assert event.type == "order.created"
+    assert (event.version, event.data.status, str(event.data.total)) == (1, "placed", "55.00")
+    assert [i.sku for i in event.data.items] == ["MUG-RED", "TEA-1KG"]
+    for value in PERSONAL:
+        assert value.encode() not in created.value, value
+
+    row = await db.fetchrow(
+        "SELECT customer_id, status, version, voucher_code FROM orders WHERE order_id = 'O-1'"
+    )
+    assert dict(row) == {
+        "customer_id": "CUST-1",
+        "status": "placed",
+        "version": 1,
+        "voucher_code": "WELCOME10",
+    }
+    items = await db.fetch(
+        "SELECT sku, quantity, unit_price::text FROM order_items"
+        " WHERE order_id = 'O-1' ORDER BY line_no"
+    )
+    assert [tuple(i) for i in items] == [("MUG-RED", 2, "12.5000"), ("TEA-1KG", 1, "30.0000")]
+    assert await db.fetchval("SELECT count(*) FROM addresses") == 1, "one address, used twice"
+    history = await db.fetchval("SELECT document::text FROM order_history WHERE order_id = 'O-1'")
+    assert "Ada" not in history
+
+
+async def test_editing_follows_the_status(settings: Settings, order_probe: WireProbe) -> None:
+    office = address(lines=["1 Engine Street"], postal_code="EC1 1AA")
+    new_items = [{"sku": "MUG-BLUE", "quantity": 1, "unit_price": "13.00", "currency": "EUR"}]
+    async with running_service(settings):
+        await order_probe.send_and_wait(create_order("O-2"))
+        [placed] = await order_probe.events_of(
+            update_order("O-2", {"items": new_items, "billing_address": office})
+        )
+        await order_probe.send_and_wait(order_status("O-2", "ready"))
+        [ready] = await order_probe.events_of(update_order("O-2", {"shipping_address": office}))
+        too_late = await order_probe.errors_of(
+            update_order("O-2", {"items": new_items, "shipping_address": office})
+        )
+        await order_probe.send_and_wait(order_status("O-2", "fulfilled"))
+        fulfilled = await order_probe.errors_of(update_order("O-2", {"shipping_address": office}))
+
+    assert placed["type"] == "order.updated"
+    assert placed["data"]["changed"] == ["items", "billing_address"]
+    assert [i["sku"] for i in placed["data"]["order"]["items"]] == ["MUG-BLUE"]
+    assert ready["data"]["changed"] == ["shipping_address"]
+    assert ready["version"] == 4
+    assert too_late == [("not_editable", "payload.items")]
+    assert fulfilled == [("not_editable", "type")]
+
+
+async def test_stock_is_reserved_when_ready_released_on_cancel_and_shipped_on_send(
+    settings: Settings, order_probe: WireProbe
+) -> None:
+    async with running_service(settings):
+        await order_probe.send_and_wait(create_order("O-3"))
+        await order_probe.send_and_wait(order_status("O-3", "ready"))
+        [cancelled] = await order_probe.events_of(order_status("O-3", "cancelled", reason="fraud"))
+        await order_probe.send_and_wait(create_order("O-4"))
+        skipped = await order_probe.errors_of(order_status("O-4", "sent"))
+        for status in ("ready", "fulfilled", "sent", "delivered"):
+            await order_probe.send_and_wait(order_status("O-4", status))
+        await order_probe.send_and_wait(create_order("O-5"))
+        await order_probe.send_and_wait(order_status("O-5", "cancelled", reason="customer"))
+        await order_probe.wait_for(lambda _: len(order_probe.movements()) >= 10)
+
+    assert cancelled["data"] == {
+        "from_status": "ready",
+        "to_status": "cancelled",
+        "reason": "fraud",
+    }
+    assert skipped == [("invalid_status", "payload.status")]
+    assert moved(order_probe, "O-3") == [
+        ("MUG-RED", "reserved", -2),
+        ("MUG-RED", "reserved", 2),
+        ("TEA-1KG", "reserved", -1),
+        ("TEA-1KG", "reserved", 1),
+    ]
+    assert moved(order_probe, "O-4") == [
+        ("MUG-RED", "on_hand", -2),
+        ("MUG-RED", "reserved", -2),
+        ("MUG-RED", "reserved", 2),
+        ("TEA-1KG", "on_hand", -1),
+        ("TEA-1KG", "reserved", -1),
+        ("TEA-1KG", "reserved", 1),
+    ]
+    assert moved(order_probe, "O-5") == [], "a placed order never reserved anything"
+    keys = {r.key for r in order_probe.on(order_probe.movements_topic)}
+    assert keys == {"tenant-a/WH-1/MUG-RED", "tenant-a/WH-1/TEA-1KG"}
+
+
+async def test_deletion_cascades_keeps_addresses_frees_the_voucher_and_leaves_a_tombstone(
+    settings: Settings, order_probe: WireProbe, db: asyncpg.Connection
+) -> None:
+    shared_billing = address("Grace Hopper", lines=["1 Compiler Road"])
+    async with running_service(settings):
+        await order_probe.send_and_wait(
+            create_order(
+                "O-6", details={"voucher_code": "SPRING", "billing_address": shared_billing}
+            )
+        )
+        in_use = await order_probe.errors_of(
+            create_order(
+                "O-7", details={"voucher_code": "SPRING", "billing_address": shared_billing}
+            )
+        )
+        await order_probe.send_and_wait(
+            create_order("O-7", details={"billing_address": shared_billing})
+        )
+        [deleted] = await order_probe.events_of(delete_order("O-6"))
+        reused = await order_probe.events_of(
+            create_order("O-8", details={"voucher_code": "SPRING"})
+        )
+        again = await order_probe.send_and_wait(delete_order("O-6"))
+        await order_probe.send_and_wait(order_status("O-7", "ready"))
+        late = await order_probe.send_and_wait(delete_order("O-7"))
+
+    assert in_use == [("voucher_in_use", "payload.voucher_code")]
+    assert deleted["type"] == "order.deleted"
+    assert deleted["data"] == {}
+    assert reused[0]["data"]["voucher_code"] == "SPRING", "deletion freed the voucher"
+    [not_found] = OrderRejection.model_validate_json(again.value).errors
+    assert (not_found.error_code, "was deleted" in not_found.message) == ("not_found", True)
+    [fulfilled] = OrderRejection.model_validate_json(late.value).errors
+    assert (fulfilled.error_code, fulfilled.error_type) == ("already_fulfilled", "conflict")
+    assert "'ready'" in fulfilled.message
+    assert "cancel it instead" in fulfilled.message
+
+    for table in ("orders", "order_items", "order_history", "order_vouchers"):
+        left = await db.fetchval(f"SELECT count(*) FROM {table} WHERE order_id = 'O-6'")
+        assert left == 0, table
+    assert (
+        await db.fetchval("SELECT last_version FROM order_tombstones WHERE order_id = 'O-6'") == 2
+    )
+    billing_of_o7 = await db.fetchval(
+        "SELECT a.name FROM orders o JOIN addresses a ON a.address_id = o.billing_address_id"
+        " WHERE o.order_id = 'O-7'"
+    )
+    assert billing_of_o7 == "Grace Hopper", "the shared billing address outlives the deleted order"
+
+
+async def test_a_cancelled_order_frees_its_voucher(
+    settings: Settings, order_probe: WireProbe
+) -> None:
+    async with running_service(settings):
+        await order_probe.send_and_wait(create_order("O-9", details={"voucher_code": "VIP"}))
+        stale = await order_probe.send_and_wait(
+            order_status("O-9", "cancelled", reason="customer", expected_version=4)
+        )
+        await order_probe.send_and_wait(
+            order_status("O-9", "cancelled", reason="customer", expected_version=1)
+        )
+        reused = await order_probe.send_and_wait(
+            create_order("O-10", details={"voucher_code": "VIP"})
+        )
+        other_tenant = await order_probe.send_and_wait(
+            create_order("O-11", details={"voucher_code": "VIP"}, tenant_id="tenant-b")
+        )
+    [conflict] = OrderRejection.model_validate_json(stale.value).errors
+    assert conflict.error_code == "version_conflict"
+    assert "current version is 1" in conflict.message
+    assert reused.topic == order_probe.topics.events
+    assert other_tenant.topic == order_probe.topics.events, "vouchers are per tenant"
+
+
+async def test_other_customers_and_tenants_see_nothing(
+    settings: Settings, order_probe: WireProbe
+) -> None:
+    mine = ("customer", "CUST-1")
+    stranger = ("customer", "CUST-2")
+    async with running_service(settings):
+        await order_probe.send_and_wait(create_order("O-12", actor=mine))
+        foreign = await order_probe.send_and_wait(delete_order("O-12", actor=stranger))
+        missing = await order_probe.send_and_wait(delete_order("O-404", actor=stranger))
+        tenant = await order_probe.send_and_wait(
+            order_status("O-12", "ready", tenant_id="tenant-b")
+        )
+        for_someone_else = await order_probe.errors_of(
+            create_order("O-13", actor=stranger, details=order_details())
+        )
+        by_owner = await order_probe.send_and_wait(order_status("O-12", "cancelled", actor=mine))
+
+    def answer(record: Record) -> list[tuple[str, str, str | None]]:
+        body = OrderRejection.model_validate_json(record.value)
+        return [(e.error_code, e.message.replace("O-404", "O-12"), e.field) for e in body.errors]
+
+    assert (
+        answer(foreign) == answer(missing) == [("not_found", "Order 'O-12' not found", "order_id")]
+    )
+    assert [e[0] for e in answer(tenant)] == ["not_found"]
+    assert for_someone_else == [("invalid_request", "payload.customer_id")]
+    assert by_owner.topic == order_probe.topics.events
+
+
+async def test_invalid_order_commands_name_the_field(
+    settings: Settings, order_probe: WireProbe
+) -> None:
+    bad_address = address(country="XX", email="not-an-email")
+    bad_items = [{"sku": "A", "quantity": 0, "unit_price": "-1", "currency": "EUR"}]
+    async with running_service(settings):
+        errors = await order_probe.errors_of(
+            create_order("O-14", details={"shipping_address": bad_address, "items": bad_items})
+        )
+        reason = await order_probe.errors_of(order_status("O-14", "cancelled", reason="bored"))
+    assert sorted(field or "" for _, field in errors) == [
+        "payload.items.0.quantity",
+        "payload.items.0.unit_price",
+        "payload.shipping_address.country",
+        "payload.shipping_address.email",
+    ]
+    assert reason == [("invalid_request", "payload.reason")]
