@@ -37,4 +37,4 @@ bench: install
 	$(BIN)/python -m benchmarks.commands_per_second $(ARGS)
 
 clean:
-	rm -rf $(VENV) .devstack .mypy_cache .ruff_cache
+	rm -rf $(VENV) .devstack .dev-master.key .mypy_cache .ruff_cache

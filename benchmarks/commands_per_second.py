@@ -16,8 +16,10 @@ import uuid
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from pydantic import SecretStr
 
 from contracts.topics import PURCHASE_ORDERS, DocumentTopics
+from service.adapters.crypto import MasterKey
 from service.infra.processes import free_port
 from service.infra.provision import provisioned
 from service.settings import Settings
@@ -93,6 +95,7 @@ def main() -> None:
             topic_prefix=prefix,
             consumer_group=f"{prefix}service",
             health_port=free_port(),
+            master_key=SecretStr(MasterKey.generate_text()),
         )
         print(f"Postgres: {stack.database_origin}, Kafka: {stack.kafka_origin}, durable commits")
         asyncio.run(measure(settings, args.documents))

@@ -97,6 +97,25 @@ class OrderStatusChange(WireModel):
     reason: CancelReason | None = Field(default=None, description="Only with 'cancelled'.")
 
 
+class DataGroup(StrEnum):
+    """Personal data erased together: each group has its own key per order."""
+
+    SHIPPING_ADDRESS = "shipping_address"
+    BILLING_ADDRESS = "billing_address"
+    CONTACT = "contact"
+
+
+class Redaction(WireModel):
+    groups: Annotated[list[DataGroup], Field(min_length=1, max_length=3)] = Field(
+        default_factory=lambda: list(DataGroup),
+        description="What to erase; every group when absent. Contact = phones and emails.",
+    )
+
+
+class RedactionData(WireModel):
+    groups: list[DataGroup]
+
+
 class NoPayload(WireModel):
     """An empty object: the command needs nothing beyond its envelope."""
 
@@ -133,7 +152,18 @@ class DeleteOrder(_OrderCommand):
     payload: NoPayload = NoPayload()
 
 
-OrderCommandMessage = CreateOrder | UpdateOrder | ChangeOrderStatus | DeleteOrder
+class RedactOrder(_OrderCommand):
+    """Erase personal data of the order, in every version of its history; the order stays live.
+
+    While the order is placed, ready or fulfilled the erasure is scheduled and runs in the same
+    transaction that moves it to sent, delivered or cancelled.
+    """
+
+    type: Literal["order.redact"]
+    payload: Redaction = Redaction()
+
+
+OrderCommandMessage = CreateOrder | UpdateOrder | ChangeOrderStatus | DeleteOrder | RedactOrder
 OrderCommand = Annotated[OrderCommandMessage, Field(discriminator="type")]
 ORDER_COMMAND: TypeAdapter[OrderCommandMessage] = TypeAdapter(OrderCommand)
 
@@ -189,7 +219,26 @@ class OrderDeleted(_OrderEvent):
     data: NoPayload = NoPayload()
 
 
-OrderEventMessage = OrderCreated | OrderUpdated | OrderStatusChanged | OrderDeleted
+class OrderRedacted(_OrderEvent):
+    """The groups' keys are destroyed: no copy of their values can be read any more."""
+
+    type: Literal["order.redacted"]
+    data: RedactionData
+
+
+class OrderRedactionScheduled(_OrderEvent):
+    type: Literal["order.redaction_scheduled"]
+    data: RedactionData
+
+
+OrderEventMessage = (
+    OrderCreated
+    | OrderUpdated
+    | OrderStatusChanged
+    | OrderDeleted
+    | OrderRedacted
+    | OrderRedactionScheduled
+)
 OrderEvent = Annotated[OrderEventMessage, Field(discriminator="type")]
 ORDER_EVENT: TypeAdapter[OrderEventMessage] = TypeAdapter(OrderEvent)
 

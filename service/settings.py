@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from service.adapters.crypto import MasterKey
+from service.errors import ConfigurationError
 
 # Where `make run` puts its embedded servers; the CLI defaults match so it works with no setup.
 DEV_DATABASE_URL = "postgresql://postgres@127.0.0.1:54329/orders"
@@ -38,3 +42,21 @@ class Settings(BaseSettings):
     unexpected_failure_attempts: Annotated[int, Field(ge=1)] = 3
     database_pool_size: Annotated[int, Field(ge=2)] = 8
     log_level: str = "INFO"
+    master_key_file: Path | None = Field(
+        default=None,
+        description="File holding the base64 master key that wraps every data key.",
+    )
+    master_key: SecretStr | None = Field(
+        default=None, description="The master key itself (base64), e.g. from a secret store."
+    )
+
+    def load_master_key(self) -> MasterKey:
+        """The configured master key; personal data cannot be stored or read without one."""
+        if self.master_key is not None:
+            return MasterKey.from_text(self.master_key.get_secret_value(), "MASTER_KEY")
+        if self.master_key_file is not None:
+            return MasterKey.from_file(self.master_key_file)
+        raise ConfigurationError(
+            "no master key: set MASTER_KEY_FILE (a file with a base64 32-byte key, e.g."
+            " `head -c 32 /dev/urandom | base64 > master.key`) or MASTER_KEY"
+        )

@@ -6,14 +6,17 @@ tests never see each other's rows or messages, and the suite can run beside `mak
 
 from __future__ import annotations
 
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import asyncpg
 import pytest
+from pydantic import SecretStr
 
 from contracts.topics import INVENTORY_MOVEMENTS, ORDERS, PURCHASE_ORDERS, DocumentTopics
+from service.adapters.crypto import MasterKey
 from service.adapters.database import migrate
 from service.infra.processes import free_port
 from service.infra.provision import Endpoints, provisioned
@@ -29,9 +32,13 @@ def _with_database(url: str, database: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Endpoints]:
-    with provisioned(tmp_path_factory.mktemp("stack"), durable=False) as endpoints:
-        yield endpoints
+def stack() -> Iterator[Endpoints]:
+    # Not under pytest's tmp_path: pytest prunes old base directories when another session
+    # starts, which would delete the data directory of a server still running here.
+    with tempfile.TemporaryDirectory(prefix="order-service-stack-") as directory:
+        Path(directory).chmod(0o711)  # the embedded Postgres may run as its own user
+        with provisioned(Path(directory), durable=False) as endpoints:
+            yield endpoints
 
 
 @pytest.fixture(scope="session")
@@ -58,13 +65,20 @@ async def database_url(stack: Endpoints, template_database: str) -> AsyncIterato
         await admin.close()
 
 
+@pytest.fixture(scope="session")
+def master_key_text() -> str:
+    return MasterKey.generate_text()
+
+
 @pytest.fixture
 def topic_prefix() -> str:
     return f"t{uuid.uuid4().hex[:10]}."
 
 
 @pytest.fixture
-def settings(stack: Endpoints, database_url: str, topic_prefix: str) -> Settings:
+def settings(
+    stack: Endpoints, database_url: str, topic_prefix: str, master_key_text: str
+) -> Settings:
     return Settings(
         database_url=database_url,
         kafka_bootstrap_servers=stack.kafka_bootstrap_servers,
@@ -74,6 +88,7 @@ def settings(stack: Endpoints, database_url: str, topic_prefix: str) -> Settings
         health_port=free_port(),
         relay_poll_interval_seconds=0.2,
         retry_max_backoff_seconds=0.5,
+        master_key=SecretStr(master_key_text),
     )
 
 

@@ -314,27 +314,33 @@ async def running_service(settings: Settings) -> AsyncIterator[None]:
         yield
 
 
+def service_env(s: Settings) -> dict[str, str]:
+    """The environment that gives a child process (the service, the CLI) these settings."""
+    assert s.master_key is not None, "tests configure the master key inline"
+    return {
+        **os.environ,
+        "DATABASE_URL": s.database_url,
+        "KAFKA_BOOTSTRAP_SERVERS": s.kafka_bootstrap_servers,
+        "KAFKA_IDEMPOTENT_PRODUCER": str(s.kafka_idempotent_producer).lower(),
+        "TOPIC_PREFIX": s.topic_prefix,
+        "CONSUMER_GROUP": s.consumer_group,
+        "HEALTH_PORT": str(s.health_port),
+        "RELAY_POLL_INTERVAL_SECONDS": str(s.relay_poll_interval_seconds),
+        "MASTER_KEY": s.master_key.get_secret_value(),
+    }
+
+
 class ServiceProcess:
     """The service as a separate OS process, so tests can kill it for real."""
 
-    def __init__(self, settings: Settings, log_path: Path) -> None:
+    def __init__(self, settings: Settings, log_path: Path, log_level: str = "WARNING") -> None:
+        self._log_level = log_level
         self._settings = settings
         self._log_path = log_path
         self._process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        s = self._settings
-        env = {
-            **os.environ,
-            "DATABASE_URL": s.database_url,
-            "KAFKA_BOOTSTRAP_SERVERS": s.kafka_bootstrap_servers,
-            "KAFKA_IDEMPOTENT_PRODUCER": str(s.kafka_idempotent_producer).lower(),
-            "TOPIC_PREFIX": s.topic_prefix,
-            "CONSUMER_GROUP": s.consumer_group,
-            "HEALTH_PORT": str(s.health_port),
-            "RELAY_POLL_INTERVAL_SECONDS": str(s.relay_poll_interval_seconds),
-            "LOG_LEVEL": "WARNING",
-        }
+        env = {**service_env(self._settings), "LOG_LEVEL": self._log_level}
         with self._log_path.open("ab") as log:
             self._process = subprocess.Popen(
                 [sys.executable, "-m", "service", "serve"],

@@ -1,59 +1,57 @@
-"""Customer orders in Postgres: order rows, item rows, shared address rows, vouchers, history."""
+"""Customer orders in Postgres: order rows, item rows, vouchers, history, and encrypted records
+of their personal data (see personal_data.py): no address value is stored in the clear."""
 
 from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Sequence
 from decimal import Decimal
 
 import asyncpg
 
+from service.adapters.crypto import MasterKey
+from service.adapters.personal_data import (
+    FieldGroup,
+    PersonalDataVault,
+    addresses_from,
+    groups_of,
+)
 from service.app.ports import HistoryEntry
 from service.domain import orders
 from service.domain.orders.rules import HOLDS_VOUCHER
 
-# Address rows are content-addressed per customer: the same address used by several orders of a
-# customer is one row, which outlives any one of those orders.
-_ADDRESS_NAMESPACE = uuid.UUID("6f1d3c1e-4a55-4c1b-9d86-2f0e9b7c3a10")
+RECORD_COLUMNS = {
+    FieldGroup.SHIPPING_ADDRESS: "shipping_record",
+    FieldGroup.BILLING_ADDRESS: "billing_record",
+    FieldGroup.CONTACT: "contact_record",
+}
 
 _LOAD = """
 SELECT o.customer_id, o.warehouse_id, o.status, o.cancel_reason, o.version, o.voucher_code,
-       row_to_json(s)::text AS shipping, row_to_json(b)::text AS billing,
+       o.shipping_record, o.billing_record, o.contact_record, o.redacted_groups,
+       o.redaction_pending,
        (SELECT json_agg(json_build_object('sku', i.sku, 'quantity', i.quantity,
                                           'unit_price', i.unit_price::text,
                                           'currency', i.currency) ORDER BY i.line_no)
         FROM order_items i WHERE i.tenant_id = o.tenant_id AND i.order_id = o.order_id
        )::text AS items
 FROM orders o
-JOIN addresses s ON s.address_id = o.shipping_address_id
-JOIN addresses b ON b.address_id = o.billing_address_id
 WHERE o.tenant_id = $1 AND o.order_id = $2
 """
 
 
-def address_id(tenant_id: str, customer_id: str, address: orders.Address) -> uuid.UUID:
-    content = json.dumps(
-        [
-            address.name,
-            address.lines,
-            address.city,
-            address.postal_code,
-            address.country,
-            address.phone,
-            address.email,
-        ],
-    )
-    return uuid.uuid5(_ADDRESS_NAMESPACE, f"{tenant_id}\x1f{customer_id}\x1f{content}")
-
-
 class PostgresOrders:
-    def __init__(self, conn: asyncpg.Connection) -> None:
+    def __init__(self, conn: asyncpg.Connection, master: MasterKey) -> None:
         self._conn = conn
+        self._vault = PersonalDataVault(conn, master)
 
     async def load(self, tenant_id: str, order_id: str) -> orders.State | None:
         row = await self._conn.fetchrow(_LOAD, tenant_id, order_id)
         if row is not None:
-            return _order_from_row(tenant_id, order_id, row)
+            records = {group: row[column] for group, column in RECORD_COLUMNS.items()}
+            groups = await self._vault.read(tenant_id, order_id, records)
+            return _order_from_row(tenant_id, order_id, row, *addresses_from(groups))
         tombstone = await self._conn.fetchrow(
             "SELECT last_version, deleted_at FROM order_tombstones"
             " WHERE tenant_id = $1 AND order_id = $2",
@@ -79,41 +77,32 @@ class PostgresOrders:
         )
         return holder
 
-    async def save(self, order: orders.Order, entry: HistoryEntry) -> None:
+    async def save(
+        self,
+        order: orders.Order,
+        history: Sequence[HistoryEntry],
+        previous: orders.Order | None,
+    ) -> None:
         d = order.details
-        shipping = address_id(order.tenant_id, d.customer_id, d.shipping_address)
-        billing = address_id(order.tenant_id, d.customer_id, d.billing_address)
         key = (order.tenant_id, order.order_id)
-        await self._conn.executemany(
-            "INSERT INTO addresses (address_id, tenant_id, customer_id, name, lines, city,"
-            " postal_code, country, phone, email) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
-            " ON CONFLICT (address_id) DO NOTHING",
-            [
-                (
-                    aid,
-                    order.tenant_id,
-                    d.customer_id,
-                    a.name,
-                    list(a.lines),
-                    a.city,
-                    a.postal_code,
-                    a.country,
-                    a.phone,
-                    a.email,
-                )
-                for aid, a in {shipping: d.shipping_address, billing: d.billing_address}.items()
-            ],
-        )
+        records = await self._records_for(order, previous)
+        erased = order.redacted - (previous.redacted if previous else frozenset())
+        if erased:
+            await self._vault.destroy_groups(*key, [FieldGroup(g.value) for g in erased])
         await self._conn.execute(
             """
             INSERT INTO orders (tenant_id, order_id, customer_id, warehouse_id, status,
-                                cancel_reason, version, voucher_code, shipping_address_id,
-                                billing_address_id)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                                cancel_reason, version, voucher_code, shipping_record,
+                                billing_record, contact_record, redacted_groups,
+                                redaction_pending)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
             ON CONFLICT (tenant_id, order_id) DO UPDATE
             SET status = EXCLUDED.status, cancel_reason = EXCLUDED.cancel_reason,
-                version = EXCLUDED.version, shipping_address_id = EXCLUDED.shipping_address_id,
-                billing_address_id = EXCLUDED.billing_address_id, updated_at = now()
+                version = EXCLUDED.version, shipping_record = EXCLUDED.shipping_record,
+                billing_record = EXCLUDED.billing_record,
+                contact_record = EXCLUDED.contact_record,
+                redacted_groups = EXCLUDED.redacted_groups,
+                redaction_pending = EXCLUDED.redaction_pending, updated_at = now()
             """,
             *key,
             d.customer_id,
@@ -122,8 +111,9 @@ class PostgresOrders:
             order.cancel_reason.value if order.cancel_reason else None,
             order.version,
             d.voucher_code,
-            shipping,
-            billing,
+            *records,
+            sorted(g.value for g in order.redacted),
+            sorted(g.value for g in order.redaction_pending),
         )
         await self._conn.execute(
             "DELETE FROM order_items WHERE tenant_id = $1 AND order_id = $2", *key
@@ -154,38 +144,80 @@ class PostgresOrders:
             d.voucher_code,
             order.status in HOLDS_VOUCHER,
         )
-        await self._conn.execute(
+        await self._conn.executemany(
             """
             INSERT INTO order_history (tenant_id, order_id, version, command_id, event_id,
-                                       event_type, document, shipping_address_id,
-                                       billing_address_id)
-            VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9)
+                                       event_type, document, shipping_record, billing_record,
+                                       contact_record)
+            VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10)
             """,
-            *key,
-            entry.version,
-            entry.command_id,
-            entry.event_id,
-            entry.event_type,
-            entry.snapshot.decode(),
-            shipping,
-            billing,
+            [
+                (
+                    *key,
+                    entry.version,
+                    entry.command_id,
+                    entry.event_id,
+                    entry.event_type,
+                    entry.snapshot.decode(),
+                    *records,
+                )
+                for entry in history
+            ],
         )
 
     async def delete(self, tombstone: orders.DeletedOrder) -> None:
         key = (tombstone.tenant_id, tombstone.order_id)
-        # Items and the voucher row go with the order (ON DELETE CASCADE); address rows stay.
+        # Items and the voucher row go with the order (ON DELETE CASCADE); its personal data is
+        # crypto-shredded with it.
         await self._conn.execute("DELETE FROM orders WHERE tenant_id = $1 AND order_id = $2", *key)
         await self._conn.execute(
             "DELETE FROM order_history WHERE tenant_id = $1 AND order_id = $2", *key
         )
+        await self._vault.destroy_order(*key)
         await self._conn.execute(
             "INSERT INTO order_tombstones (tenant_id, order_id, last_version) VALUES ($1, $2, $3)",
             *key,
             tombstone.version,
         )
 
+    async def _records_for(
+        self, order: orders.Order, previous: orders.Order | None
+    ) -> list[uuid.UUID]:
+        """The record of each group: the current one while unchanged, else a new one."""
+        current = groups_of(order.details)
+        before = groups_of(previous.details) if previous is not None else {}
+        existing = None
+        if previous is not None:
+            existing = await self._conn.fetchrow(
+                "SELECT shipping_record, billing_record, contact_record FROM orders"
+                " WHERE tenant_id = $1 AND order_id = $2",
+                order.tenant_id,
+                order.order_id,
+            )
+        records = []
+        for group, column in RECORD_COLUMNS.items():
+            if existing is not None and before.get(group) == current[group]:
+                records.append(existing[column])
+            else:
+                records.append(
+                    await self._vault.store(
+                        order.tenant_id,
+                        order.order_id,
+                        order.details.customer_id,
+                        group,
+                        current[group],
+                    )
+                )
+        return records
 
-def _order_from_row(tenant_id: str, order_id: str, row: asyncpg.Record) -> orders.Order:
+
+def _order_from_row(
+    tenant_id: str,
+    order_id: str,
+    row: asyncpg.Record,
+    shipping: orders.Address,
+    billing: orders.Address,
+) -> orders.Order:
     items = tuple(
         orders.Item(i["sku"], i["quantity"], Decimal(i["unit_price"]), i["currency"])
         for i in json.loads(row["items"])
@@ -194,8 +226,8 @@ def _order_from_row(tenant_id: str, order_id: str, row: asyncpg.Record) -> order
         customer_id=row["customer_id"],
         warehouse_id=row["warehouse_id"],
         items=items,
-        shipping_address=_address(row["shipping"]),
-        billing_address=_address(row["billing"]),
+        shipping_address=shipping,
+        billing_address=billing,
         voucher_code=row["voucher_code"],
     )
     reason = row["cancel_reason"]
@@ -206,17 +238,6 @@ def _order_from_row(tenant_id: str, order_id: str, row: asyncpg.Record) -> order
         row["version"],
         details,
         orders.CancelReason(reason) if reason else None,
-    )
-
-
-def _address(text: str) -> orders.Address:
-    a = json.loads(text)
-    return orders.Address(
-        a["name"],
-        tuple(a["lines"]),
-        a["city"],
-        a["postal_code"],
-        a["country"],
-        a["phone"],
-        a["email"],
+        frozenset(orders.DataGroup(g) for g in row["redacted_groups"]),
+        frozenset(orders.DataGroup(g) for g in row["redaction_pending"]),
     )

@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 
 import asyncpg
 
+from service.adapters.crypto import MasterKey
 from service.adapters.database import TRANSIENT_ERRORS
 from service.adapters.order_store import PostgresOrders
 from service.adapters.purchase_order_store import PostgresPurchaseOrders
@@ -21,10 +22,10 @@ OUTBOX_CHANNEL = "outbox_pending"
 
 
 class PostgresUnitOfWork:
-    def __init__(self, conn: asyncpg.Connection) -> None:
+    def __init__(self, conn: asyncpg.Connection, master: MasterKey) -> None:
         self._conn = conn
         self.purchase_orders = PostgresPurchaseOrders(conn)
-        self.orders = PostgresOrders(conn)
+        self.orders = PostgresOrders(conn, master)
 
     async def claim(self, message_key: str, request_hash: bytes) -> Claim:
         # ON CONFLICT DO NOTHING instead of catching a unique violation, which would abort the
@@ -101,8 +102,9 @@ class PostgresUnitOfWork:
 
 
 class PostgresStore:
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, master: MasterKey) -> None:
         self._pool = pool
+        self._master = master
 
     @asynccontextmanager
     async def unit_of_work(self) -> AsyncIterator[PostgresUnitOfWork]:
@@ -116,7 +118,7 @@ class PostgresStore:
             ) from error
         try:
             async with conn.transaction():
-                yield PostgresUnitOfWork(conn)
+                yield PostgresUnitOfWork(conn, self._master)
         except TRANSIENT_ERRORS as error:
             raise TransientError(f"{type(error).__name__}: {error}") from error
         finally:

@@ -67,11 +67,17 @@ class OrderRepository(Protocol):
     async def voucher_holder(self, tenant_id: str, voucher_code: str) -> str | None:
         """Lock the voucher for this transaction and return the live order holding it, if any."""
 
-    async def save(self, order: orders.Order, entry: HistoryEntry) -> None:
-        """Write the order, its items, its address rows and which voucher it holds."""
+    async def save(
+        self,
+        order: orders.Order,
+        history: Sequence[HistoryEntry],
+        previous: orders.Order | None,
+    ) -> None:
+        """Write the order, its items, its voucher and (encrypted) its personal data; groups
+        unchanged since `previous` keep their records, groups newly redacted lose their keys."""
 
     async def delete(self, tombstone: orders.DeletedOrder) -> None:
-        """Remove the order, its items and history and free its voucher; address rows stay."""
+        """Remove the order, its items and history, free its voucher, shred its personal data."""
 
 
 class UnitOfWork(Protocol):

@@ -21,10 +21,16 @@ cli = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 DEV_STACK_DIR = Path(".devstack")
 DEV_POSTGRES_PORT = 54329
 DEV_KAFKA_PORT = 9092
+# Outside DEV_STACK_DIR, which every `make run` empties: the CLI in a second terminal needs it.
+DEV_MASTER_KEY = Path(".dev-master.key")
 
 
 def _settings() -> Settings:
-    return Settings()
+    settings = Settings()
+    if settings.master_key is None and settings.master_key_file is None and DEV_MASTER_KEY.exists():
+        # Like the database and broker defaults: the CLI finds what `make run` set up.
+        return settings.model_copy(update={"master_key_file": DEV_MASTER_KEY.resolve()})
+    return settings
 
 
 def _configure_logging(level: str) -> None:
@@ -53,6 +59,17 @@ def serve() -> None:
     asyncio.run(_serve(settings))
 
 
+def _dev_master_key() -> Path:
+    """A master key for the embedded stack, made once and kept beside it (mode 0600)."""
+    from service.adapters.crypto import MasterKey
+
+    path = DEV_MASTER_KEY.resolve()
+    if not path.exists():
+        path.touch(mode=0o600)
+        path.write_text(MasterKey.generate_text() + "\n")
+    return path
+
+
 @cli.command()
 def dev() -> None:
     """Start embedded Postgres and Kafka (127.0.0.1:9092) and the service; Ctrl-C stops all."""
@@ -70,6 +87,7 @@ def dev() -> None:
         os.environ["DATABASE_URL"] = endpoints.database_url
         os.environ["KAFKA_BOOTSTRAP_SERVERS"] = endpoints.kafka_bootstrap_servers
         os.environ["KAFKA_IDEMPOTENT_PRODUCER"] = str(endpoints.kafka_idempotent_producer)
+        os.environ.setdefault("MASTER_KEY_FILE", str(_dev_master_key()))
         settings = _settings()
         typer.echo(
             f"Postgres {endpoints.database_url}\nKafka    {endpoints.kafka_bootstrap_servers}\n"
@@ -86,6 +104,33 @@ def migrate() -> None:
 
     applied = asyncio.run(apply(_settings().database_url))
     typer.echo("\n".join(applied) if applied else "schema is up to date")
+
+
+@cli.command("rotate-master-key")
+def rotate_master_key(
+    new_key_file: Annotated[Path, typer.Argument(help="file with the new base64 master key")],
+) -> None:
+    """Re-wrap every data key with a new master key (the current one comes from the settings).
+
+    Then point MASTER_KEY_FILE at the new file, restart, and destroy the old key.
+    """
+    import asyncpg
+
+    from service.adapters.crypto import MasterKey
+    from service.adapters.personal_data import rewrap_data_keys
+
+    settings = _settings()
+    old, new = settings.load_master_key(), MasterKey.from_file(new_key_file)
+
+    async def rotate() -> int:
+        conn = await asyncpg.connect(settings.database_url)
+        try:
+            return await rewrap_data_keys(conn, old, new)
+        finally:
+            await conn.close()
+
+    count = asyncio.run(rotate())
+    typer.echo(f"re-wrapped {count} data keys from master {old.key_id} to {new.key_id}")
 
 
 @cli.command()

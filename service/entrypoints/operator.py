@@ -141,7 +141,7 @@ async def show(settings: Settings, tenant: str, document_id: str, echo: Echo) ->
     try:
         found = [
             await _show_purchase_order(conn, tenant, document_id, echo),
-            await _show_order(conn, tenant, document_id, echo),
+            await _show_order(conn, settings, tenant, document_id, echo),
         ]
     finally:
         await conn.close()
@@ -166,11 +166,14 @@ async def _show_purchase_order(conn: Any, tenant: str, document_id: str, echo: E
     return True
 
 
-async def _show_order(conn: Any, tenant: str, document_id: str, echo: Echo) -> bool:
+async def _show_order(
+    conn: Any, settings: Settings, tenant: str, document_id: str, echo: Echo
+) -> bool:
+    """Decrypts the personal data: only an operator holding the master key can run this."""
     from service.adapters.order_store import PostgresOrders
     from service.domain import orders
 
-    order = await PostgresOrders(conn).load(tenant, document_id)
+    order = await PostgresOrders(conn, settings.load_master_key()).load(tenant, document_id)
     if not isinstance(order, orders.Order):
         await _echo_tombstone(conn, "order", tenant, document_id, echo)
         return False

@@ -63,12 +63,13 @@ class Runtime:
 
     async def start(self) -> None:
         s = self.settings
+        master = s.load_master_key()  # refuse to start without one, before touching anything
         await migrate(s.database_url)
         await ensure_topics(
             s.kafka_bootstrap_servers, all_topics(s.topic_prefix), s.topic_partitions
         )
         self._pool = await create_pool(s.database_url, s.database_pool_size)
-        store = PostgresStore(self._pool)
+        store = PostgresStore(self._pool, master)
         retry = RetryPolicy(
             max_backoff_seconds=s.retry_max_backoff_seconds,
             unexpected_failure_attempts=s.unexpected_failure_attempts,

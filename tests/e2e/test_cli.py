@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import sys
 from dataclasses import dataclass
 from typing import Any
 
 from service.settings import Settings
-from tests.support import details, order_details, running_service
+from tests.support import details, order_details, running_service, service_env
 
 
 @dataclass
@@ -30,12 +29,7 @@ class Run:
 
 
 async def order_service(settings: Settings, *args: str) -> Run:
-    env = {
-        **os.environ,
-        "DATABASE_URL": settings.database_url,
-        "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
-        "TOPIC_PREFIX": settings.topic_prefix,
-    }
+    env = service_env(settings)
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncpg
 
 from contracts.orders import ORDER_EVENT, OrderRejection
+from service.adapters.order_store import PostgresOrders
+from service.domain import orders
 from service.settings import Settings
 from tests.support import (
     Record,
@@ -59,7 +61,9 @@ async def test_an_order_is_created_and_its_event_carries_no_personal_data(
         " WHERE order_id = 'O-1' ORDER BY line_no"
     )
     assert [tuple(i) for i in items] == [("MUG-RED", 2, "12.5000"), ("TEA-1KG", 1, "30.0000")]
-    assert await db.fetchval("SELECT count(*) FROM addresses") == 1, "one address, used twice"
+    groups = await db.fetch("SELECT field_group FROM data_keys ORDER BY 1")
+    assert [g["field_group"] for g in groups] == ["billing_address", "contact", "shipping_address"]
+    assert await db.fetchval("SELECT count(*) FROM personal_data WHERE order_id = 'O-1'") == 3
     history = await db.fetchval("SELECT document::text FROM order_history WHERE order_id = 'O-1'")
     assert "Ada" not in history
 
@@ -129,7 +133,7 @@ async def test_stock_is_reserved_when_ready_released_on_cancel_and_shipped_on_se
     assert keys == {"tenant-a/WH-1/MUG-RED", "tenant-a/WH-1/TEA-1KG"}
 
 
-async def test_deletion_cascades_keeps_addresses_frees_the_voucher_and_leaves_a_tombstone(
+async def test_deletion_cascades_shreds_personal_data_frees_the_voucher_and_leaves_a_tombstone(
     settings: Settings, order_probe: WireProbe, db: asyncpg.Connection
 ) -> None:
     shared_billing = address("Grace Hopper", lines=["1 Compiler Road"])
@@ -166,17 +170,17 @@ async def test_deletion_cascades_keeps_addresses_frees_the_voucher_and_leaves_a_
     assert "'ready'" in fulfilled.message
     assert "cancel it instead" in fulfilled.message
 
-    for table in ("orders", "order_items", "order_history", "order_vouchers"):
+    tables = ("orders", "order_items", "order_history", "order_vouchers", "data_keys")
+    for table in (*tables, "personal_data"):
         left = await db.fetchval(f"SELECT count(*) FROM {table} WHERE order_id = 'O-6'")
         assert left == 0, table
-    assert (
-        await db.fetchval("SELECT last_version FROM order_tombstones WHERE order_id = 'O-6'") == 2
+    tombstone = await db.fetchval(
+        "SELECT last_version FROM order_tombstones WHERE order_id = 'O-6'"
     )
-    billing_of_o7 = await db.fetchval(
-        "SELECT a.name FROM orders o JOIN addresses a ON a.address_id = o.billing_address_id"
-        " WHERE o.order_id = 'O-7'"
-    )
-    assert billing_of_o7 == "Grace Hopper", "the shared billing address outlives the deleted order"
+    assert tombstone == 2
+    other = await PostgresOrders(db, settings.load_master_key()).load("tenant-a", "O-7")
+    assert isinstance(other, orders.Order)
+    assert other.details.billing_address.name == "Grace Hopper", "each order keeps its own copy"
 
 
 async def test_a_cancelled_order_frees_its_voucher(

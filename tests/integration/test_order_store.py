@@ -1,4 +1,4 @@
-"""Customer orders against a real Postgres: racing vouchers, shared addresses, cascades."""
+"""Customer orders against a real Postgres: racing vouchers, encrypted personal data, cascades."""
 
 from __future__ import annotations
 
@@ -11,15 +11,19 @@ from typing import Any
 import asyncpg
 import pytest
 
+from service.adapters.crypto import DecryptionError, MasterKey, new_key
 from service.adapters.database import create_pool
+from service.adapters.personal_data import rewrap_data_keys
 from service.adapters.store import PostgresStore
 from service.app.incoming import IncomingMessage
 from service.app.orders.handler import OrderHandler, order_family
 from service.app.ports import Outcome
 from service.app.processor import CommandProcessor
-from tests.support import address, create_order, delete_order, order_status
+from service.domain import orders
+from tests.support import address, create_order, delete_order, order_status, update_order
 
 FAMILY = order_family("it.")
+MASTER = MasterKey(new_key())
 offsets = count()
 
 
@@ -29,12 +33,16 @@ def message(body: dict[str, Any]) -> IncomingMessage:
 
 
 @pytest.fixture
-async def processor(database_url: str) -> AsyncIterator[CommandProcessor[Any]]:
+async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
     pool = await create_pool(database_url, 8)
-    yield CommandProcessor(
-        PostgresStore(pool), OrderHandler(FAMILY, "it.movements"), max_command_bytes=65536
-    )
+    yield pool
     await pool.close()
+
+
+@pytest.fixture
+def processor(pool: asyncpg.Pool) -> CommandProcessor[Any]:
+    handler = OrderHandler(FAMILY, "it.movements")
+    return CommandProcessor(PostgresStore(pool, MASTER), handler, max_command_bytes=65536)
 
 
 async def test_two_orders_racing_for_one_voucher_get_it_once(
@@ -48,31 +56,112 @@ async def test_two_orders_racing_for_one_voucher_get_it_once(
     assert await db.fetchval("SELECT count(*) FROM orders") == 1
 
 
-async def test_addresses_are_shared_rows_that_outlive_the_orders_using_them(
-    processor: CommandProcessor[Any], db: asyncpg.Connection
-) -> None:
-    billing = address("Grace Hopper", lines=["1 Compiler Road"])
-    for order_id in ("O-A", "O-B"):
-        body = create_order(order_id, details={"billing_address": billing})
-        assert await processor.process(message(body)) is Outcome.ACCEPTED
-    assert await db.fetchval("SELECT count(*) FROM addresses") == 2, "shipping and billing"
+CANARIES = {
+    "name": "Canary Name 7f3a",
+    "line": "Canary Line 7f3a",
+    "city": "Canaryville7f3a",
+    "postal_code": "CAN-7F3A",
+    "phone": "+49 7733 7733",
+    "email": "canary.7f3a@example.org",
+}
 
-    assert await processor.process(message(delete_order("O-A"))) is Outcome.ACCEPTED
-    assert await db.fetchval("SELECT count(*) FROM addresses") == 2
-    assert await db.fetchval("SELECT count(*) FROM order_items WHERE order_id = 'O-A'") == 0
-    assert await processor.process(message(order_status("O-B", "ready"))) is Outcome.ACCEPTED
-    name = await db.fetchval(
-        "SELECT a.name FROM orders o JOIN addresses a ON a.address_id = o.billing_address_id"
-        " WHERE o.order_id = 'O-B'"
+
+def canary_address(suffix: str = "") -> dict[str, Any]:
+    return address(
+        CANARIES["name"] + suffix,
+        lines=[CANARIES["line"] + suffix],
+        city=CANARIES["city"] + suffix,
+        postal_code=CANARIES["postal_code"],
+        phone=CANARIES["phone"],
+        email=CANARIES["email"],
     )
-    assert name == "Grace Hopper"
 
 
-async def test_the_same_address_of_another_customer_is_another_row(
+async def every_row_as_text(db: asyncpg.Connection) -> str:
+    tables = await db.fetch(
+        "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1"
+    )
+    dumps = [
+        await db.fetchval(f"SELECT coalesce(string_agg(t::text, E'\\n'), '') FROM {t[0]} t")
+        for t in tables
+    ]
+    return "\n".join(dumps)
+
+
+async def test_personal_data_is_never_stored_in_the_clear(
+    processor: CommandProcessor[Any], pool: asyncpg.Pool, db: asyncpg.Connection
+) -> None:
+    body = create_order(
+        "O-1", details={"shipping_address": canary_address(), "billing_address": canary_address()}
+    )
+    assert await processor.process(message(body)) is Outcome.ACCEPTED
+    for n in (1, 2):
+        update = update_order("O-1", {"shipping_address": canary_address(f" v{n}")})
+        assert await processor.process(message(update)) is Outcome.ACCEPTED
+
+    # Positive control: the service itself reads every value back.
+    async with PostgresStore(pool, MASTER).unit_of_work() as uow:
+        order = await uow.orders.load("tenant-a", "O-1")
+    assert isinstance(order, orders.Order)
+    assert order.details.shipping_address.name == CANARIES["name"] + " v2"
+    assert order.details.billing_address.email == CANARIES["email"]
+
+    stored = await every_row_as_text(db)
+    assert "personal_data" in await db.fetchval("SELECT string_agg(tablename, ',') FROM pg_tables")
+    for value in CANARIES.values():
+        assert value not in stored, value
+        assert value.encode().hex() not in stored, value
+    # Three versions of the shipping address, one record each; the other groups did not change.
+    groups = await db.fetch("SELECT field_group, count(*) FROM personal_data GROUP BY 1 ORDER BY 1")
+    assert [tuple(g) for g in groups] == [
+        ("billing_address", 1),
+        ("contact", 1),
+        ("shipping_address", 3),
+    ]
+
+
+async def test_a_ciphertext_opens_only_in_its_own_place_and_with_its_master_key(
+    processor: CommandProcessor[Any], pool: asyncpg.Pool, db: asyncpg.Connection
+) -> None:
+    assert await processor.process(message(create_order("O-1"))) is Outcome.ACCEPTED
+    async with PostgresStore(pool, MasterKey(new_key())).unit_of_work() as uow:
+        with pytest.raises(DecryptionError):
+            await uow.orders.load("tenant-a", "O-1")
+
+    await db.execute(
+        "UPDATE personal_data SET ciphertext = (SELECT ciphertext FROM personal_data"
+        " WHERE field_group = 'shipping_address') WHERE field_group = 'billing_address'"
+    )
+    async with PostgresStore(pool, MASTER).unit_of_work() as uow:
+        with pytest.raises(DecryptionError):
+            await uow.orders.load("tenant-a", "O-1")
+
+
+async def test_deleting_an_order_shreds_its_keys_and_records_and_no_other_order_s(
     processor: CommandProcessor[Any], db: asyncpg.Connection
 ) -> None:
-    for order_id, customer in (("O-1", "CUST-1"), ("O-2", "CUST-2")):
-        body = create_order(order_id, details={"customer_id": customer})
-        assert await processor.process(message(body)) is Outcome.ACCEPTED
-    rows = await db.fetch("SELECT customer_id FROM addresses ORDER BY customer_id")
-    assert [r["customer_id"] for r in rows] == ["CUST-1", "CUST-2"]
+    for order_id in ("O-A", "O-B"):
+        assert await processor.process(message(create_order(order_id))) is Outcome.ACCEPTED
+    assert await processor.process(message(delete_order("O-A"))) is Outcome.ACCEPTED
+    for table in ("data_keys", "personal_data"):
+        remaining = await db.fetch(f"SELECT DISTINCT order_id FROM {table}")
+        assert [r["order_id"] for r in remaining] == ["O-B"], table
+    assert await processor.process(message(order_status("O-B", "ready"))) is Outcome.ACCEPTED
+
+
+async def test_rotating_the_master_key_rewraps_every_data_key(
+    processor: CommandProcessor[Any], pool: asyncpg.Pool, db: asyncpg.Connection
+) -> None:
+    for order_id in ("O-1", "O-2"):
+        assert await processor.process(message(create_order(order_id))) is Outcome.ACCEPTED
+    successor = MasterKey(new_key())
+    assert await rewrap_data_keys(db, MASTER, successor) == 6
+    masters = await db.fetch("SELECT DISTINCT master_key_id FROM data_keys")
+    assert [m["master_key_id"] for m in masters] == [successor.key_id]
+    async with PostgresStore(pool, successor).unit_of_work() as uow:
+        order = await uow.orders.load("tenant-a", "O-2")
+    assert isinstance(order, orders.Order)
+    assert order.details.shipping_address.name == "Ada Lovelace"
+    async with PostgresStore(pool, MASTER).unit_of_work() as uow:
+        with pytest.raises(DecryptionError):
+            await uow.orders.load("tenant-a", "O-2")

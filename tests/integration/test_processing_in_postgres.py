@@ -12,6 +12,7 @@ from typing import Any
 import asyncpg
 import pytest
 
+from service.adapters.crypto import MasterKey, new_key
 from service.adapters.database import create_pool
 from service.adapters.store import PostgresStore
 from service.app.incoming import IncomingMessage
@@ -22,6 +23,7 @@ from tests.support import change_status, create
 
 FAMILY = purchase_order_family("it.")
 TOPICS = FAMILY.topics
+MASTER = MasterKey(new_key())
 offsets = count()
 
 
@@ -41,7 +43,7 @@ async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
 def processor(pool: asyncpg.Pool) -> CommandProcessor[Any]:
     retry = RetryPolicy(first_backoff_seconds=0.02, max_backoff_seconds=0.2)
     return CommandProcessor(
-        PostgresStore(pool),
+        PostgresStore(pool, MASTER),
         PurchaseOrderHandler(FAMILY, "it.movements"),
         max_command_bytes=65536,
         retry=retry,
@@ -134,7 +136,7 @@ async def test_a_message_that_keeps_failing_is_parked_and_processing_goes_on(
 ) -> None:
     retry = RetryPolicy(first_backoff_seconds=0.01, unexpected_failure_attempts=3)
     processor = CommandProcessor(
-        _BuggyStore(PostgresStore(pool)),
+        _BuggyStore(PostgresStore(pool, MASTER)),
         PurchaseOrderHandler(FAMILY, "it.movements"),
         max_command_bytes=65536,
         retry=retry,

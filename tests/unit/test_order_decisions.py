@@ -285,3 +285,65 @@ def test_deleting_or_editing_a_placed_order_moves_nothing() -> None:
     assert movements(order(), gone) == ()
     edit = orders.UpdateOrder(items=(item("Z", 9),))
     assert movements(order(), after(order(), decide(edit, order()))) == ()
+
+
+# Redaction.
+
+ALL_GROUPS = frozenset(orders.DataGroup)
+
+
+@pytest.mark.parametrize("status", ["sent", "delivered", "cancelled"])
+def test_an_order_out_of_fulfilment_is_redacted_at_once(status: str) -> None:
+    decision = decide(orders.RedactOrder(ALL_GROUPS), order(status))
+    assert isinstance(decision, orders.Accepted)
+    assert decision.events == (orders.OrderRedacted(ALL_GROUPS),)
+    redacted = after(order(status), decision)
+    assert isinstance(redacted, orders.Order)
+    assert (redacted.redacted, redacted.status, redacted.version) == (
+        ALL_GROUPS,
+        orders.Status(status),
+        3,
+    )
+
+
+@pytest.mark.parametrize("status", ["placed", "ready", "fulfilled"])
+def test_an_order_being_fulfilled_has_its_redaction_scheduled(status: str) -> None:
+    shipping = frozenset({orders.DataGroup.SHIPPING_ADDRESS})
+    decision = decide(orders.RedactOrder(shipping), order(status))
+    assert isinstance(decision, orders.Accepted)
+    assert decision.events == (orders.OrderRedactionScheduled(shipping),)
+    scheduled = after(order(status), decision)
+    assert isinstance(scheduled, orders.Order)
+    assert (scheduled.redacted, scheduled.redaction_pending) == (frozenset(), shipping)
+
+
+@pytest.mark.parametrize(("current", "target"), [("fulfilled", "sent"), ("placed", "cancelled")])
+def test_the_scheduled_redaction_runs_with_the_move_out_of_fulfilment(
+    current: str, target: str
+) -> None:
+    waiting = order(current, redaction_pending=ALL_GROUPS)
+    decision = decide(orders.ChangeOrderStatus(orders.Status(target)), waiting)
+    assert isinstance(decision, orders.Accepted)
+    assert decision.events == (
+        orders.OrderStatusChanged(orders.Status(current), orders.Status(target)),
+        orders.OrderRedacted(ALL_GROUPS),
+    )
+    done = after(waiting, decision)
+    assert isinstance(done, orders.Order)
+    assert (done.redacted, done.redaction_pending, done.version) == (ALL_GROUPS, frozenset(), 4)
+
+
+def test_moves_within_fulfilment_keep_the_redaction_waiting() -> None:
+    waiting = order("placed", redaction_pending=ALL_GROUPS)
+    decision = decide(orders.ChangeOrderStatus(orders.Status.READY), waiting)
+    assert isinstance(decision, orders.Accepted)
+    assert len(decision.events) == 1
+
+
+def test_redacting_again_is_harmless_and_nobody_else_s_order_can_be_redacted() -> None:
+    done = order("delivered", redacted=ALL_GROUPS)
+    again = after(done, decide(orders.RedactOrder(ALL_GROUPS), done))
+    assert isinstance(again, orders.Order)
+    assert again.redacted == ALL_GROUPS
+    stranger = orders.RedactOrder(ALL_GROUPS, actor=STRANGER)
+    assert problems(decide(stranger, order("delivered"))) == [(ErrorCode.NOT_FOUND, "order_id")]

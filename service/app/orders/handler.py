@@ -10,10 +10,10 @@ from contracts import orders as wire
 from contracts.inventory import MovementSource, movement_key
 from contracts.topics import ORDERS, DocumentTopics
 from service.app.family import Decided, Family
-from service.app.orders.translate import command_from_wire, snapshot_to_wire
+from service.app.orders.translate import command_from_wire, groups_to_wire, snapshot_to_wire
 from service.app.outcomes import event_message, movement_message, rejection_message
 from service.app.parse import CommandSpec, ValidCommand
-from service.app.ports import HistoryEntry, UnitOfWork
+from service.app.ports import HistoryEntry, OutboxMessage, UnitOfWork
 from service.domain import orders
 from service.domain.orders.stock import movements
 
@@ -52,38 +52,47 @@ class OrderHandler:
             )
             return Decided(accepted=False, messages=[rejection])
 
-        [transition] = orders.fold(current, decision.events, cmd.tenant_id, cmd.document_id)
-        after = transition.after
-        event_id = uuid4()
-        event = _wire_event(
-            transition,
-            event_id=event_id,
-            tenant_id=cmd.tenant_id,
-            order_id=cmd.document_id,
-            version=after.version,
-            command_id=cmd.command_id,
-            occurred_at=now,
-        )
-        messages = [event_message(self._family.topics.events, cmd.document_id, event)]
-        if isinstance(after, orders.DeletedOrder):
-            await uow.orders.delete(after)
-        else:
-            snapshot = snapshot_to_wire(after).model_dump_json().encode()
-            entry = HistoryEntry(after.version, cmd.command_id, event_id, event.type, snapshot)
-            await uow.orders.save(after, entry)
-
-        moved = movements(transition.before, after)
-        if moved:
+        transitions = orders.fold(current, decision.events, cmd.tenant_id, cmd.document_id)
+        messages: list[OutboxMessage] = []
+        history: list[HistoryEntry] = []
+        stock_keys: list[str] = []
+        for transition in transitions:
+            after = transition.after
+            event_id = uuid4()
+            event = _wire_event(
+                transition,
+                event_id=event_id,
+                tenant_id=cmd.tenant_id,
+                order_id=cmd.document_id,
+                version=after.version,
+                command_id=cmd.command_id,
+                occurred_at=now,
+            )
+            messages.append(event_message(self._family.topics.events, cmd.document_id, event))
+            if isinstance(after, orders.Order):
+                snapshot = snapshot_to_wire(after).model_dump_json().encode()
+                history.append(
+                    HistoryEntry(after.version, cmd.command_id, event_id, event.type, snapshot)
+                )
             source = MovementSource(
                 type="order", id=cmd.document_id, version=after.version, event_id=event_id
             )
-            await uow.lock_stock_items(
-                [movement_key(cmd.tenant_id, m.warehouse_id, m.sku) for m in moved]
-            )
-            messages += [
-                movement_message(self._movements_topic, cmd.tenant_id, m, source, event.type, now)
-                for m in moved
-            ]
+            for m in movements(transition.before, after):
+                stock_keys.append(movement_key(cmd.tenant_id, m.warehouse_id, m.sku))
+                messages.append(
+                    movement_message(
+                        self._movements_topic, cmd.tenant_id, m, source, event.type, now
+                    )
+                )
+
+        final = transitions[-1].after
+        if isinstance(final, orders.DeletedOrder):
+            await uow.orders.delete(final)
+        else:
+            previous = current if isinstance(current, orders.Order) else None
+            await uow.orders.save(final, history, previous)
+        if stock_keys:
+            await uow.lock_stock_items(stock_keys)
         return Decided(accepted=True, messages=messages)
 
 
@@ -110,4 +119,12 @@ def _wire_event(transition: orders.Transition, **metadata: Any) -> wire.OrderEve
             )
         case orders.OrderDeleted():
             return wire.OrderDeleted(type="order.deleted", **metadata)
+        case orders.OrderRedacted(groups=groups):
+            return wire.OrderRedacted(
+                type="order.redacted", data=groups_to_wire(groups), **metadata
+            )
+        case orders.OrderRedactionScheduled(groups=groups):
+            return wire.OrderRedactionScheduled(
+                type="order.redaction_scheduled", data=groups_to_wire(groups), **metadata
+            )
     raise AssertionError(f"unhandled event {transition.event!r}")  # pragma: no cover

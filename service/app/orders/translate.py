@@ -56,6 +56,9 @@ def command_from_wire(command: wire.OrderCommandMessage) -> orders.OrderCommand:
             return orders.ChangeOrderStatus(orders.Status(payload.status), reason, expected, actor)
         case wire.DeleteOrder():
             return orders.DeleteOrder(expected, actor)
+        case wire.RedactOrder(payload=payload):
+            groups = frozenset(orders.DataGroup(g.value) for g in payload.groups)
+            return orders.RedactOrder(groups, expected, actor)
     raise AssertionError(f"unhandled command {type(command).__name__}")  # pragma: no cover
 
 
@@ -76,3 +79,7 @@ def snapshot_to_wire(order: orders.Order) -> wire.OrderSnapshot:
         currency=d.items[0].currency,
         voucher_code=d.voucher_code,
     )
+
+
+def groups_to_wire(groups: frozenset[orders.DataGroup]) -> wire.RedactionData:
+    return wire.RedactionData(groups=[wire.DataGroup(g.value) for g in sorted(groups)])

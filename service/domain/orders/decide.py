@@ -28,14 +28,18 @@ from service.domain.orders.model import (
     OrderCreated,
     OrderDeleted,
     OrderEvent,
+    OrderRedacted,
+    OrderRedactionScheduled,
     OrderStatusChanged,
     OrderUpdated,
     Part,
+    RedactOrder,
     State,
     Status,
     UpdateOrder,
 )
 from service.domain.orders.rules import (
+    BEING_FULFILLED,
     DELETABLE,
     EDITABLE_PARTS,
     STATUSES_ACCEPTING_REASON,
@@ -71,6 +75,19 @@ def decide(
                 TRANSITIONS, current.status, target, reason, STATUSES_ACCEPTING_REASON
             )
             events = (OrderStatusChanged(current.status, target, reason),)
+            if current.redaction_pending and target not in BEING_FULFILLED:
+                # The erasure that waited for the order to leave fulfilment happens now.
+                events += (OrderRedacted(current.redaction_pending),)
+        case RedactOrder(groups=groups):
+            if not groups:
+                problems.append(
+                    Problem(ErrorCode.INVALID_REQUEST, "name at least one group", "payload.groups")
+                )
+            events = (
+                (OrderRedactionScheduled(groups),)
+                if current.status in BEING_FULFILLED
+                else (OrderRedacted(groups),)
+            )
         case DeleteOrder():
             problems += _deletion_problems(current)
             events = (OrderDeleted(),)

@@ -12,6 +12,8 @@ from service.domain.orders.model import (
     OrderCreated,
     OrderDeleted,
     OrderEvent,
+    OrderRedacted,
+    OrderRedactionScheduled,
     OrderStatusChanged,
     OrderUpdated,
     State,
@@ -38,6 +40,16 @@ def evolve(current: State | None, event: OrderEvent, *, tenant_id: str, order_id
             return replace(current, status=to_status, cancel_reason=reason, version=version)
         case OrderDeleted():
             return DeletedOrder(tenant_id, order_id, version)
+        case OrderRedactionScheduled(groups=groups):
+            pending = current.redaction_pending | (groups - current.redacted)
+            return replace(current, redaction_pending=pending, version=version)
+        case OrderRedacted(groups=groups):
+            return replace(
+                current,
+                redacted=current.redacted | groups,
+                redaction_pending=current.redaction_pending - groups,
+                version=version,
+            )
     raise AssertionError(f"unhandled event {event!r}")  # pragma: no cover
 
 

@@ -35,6 +35,14 @@ class Part(StrEnum):
     BILLING_ADDRESS = "billing_address"
 
 
+class DataGroup(StrEnum):
+    """Personal data that is keyed, and erased, separately."""
+
+    SHIPPING_ADDRESS = "shipping_address"
+    BILLING_ADDRESS = "billing_address"
+    CONTACT = "contact"
+
+
 @dataclass(frozen=True)
 class Address:
     name: str
@@ -83,6 +91,10 @@ class Order:
     version: int
     details: OrderDetails
     cancel_reason: CancelReason | None = None
+    redacted: frozenset[DataGroup] = frozenset()
+    """Groups erased for good: their values read back as placeholders."""
+    redaction_pending: frozenset[DataGroup] = frozenset()
+    """Groups to erase as soon as the order is no longer being fulfilled."""
 
     def quantities(self) -> Counter[str]:
         return Counter({item.sku: item.quantity for item in self.details.items})
@@ -142,7 +154,16 @@ class DeleteOrder:
     actor: Actor | None = None
 
 
-OrderCommand = CreateOrder | UpdateOrder | ChangeOrderStatus | DeleteOrder
+@dataclass(frozen=True)
+class RedactOrder:
+    """Erase personal data of the order while it stays live (status, items, amounts remain)."""
+
+    groups: frozenset[DataGroup] = frozenset(DataGroup)
+    expected_version: int | None = None
+    actor: Actor | None = None
+
+
+OrderCommand = CreateOrder | UpdateOrder | ChangeOrderStatus | DeleteOrder | RedactOrder
 
 
 # Events.
@@ -175,7 +196,24 @@ class OrderDeleted:
     pass
 
 
-OrderEvent = OrderCreated | OrderUpdated | OrderStatusChanged | OrderDeleted
+@dataclass(frozen=True)
+class OrderRedacted:
+    groups: frozenset[DataGroup]
+
+
+@dataclass(frozen=True)
+class OrderRedactionScheduled:
+    groups: frozenset[DataGroup]
+
+
+OrderEvent = (
+    OrderCreated
+    | OrderUpdated
+    | OrderStatusChanged
+    | OrderDeleted
+    | OrderRedacted
+    | OrderRedactionScheduled
+)
 
 
 def _given(

@@ -35,3 +35,7 @@ HOLDS_VOUCHER = frozenset(set(Status) - {Status.CANCELLED})
 # Stock: reserved from 'ready' until it ships; shipping takes it out of the warehouse.
 RESERVES_STOCK = frozenset({Status.READY, Status.FULFILLED})
 SHIPPED = frozenset({Status.SENT, Status.DELIVERED})
+
+# Erasing the addresses of an order that is still being fulfilled would stop its shipping: the
+# erasure waits, and runs in the transaction that moves the order out of these statuses.
+BEING_FULFILLED = frozenset({Status.PLACED, Status.READY, Status.FULFILLED})

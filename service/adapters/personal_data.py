@@ -1,0 +1,231 @@
+"""Encrypted personal data of customer orders: data keys per order and field group, records.
+
+Nothing here stores a plaintext value: records hold AES-256-GCM ciphertext under a data key of
+their order and field group, and data keys are stored wrapped by the master key.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Mapping, Sequence
+from enum import StrEnum
+from typing import Any
+
+import asyncpg
+
+from service.adapters.crypto import MasterKey, new_key, open_sealed, seal
+from service.domain import orders
+
+
+class FieldGroup(StrEnum):
+    SHIPPING_ADDRESS = "shipping_address"
+    BILLING_ADDRESS = "billing_address"
+    CONTACT = "contact"
+
+
+def groups_of(details: orders.OrderDetails) -> dict[FieldGroup, dict[str, Any]]:
+    """An order's personal data, split into the groups that are keyed (and erased) separately."""
+
+    def location(a: orders.Address) -> dict[str, Any]:
+        return {
+            "name": a.name,
+            "lines": list(a.lines),
+            "city": a.city,
+            "postal_code": a.postal_code,
+            "country": a.country,
+        }
+
+    def contact(a: orders.Address) -> dict[str, Any]:
+        return {"phone": a.phone, "email": a.email}
+
+    return {
+        FieldGroup.SHIPPING_ADDRESS: location(details.shipping_address),
+        FieldGroup.BILLING_ADDRESS: location(details.billing_address),
+        FieldGroup.CONTACT: {
+            "shipping": contact(details.shipping_address),
+            "billing": contact(details.billing_address),
+        },
+    }
+
+
+REDACTED = "[redacted]"
+_REDACTED_LOCATION = {
+    "name": REDACTED,
+    "lines": [REDACTED],
+    "city": REDACTED,
+    "postal_code": REDACTED,
+    "country": REDACTED,
+}
+_REDACTED_CONTACT = {"phone": REDACTED, "email": REDACTED}
+
+
+def addresses_from(
+    groups: Mapping[FieldGroup, dict[str, Any]],
+) -> tuple[orders.Address, orders.Address]:
+    """The two addresses; a group whose key is destroyed reads as placeholders."""
+    groups = {
+        FieldGroup.SHIPPING_ADDRESS: _REDACTED_LOCATION,
+        FieldGroup.BILLING_ADDRESS: _REDACTED_LOCATION,
+        FieldGroup.CONTACT: {"shipping": _REDACTED_CONTACT, "billing": _REDACTED_CONTACT},
+        **groups,
+    }
+    contact = groups[FieldGroup.CONTACT]
+
+    def address(group: FieldGroup, role: str) -> orders.Address:
+        g = groups[group]
+        c = contact[role]
+        return orders.Address(
+            g["name"],
+            tuple(g["lines"]),
+            g["city"],
+            g["postal_code"],
+            g["country"],
+            c["phone"],
+            c["email"],
+        )
+
+    return address(FieldGroup.SHIPPING_ADDRESS, "shipping"), address(
+        FieldGroup.BILLING_ADDRESS, "billing"
+    )
+
+
+def _context(tenant_id: str, order_id: str, group: FieldGroup, record_id: uuid.UUID) -> bytes:
+    return "\x1f".join((tenant_id, order_id, group.value, str(record_id))).encode()
+
+
+class PersonalDataVault:
+    """Seals and opens one transaction's personal-data records."""
+
+    def __init__(self, conn: asyncpg.Connection, master: MasterKey) -> None:
+        self._conn = conn
+        self._master = master
+        self._keys: dict[tuple[str, str, FieldGroup], tuple[uuid.UUID, bytes]] = {}
+
+    async def store(
+        self,
+        tenant_id: str,
+        order_id: str,
+        customer_id: str,
+        group: FieldGroup,
+        value: dict[str, Any],
+    ) -> uuid.UUID:
+        """A new record holding `value`, sealed under the order's key for `group`."""
+        key_id, key = await self._data_key(tenant_id, order_id, customer_id, group)
+        record_id = uuid.uuid4()
+        plaintext = json.dumps(value, separators=(",", ":")).encode()
+        ciphertext = seal(key, plaintext, _context(tenant_id, order_id, group, record_id))
+        await self._conn.execute(
+            "INSERT INTO personal_data (record_id, tenant_id, order_id, field_group, key_id,"
+            " ciphertext) VALUES ($1, $2, $3, $4, $5, $6)",
+            record_id,
+            tenant_id,
+            order_id,
+            group.value,
+            key_id,
+            ciphertext,
+        )
+        return record_id
+
+    async def read(
+        self, tenant_id: str, order_id: str, records: Mapping[FieldGroup, uuid.UUID]
+    ) -> dict[FieldGroup, dict[str, Any]]:
+        rows = await self._conn.fetch(
+            "SELECT p.record_id, p.field_group, p.ciphertext, k.key_id, k.wrapped_key"
+            " FROM personal_data p JOIN data_keys k ON k.key_id = p.key_id"
+            " WHERE p.record_id = ANY($1::uuid[])",
+            list(records.values()),
+        )
+        opened: dict[FieldGroup, dict[str, Any]] = {}
+        for row in rows:
+            group = FieldGroup(row["field_group"])
+            key = self._master.unwrap(row["wrapped_key"], row["key_id"])
+            context = _context(tenant_id, order_id, group, row["record_id"])
+            opened[group] = json.loads(open_sealed(key, row["ciphertext"], context))
+        return opened
+
+    async def destroy_groups(
+        self, tenant_id: str, order_id: str, groups: Sequence[FieldGroup]
+    ) -> None:
+        """Crypto-shred the groups: every record of every version becomes unreadable at once.
+        The ciphertext is cleared too, so nothing of it is left to attack later."""
+        names = [g.value for g in groups]
+        await self._conn.execute(
+            "DELETE FROM data_keys WHERE tenant_id = $1 AND order_id = $2"
+            " AND field_group = ANY($3::text[])",
+            tenant_id,
+            order_id,
+            names,
+        )
+        await self._conn.execute(
+            "UPDATE personal_data SET ciphertext = NULL WHERE tenant_id = $1 AND order_id = $2"
+            " AND field_group = ANY($3::text[])",
+            tenant_id,
+            order_id,
+            names,
+        )
+        for group in groups:
+            self._keys.pop((tenant_id, order_id, group), None)
+
+    async def destroy_order(self, tenant_id: str, order_id: str) -> None:
+        """Crypto-shred every group of the order: keys first, then the ciphertext."""
+        await self._conn.execute(
+            "DELETE FROM data_keys WHERE tenant_id = $1 AND order_id = $2", tenant_id, order_id
+        )
+        await self._conn.execute(
+            "DELETE FROM personal_data WHERE tenant_id = $1 AND order_id = $2", tenant_id, order_id
+        )
+
+    async def _data_key(
+        self, tenant_id: str, order_id: str, customer_id: str, group: FieldGroup
+    ) -> tuple[uuid.UUID, bytes]:
+        cached = self._keys.get((tenant_id, order_id, group))
+        if cached is not None:
+            return cached
+        row = await self._conn.fetchrow(
+            "SELECT key_id, wrapped_key FROM data_keys"
+            " WHERE tenant_id = $1 AND order_id = $2 AND field_group = $3",
+            tenant_id,
+            order_id,
+            group.value,
+        )
+        if row is not None:
+            found = (row["key_id"], self._master.unwrap(row["wrapped_key"], row["key_id"]))
+        else:
+            key_id, key = uuid.uuid4(), new_key()
+            await self._conn.execute(
+                "INSERT INTO data_keys (key_id, tenant_id, order_id, customer_id, field_group,"
+                " wrapped_key, master_key_id) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                key_id,
+                tenant_id,
+                order_id,
+                customer_id,
+                group.value,
+                self._master.wrap(key, key_id),
+                self._master.key_id,
+            )
+            found = (key_id, key)
+        self._keys[(tenant_id, order_id, group)] = found
+        return found
+
+
+async def rewrap_data_keys(conn: asyncpg.Connection, old: MasterKey, new: MasterKey) -> int:
+    """Wrap every data key with `new` instead of `old`, in one transaction; returns how many.
+
+    Afterwards the old master key can be destroyed: wrapped copies that linger in old row
+    versions, WAL or backups are then unreadable too.
+    """
+    async with conn.transaction():
+        rows = await conn.fetch("SELECT key_id, wrapped_key FROM data_keys FOR UPDATE")
+        await conn.executemany(
+            "UPDATE data_keys SET wrapped_key = $2, master_key_id = $3 WHERE key_id = $1",
+            [
+                (
+                    row["key_id"],
+                    new.wrap(old.unwrap(row["wrapped_key"], row["key_id"]), row["key_id"]),
+                    new.key_id,
+                )
+                for row in rows
+            ],
+        )
+    return len(rows)
