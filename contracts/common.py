@@ -80,6 +80,7 @@ ErrorCode = Literal[
     "has_dependencies",
     "voucher_in_use",
     "already_fulfilled",
+    "subject_erased",
 ]
 
 

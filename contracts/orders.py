@@ -7,6 +7,7 @@ service, and downstream systems get skus, quantities and amounts.
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Literal
@@ -163,7 +164,27 @@ class RedactOrder(_OrderCommand):
     payload: Redaction = Redaction()
 
 
-OrderCommandMessage = CreateOrder | UpdateOrder | ChangeOrderStatus | DeleteOrder | RedactOrder
+class CustomerRedaction(WireModel):
+    orders_to_redact: Annotated[list[Identifier], Field(min_length=1, max_length=1000)] | None = (
+        Field(default=None, description="Only these orders of the customer; all when absent.")
+    )
+
+
+class RedactCustomer(CommandMetadata):
+    """Erase a customer's personal data across their orders (Shopify's customers/redact).
+
+    Key = customer_id. Every group of every order is erased (or scheduled, for orders still being
+    fulfilled), the customer is recorded as erased, and one `customer.redacted` receipt follows.
+    """
+
+    type: Literal["customer.redact"]
+    customer_id: Identifier
+    payload: CustomerRedaction = CustomerRedaction()
+
+
+OrderCommandMessage = (
+    CreateOrder | UpdateOrder | ChangeOrderStatus | DeleteOrder | RedactOrder | RedactCustomer
+)
 OrderCommand = Annotated[OrderCommandMessage, Field(discriminator="type")]
 ORDER_COMMAND: TypeAdapter[OrderCommandMessage] = TypeAdapter(OrderCommand)
 
@@ -231,6 +252,27 @@ class OrderRedactionScheduled(_OrderEvent):
     data: RedactionData
 
 
+class CustomerRedactionReceipt(WireModel):
+    customer_id: Identifier
+    orders_affected: list[str] = Field(description="Orders whose data was erased now.")
+    orders_scheduled: list[str] = Field(
+        description="Orders still being fulfilled: erased when they ship or are cancelled."
+    )
+    groups_erased: list[DataGroup]
+    keys_destroyed: int = Field(
+        description="Data keys of the orders' groups, and of dead letters that named the customer."
+    )
+    completed_at: datetime
+
+
+class CustomerRedacted(EventMetadata):
+    """The receipt a compliance team files; `version` counts the customer's redactions."""
+
+    type: Literal["customer.redacted"]
+    customer_id: Identifier
+    data: CustomerRedactionReceipt
+
+
 OrderEventMessage = (
     OrderCreated
     | OrderUpdated
@@ -238,10 +280,12 @@ OrderEventMessage = (
     | OrderDeleted
     | OrderRedacted
     | OrderRedactionScheduled
+    | CustomerRedacted
 )
 OrderEvent = Annotated[OrderEventMessage, Field(discriminator="type")]
 ORDER_EVENT: TypeAdapter[OrderEventMessage] = TypeAdapter(OrderEvent)
 
 
 class OrderRejection(RejectionMetadata):
-    order_id: str | None
+    order_id: str | None = None
+    customer_id: str | None = Field(default=None, description="Set for customer.redact.")

@@ -38,6 +38,10 @@ class Settings(BaseSettings):
     relay_batch_size: Annotated[int, Field(ge=1, le=10_000)] = 500
     relay_poll_interval_seconds: Annotated[float, Field(gt=0)] = 1.0
     outbox_retention_hours: Annotated[float, Field(gt=0)] = 7 * 24
+    dead_letter_retention_hours: Annotated[float, Field(gt=0)] = Field(
+        default=14 * 24,
+        description="How long sealed dead letters of orders stay readable before their key goes.",
+    )
     retry_max_backoff_seconds: Annotated[float, Field(gt=0)] = 5.0
     unexpected_failure_attempts: Annotated[int, Field(ge=1)] = 3
     database_pool_size: Annotated[int, Field(ge=2)] = 8

@@ -77,6 +77,55 @@ class PostgresOrders:
         )
         return holder
 
+    async def lock_customer(self, tenant_id: str, customer_id: str) -> None:
+        # Serialises an erasure with writes of the customer's personal data; every caller holds
+        # its order locks first, so the lock order is the same everywhere.
+        await self._conn.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended($1, 3))",
+            f"{tenant_id}\x1f{customer_id}",
+        )
+
+    async def customer_erased(self, tenant_id: str, customer_id: str) -> bool:
+        await self.lock_customer(tenant_id, customer_id)
+        erased: bool = await self._conn.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM erased_customers"
+            " WHERE tenant_id = $1 AND customer_id = $2)",
+            tenant_id,
+            customer_id,
+        )
+        return erased
+
+    async def orders_of_customer(self, tenant_id: str, customer_id: str) -> list[str]:
+        rows = await self._conn.fetch(
+            "SELECT order_id FROM orders WHERE tenant_id = $1 AND customer_id = $2 ORDER BY 1",
+            tenant_id,
+            customer_id,
+        )
+        return [row["order_id"] for row in rows]
+
+    async def destroy_dead_letters_of(self, tenant_id: str, customer_id: str) -> int:
+        # A dead letter whose tenant could not be read is destroyed too: erring towards erasure.
+        status: str = await self._conn.execute(
+            "DELETE FROM dead_letter_keys WHERE customer_id = $2"
+            " AND (tenant_id = $1 OR tenant_id IS NULL)",
+            tenant_id,
+            customer_id,
+        )
+        return int(status.rsplit(" ", 1)[-1])
+
+    async def record_customer_erasure(self, tenant_id: str, customer_id: str) -> int:
+        redactions: int = await self._conn.fetchval(
+            """
+            INSERT INTO erased_customers (tenant_id, customer_id) VALUES ($1, $2)
+            ON CONFLICT (tenant_id, customer_id) DO UPDATE
+            SET redactions = erased_customers.redactions + 1, last_erased_at = now()
+            RETURNING redactions
+            """,
+            tenant_id,
+            customer_id,
+        )
+        return redactions
+
     async def save(
         self,
         order: orders.Order,
@@ -132,18 +181,17 @@ class PostgresOrders:
             [i.unit_price for i in d.items],
             [i.currency for i in d.items],
         )
+        # Two statements: in one, the INSERT would not see the DELETE and collide with it.
         await self._conn.execute(
-            """
-            WITH freed AS (
-                DELETE FROM order_vouchers WHERE tenant_id = $1 AND order_id = $2
-            )
-            INSERT INTO order_vouchers (tenant_id, voucher_code, order_id)
-            SELECT $1, $3, $2 WHERE $3::text IS NOT NULL AND $4
-            """,
-            *key,
-            d.voucher_code,
-            order.status in HOLDS_VOUCHER,
+            "DELETE FROM order_vouchers WHERE tenant_id = $1 AND order_id = $2", *key
         )
+        if d.voucher_code is not None and order.status in HOLDS_VOUCHER:
+            await self._conn.execute(
+                "INSERT INTO order_vouchers (tenant_id, voucher_code, order_id)"
+                " VALUES ($1, $3, $2)",
+                *key,
+                d.voucher_code,
+            )
         await self._conn.executemany(
             """
             INSERT INTO order_history (tenant_id, order_id, version, command_id, event_id,

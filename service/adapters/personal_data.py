@@ -229,3 +229,40 @@ async def rewrap_data_keys(conn: asyncpg.Connection, old: MasterKey, new: Master
             ],
         )
     return len(rows)
+
+
+async def seal_dead_letter(
+    conn: asyncpg.Connection,
+    master: MasterKey,
+    raw: bytes,
+    *,
+    tenant_id: str | None,
+    customer_id: str | None,
+    retention_hours: float,
+) -> tuple[uuid.UUID, bytes]:
+    """Seal a dead letter under a fresh data key kept for `retention_hours`: (key id, sealed)."""
+    key_id, key = uuid.uuid4(), new_key()
+    await conn.execute(
+        "INSERT INTO dead_letter_keys (key_id, tenant_id, customer_id, wrapped_key,"
+        " master_key_id, expires_at)"
+        " VALUES ($1, $2, $3, $4, $5, now() + make_interval(hours => $6))",
+        key_id,
+        tenant_id,
+        customer_id,
+        master.wrap(key, key_id),
+        master.key_id,
+        retention_hours,
+    )
+    return key_id, seal(key, raw, b"dead-letter:" + key_id.bytes)
+
+
+async def open_dead_letter(
+    conn: asyncpg.Connection, master: MasterKey, key_id: uuid.UUID, sealed: bytes
+) -> bytes | None:
+    """The raw dead letter, or None once its key is destroyed (expired or erased)."""
+    wrapped = await conn.fetchval(
+        "SELECT wrapped_key FROM dead_letter_keys WHERE key_id = $1", key_id
+    )
+    if wrapped is None:
+        return None
+    return open_sealed(master.unwrap(wrapped, key_id), sealed, b"dead-letter:" + key_id.bytes)

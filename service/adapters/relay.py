@@ -136,11 +136,7 @@ class OutboxRelay:
         return len(done)
 
     async def _delete_expired(self, conn: asyncpg.Connection) -> None:
-        deleted = await conn.execute(
-            "DELETE FROM outbox WHERE published_at < now() - make_interval(hours => $1)",
-            self._retention_hours,
-        )
-        log.debug("outbox cleanup: %s", deleted)
+        await delete_expired(conn, self._retention_hours)
 
     def _on_notify(self, *_: object) -> None:
         self._wake.set()
@@ -157,3 +153,13 @@ class OutboxRelay:
         finally:
             for waiter in waiters:
                 waiter.cancel()
+
+
+async def delete_expired(conn: asyncpg.Connection, outbox_retention_hours: float) -> None:
+    """Published outbox rows past their retention, and dead-letter keys past theirs."""
+    deleted = await conn.execute(
+        "DELETE FROM outbox WHERE published_at < now() - make_interval(hours => $1)",
+        outbox_retention_hours,
+    )
+    expired = await conn.execute("DELETE FROM dead_letter_keys WHERE expires_at < now()")
+    log.debug("outbox cleanup: %s; expired dead-letter keys: %s", deleted, expired)

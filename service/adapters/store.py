@@ -8,12 +8,14 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from uuid import UUID
 
 import asyncpg
 
 from service.adapters.crypto import MasterKey
 from service.adapters.database import TRANSIENT_ERRORS
 from service.adapters.order_store import PostgresOrders
+from service.adapters.personal_data import seal_dead_letter
 from service.adapters.purchase_order_store import PostgresPurchaseOrders
 from service.app.ports import Claim, OutboxMessage, Outcome
 from service.errors import TransientError
@@ -22,10 +24,26 @@ OUTBOX_CHANNEL = "outbox_pending"
 
 
 class PostgresUnitOfWork:
-    def __init__(self, conn: asyncpg.Connection, master: MasterKey) -> None:
+    def __init__(
+        self, conn: asyncpg.Connection, master: MasterKey, dead_letter_retention_hours: float
+    ) -> None:
         self._conn = conn
+        self._master = master
+        self._dead_letter_retention_hours = dead_letter_retention_hours
         self.purchase_orders = PostgresPurchaseOrders(conn)
         self.orders = PostgresOrders(conn, master)
+
+    async def seal_dead_letter(
+        self, raw: bytes, tenant_id: str | None, customer_id: str | None
+    ) -> tuple[UUID, bytes]:
+        return await seal_dead_letter(
+            self._conn,
+            self._master,
+            raw,
+            tenant_id=tenant_id,
+            customer_id=customer_id,
+            retention_hours=self._dead_letter_retention_hours,
+        )
 
     async def claim(self, message_key: str, request_hash: bytes) -> Claim:
         # ON CONFLICT DO NOTHING instead of catching a unique violation, which would abort the
@@ -102,9 +120,12 @@ class PostgresUnitOfWork:
 
 
 class PostgresStore:
-    def __init__(self, pool: asyncpg.Pool, master: MasterKey) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, master: MasterKey, dead_letter_retention_hours: float = 336.0
+    ) -> None:
         self._pool = pool
         self._master = master
+        self._dead_letter_retention_hours = dead_letter_retention_hours
 
     @asynccontextmanager
     async def unit_of_work(self) -> AsyncIterator[PostgresUnitOfWork]:
@@ -118,7 +139,7 @@ class PostgresStore:
             ) from error
         try:
             async with conn.transaction():
-                yield PostgresUnitOfWork(conn, self._master)
+                yield PostgresUnitOfWork(conn, self._master, self._dead_letter_retention_hours)
         except TRANSIENT_ERRORS as error:
             raise TransientError(f"{type(error).__name__}: {error}") from error
         finally:

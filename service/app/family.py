@@ -23,6 +23,8 @@ class Family(Generic[C]):
     topics: DocumentTopics
     commands: CommandSpec[C]
     rejection_model: type[RejectionMetadata]
+    seals_dead_letters: bool = False
+    """Commands carry personal data: dead letters are published sealed, never as received."""
 
     def consumer_group(self, base: str) -> str:
         return f"{base}.{self.name}"

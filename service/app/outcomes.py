@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -18,6 +20,7 @@ from service.domain.stock import Movement
 
 DEAD_LETTER_REASON = "x-dead-letter-reason"
 DEAD_LETTER_SOURCE = "x-dead-letter-source"
+DEAD_LETTER_KEY = "x-dead-letter-key"
 
 
 def rejection_message(
@@ -33,7 +36,7 @@ def rejection_message(
             "command_id": command_id,
             "type": identity.type,
             "tenant_id": identity.tenant_id,
-            family.commands.id_field: identity.document_id,
+            family.commands.id_field_for(identity.type): identity.document_id,
             "rejected_at": rejected_at,
             "errors": [
                 ErrorDetail(
@@ -56,6 +59,7 @@ def rejection_message(
 def dead_letter_message(
     family: Family[Any], message: IncomingMessage, reason: str
 ) -> OutboxMessage:
+    """The message as received, with why and where from (families without personal data)."""
     headers = (
         *message.headers,
         (DEAD_LETTER_REASON, reason.encode()[:4000]),
@@ -63,6 +67,34 @@ def dead_letter_message(
     )
     key = message.key.decode("utf-8", "replace") if message.key is not None else ""
     return OutboxMessage(family.topics.dead_letters, key, message.value or b"", headers)
+
+
+def sealed_dead_letter_envelope(message: IncomingMessage) -> bytes:
+    """Everything of the received message that may hold personal data, to be sealed whole."""
+
+    def text(raw: bytes) -> str:
+        return base64.b64encode(raw).decode()
+
+    return json.dumps(
+        {
+            "key": text(message.key) if message.key is not None else None,
+            "headers": [[name, text(value)] for name, value in message.headers],
+            "value": text(message.value or b""),
+        }
+    ).encode()
+
+
+def sealed_dead_letter_message(
+    family: Family[Any], message: IncomingMessage, reason: str, key_id: UUID, sealed: bytes
+) -> OutboxMessage:
+    """Why, where from and which key in the clear; the message itself only sealed. The Kafka
+    key is the source position, not the document id the sender chose."""
+    headers = (
+        (DEAD_LETTER_REASON, reason.encode()[:4000]),
+        (DEAD_LETTER_SOURCE, message.source.encode()),
+        (DEAD_LETTER_KEY, str(key_id).encode()),
+    )
+    return OutboxMessage(family.topics.dead_letters, message.source, sealed, headers)
 
 
 def event_message(topic: str, document_id: str, event: Any) -> OutboxMessage:

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 from uuid import UUID
 
@@ -28,6 +28,13 @@ class CommandSpec(Generic[C]):
     id_field: str
     adapter: TypeAdapter[Any]
     to_domain: Callable[[Any], C]
+    id_fields: Mapping[str, str] = field(default_factory=dict)
+    """Command types keyed by another id than `id_field` (customer.redact: customer_id)."""
+    personal_paths: tuple[str, ...] = ()
+    """Fields holding personal data: their errors name the rule, never a part of the value."""
+
+    def id_field_for(self, command_type: str | None) -> str:
+        return self.id_fields.get(command_type or "", self.id_field)
 
 
 @dataclass(frozen=True)
@@ -76,7 +83,8 @@ def parse_command(
     if not isinstance(body, dict):
         return _invalid(Identity(None, None, None, None), raw_hash, "body must be a JSON object")
 
-    identity = _identity(body, spec.id_field)
+    raw_type = body.get("type")
+    identity = _identity(body, spec.id_field_for(raw_type if isinstance(raw_type, str) else None))
     if len(raw) > max_bytes:
         return _invalid(
             identity, raw_hash, f"command is {len(raw)} bytes; the limit is {max_bytes}"
@@ -84,9 +92,11 @@ def parse_command(
     try:
         contract: CommandMetadata = spec.adapter.validate_python(body)
     except ValidationError as error:
-        return InvalidCommand(identity, _problems_of(error, identity.type), raw_hash)
+        problems = _problems_of(error, identity.type, spec.personal_paths)
+        return InvalidCommand(identity, problems, raw_hash)
 
-    document_id: str = getattr(contract, spec.id_field)
+    id_field = spec.id_field_for(getattr(contract, "type", None))
+    document_id: str = getattr(contract, id_field)
     key = message.key.decode("utf-8", "replace") if message.key is not None else None
     if key != document_id:
         return InvalidCommand(
@@ -94,9 +104,9 @@ def parse_command(
             (
                 Problem(
                     ErrorCode.INVALID_REQUEST,
-                    f"the Kafka key must equal {spec.id_field} '{document_id}' "
+                    f"the Kafka key must equal {id_field} '{document_id}' "
                     f"so that commands for one document stay in order (key was {key!r})",
-                    spec.id_field,
+                    id_field,
                 ),
             ),
             raw_hash,
@@ -132,7 +142,9 @@ def _identity(body: dict[str, Any], id_field: str) -> Identity:
     return Identity(command_id, text("type"), text("tenant_id"), text(id_field))
 
 
-def _problems_of(error: ValidationError, tag: str | None) -> tuple[Problem, ...]:
+def _problems_of(
+    error: ValidationError, tag: str | None, personal_paths: tuple[str, ...]
+) -> tuple[Problem, ...]:
     problems = []
     for detail in error.errors(include_url=False, include_input=False, include_context=False):
         location = list(detail["loc"])
@@ -142,7 +154,11 @@ def _problems_of(error: ValidationError, tag: str | None) -> tuple[Problem, ...]
         field = ".".join(str(part) for part in location) or None
         if detail["type"] in ("union_tag_invalid", "union_tag_not_found"):
             field = "type"
-        problems.append(Problem(ErrorCode.INVALID_REQUEST, detail["msg"], field))
+        message = detail["msg"]
+        if field and field.startswith(personal_paths):
+            # Validators such as email-validator quote parts of the input in their messages.
+            message = f"not a valid value for this field ({detail['type']})"
+        problems.append(Problem(ErrorCode.INVALID_REQUEST, message, field))
     return tuple(problems)
 
 

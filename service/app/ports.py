@@ -67,6 +67,21 @@ class OrderRepository(Protocol):
     async def voucher_holder(self, tenant_id: str, voucher_code: str) -> str | None:
         """Lock the voucher for this transaction and return the live order holding it, if any."""
 
+    async def lock_customer(self, tenant_id: str, customer_id: str) -> None:
+        """Serialise an erasure of the customer with writes of their personal data."""
+
+    async def customer_erased(self, tenant_id: str, customer_id: str) -> bool:
+        """Whether the customer was erased; locks the customer until commit."""
+
+    async def orders_of_customer(self, tenant_id: str, customer_id: str) -> list[str]:
+        """The ids of the customer's live orders in the tenant."""
+
+    async def destroy_dead_letters_of(self, tenant_id: str, customer_id: str) -> int:
+        """Destroy the keys of dead letters that named the customer; returns how many."""
+
+    async def record_customer_erasure(self, tenant_id: str, customer_id: str) -> int:
+        """Mark the customer erased; returns how many redactions they have had."""
+
     async def save(
         self,
         order: orders.Order,
@@ -100,6 +115,11 @@ class UnitOfWork(Protocol):
 
     async def lock_stock_items(self, keys: Sequence[str]) -> None:
         """Serialise writers of the same stock items, so their movements queue in commit order."""
+
+    async def seal_dead_letter(
+        self, raw: bytes, tenant_id: str | None, customer_id: str | None
+    ) -> tuple[UUID, bytes]:
+        """Seal a dead letter under its own key with a retention; (key id, sealed bytes)."""
 
     async def enqueue(self, messages: Sequence[OutboxMessage]) -> None:
         """Queue messages for publication once this transaction commits."""

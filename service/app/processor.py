@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,9 +18,14 @@ from typing import Any, Generic, TypeVar
 
 from service.app.family import Handler
 from service.app.incoming import IncomingMessage
-from service.app.outcomes import dead_letter_message, rejection_message
-from service.app.parse import InvalidCommand, ValidCommand, parse_command
-from service.app.ports import Claim, Outcome, Store, UnitOfWork
+from service.app.outcomes import (
+    dead_letter_message,
+    rejection_message,
+    sealed_dead_letter_envelope,
+    sealed_dead_letter_message,
+)
+from service.app.parse import Identity, InvalidCommand, ValidCommand, parse_command
+from service.app.ports import Claim, OutboxMessage, Outcome, Store, UnitOfWork
 from service.domain.problems import ErrorCode, Problem
 from service.errors import ProcessingAbandonedError, TransientError
 
@@ -127,7 +133,7 @@ class CommandProcessor(Generic[C]):
         claim = await uow.claim(key, invalid.request_hash)
         if claim is not Claim.NEW:
             return await self._answer_repeat(uow, claim, key, invalid.request_hash, invalid)
-        outgoing = [dead_letter_message(self._family, message, invalid.reason)]
+        outgoing = [await self._dead_letter(uow, message, invalid.reason, invalid.identity)]
         if command_id is not None:
             outgoing.insert(
                 0,
@@ -163,6 +169,22 @@ class CommandProcessor(Generic[C]):
         )
         return Outcome.REJECTED
 
+    async def _dead_letter(
+        self,
+        uow: UnitOfWork,
+        message: IncomingMessage,
+        reason: str,
+        identity: Identity | None,
+    ) -> OutboxMessage:
+        if not self._family.seals_dead_letters:
+            return dead_letter_message(self._family, message, reason)
+        key_id, sealed = await uow.seal_dead_letter(
+            sealed_dead_letter_envelope(message),
+            identity.tenant_id if identity is not None else None,
+            _subject_of(message),
+        )
+        return sealed_dead_letter_message(self._family, message, reason, key_id, sealed)
+
     async def _park(
         self,
         message: IncomingMessage,
@@ -179,13 +201,32 @@ class CommandProcessor(Generic[C]):
             try:
                 async with self._store.unit_of_work() as uow:
                     if await uow.claim(key, request_hash) is Claim.NEW:
-                        parked = dead_letter_message(self._family, message, reason)
+                        identity = parsed.identity if parsed is not None else None
+                        parked = await self._dead_letter(uow, message, reason, identity)
                         await uow.answer(key, Outcome.PARKED, [parked])
                 return Outcome.PARKED
             except TransientError as error:
                 log.warning("transient failure while parking, retrying: %s", error)
             await self._back_off(attempt)
             attempt += 1
+
+
+def _subject_of(message: IncomingMessage) -> str | None:
+    """The customer a raw message names, if it can be read, so erasing them destroys it too."""
+    try:
+        body = json.loads(message.value or b"")
+    except ValueError:
+        return None
+    if not isinstance(body, dict):
+        return None
+    payload = body.get("payload")
+    for candidate in (
+        body.get("customer_id"),
+        isinstance(payload, dict) and payload.get("customer_id"),
+    ):
+        if isinstance(candidate, str):
+            return candidate[:200]
+    return None
 
 
 def _inbox_key(parsed: ValidCommand[Any] | InvalidCommand | None, message: IncomingMessage) -> str:

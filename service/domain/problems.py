@@ -25,6 +25,7 @@ class ErrorCode(StrEnum):
     HAS_DEPENDENCIES = "has_dependencies"
     VOUCHER_IN_USE = "voucher_in_use"
     ALREADY_FULFILLED = "already_fulfilled"
+    SUBJECT_ERASED = "subject_erased"
 
 
 # One place says which kind of error each code is, so no caller can pair them wrongly.
@@ -39,6 +40,7 @@ ERROR_TYPE_OF: dict[ErrorCode, ErrorType] = {
     ErrorCode.HAS_DEPENDENCIES: ErrorType.CONFLICT,
     ErrorCode.VOUCHER_IN_USE: ErrorType.CONFLICT,
     ErrorCode.ALREADY_FULFILLED: ErrorType.CONFLICT,
+    ErrorCode.SUBJECT_ERASED: ErrorType.CONFLICT,
 }
 
 

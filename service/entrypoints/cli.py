@@ -136,7 +136,9 @@ def rotate_master_key(
 @cli.command()
 def send(
     command_type: Annotated[str, typer.Argument(help="e.g. purchase_order.create, order.create")],
-    document_id: Annotated[str, typer.Argument(help="the order id, e.g. PO-1 or O-1")],
+    document_id: Annotated[
+        str, typer.Argument(help="PO-1, O-1, or the customer id for customer.redact")
+    ],
     payload: Annotated[str, typer.Argument(help="the command's payload as JSON")] = "{}",
     tenant: Annotated[str, typer.Option(help="tenant id")] = "demo",
     actor: Annotated[
@@ -155,9 +157,8 @@ def send(
         raise typer.BadParameter(f"payload is not JSON: {error}") from error
     family = operator.family_of(command_type)
     if family is None:
-        raise typer.BadParameter(
-            f"{command_type!r} starts with neither 'order.' nor 'purchase_order.'"
-        )
+        prefixes = ", ".join(f"'{f.command_prefix}'" for f in operator.FAMILIES)
+        raise typer.BadParameter(f"{command_type!r} starts with none of {prefixes}")
     actor_type, _, actor_id = (actor or f"user:{os.environ.get('USER', 'cli')}").partition(":")
     envelope: dict[str, Any] = {
         "command_id": command_id or str(uuid.uuid4()),

@@ -31,6 +31,7 @@ class CliFamily:
 FAMILIES = (
     CliFamily("purchase_order.", PURCHASE_ORDERS, "purchase_order_id"),
     CliFamily("order.", ORDERS, "order_id"),
+    CliFamily("customer.", ORDERS, "customer_id"),
 )
 
 

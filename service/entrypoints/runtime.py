@@ -69,7 +69,7 @@ class Runtime:
             s.kafka_bootstrap_servers, all_topics(s.topic_prefix), s.topic_partitions
         )
         self._pool = await create_pool(s.database_url, s.database_pool_size)
-        store = PostgresStore(self._pool, master)
+        store = PostgresStore(self._pool, master, s.dead_letter_retention_hours)
         retry = RetryPolicy(
             max_backoff_seconds=s.retry_max_backoff_seconds,
             unexpected_failure_attempts=s.unexpected_failure_attempts,

@@ -128,4 +128,4 @@ async def test_order_commands_carry_the_actor_and_show_prints_the_addresses(
     assert "Ada Lovelace" in shown.stdout
     assert "12 Analytical Way" in shown.stdout
     assert unknown.code == 2
-    assert "starts with neither" in unknown.stderr
+    assert "starts with none of" in unknown.stderr

@@ -21,7 +21,6 @@ from typing import Any
 import asyncpg
 import pytest
 from aiokafka import AIOKafkaConsumer
-from pydantic import SecretStr
 
 from contracts.topics import INVENTORY_MOVEMENTS, ORDERS, PURCHASE_ORDERS, DocumentTopics
 from service.adapters.crypto import DecryptionError, MasterKey, new_key
@@ -52,20 +51,9 @@ def own_postgres(tmp_path: Path) -> Iterator[EmbeddedPostgres]:
 
 
 @pytest.fixture
-async def erasure_settings(
-    own_postgres: EmbeddedPostgres, stack: Endpoints, topic_prefix: str, master_key_text: str
-) -> Settings:
+async def erasure_settings(own_postgres: EmbeddedPostgres, settings: Settings) -> Settings:
     await migrate(own_postgres.url)
-    return Settings(
-        database_url=own_postgres.url,
-        kafka_bootstrap_servers=stack.kafka_bootstrap_servers,
-        kafka_idempotent_producer=stack.kafka_idempotent_producer,
-        topic_prefix=topic_prefix,
-        consumer_group=f"{topic_prefix}service",
-        health_port=free_port(),
-        relay_poll_interval_seconds=0.2,
-        master_key=SecretStr(master_key_text),
-    )
+    return settings.model_copy(update={"database_url": own_postgres.url})
 
 
 @pytest.fixture
@@ -207,6 +195,10 @@ async def test_a_redacted_order_leaves_no_trace_anywhere(
         await wire.events_of(update_order("O-1", {"shipping_address": canary_address(second)}))
         await wire.events_of(update_order("O-1", {"shipping_address": canary_address(third)}))
         [scheduled] = await wire.events_of(order_command("order.redact", "O-1", {}))
+        # A command that is refused and dead-lettered, with canaries in it and a bad email.
+        unusable = create_order("O-2", details={"shipping_address": canary_address(first)})
+        unusable["payload"]["billing_address"] = {**canary_address(billing), "email": "x@@y"}
+        assert await wire.errors_of(unusable)
 
         # Positive control: the canaries are where they belong, readable by an operator.
         before = await show(settings, "O-1")
@@ -245,6 +237,8 @@ async def test_a_redacted_order_leaves_no_trace_anywhere(
         dump = pg_dump(own_postgres)
         server_files = files_under(own_postgres.data_dir) + own_postgres.log_file.read_bytes()
         kafka = await read_from_the_beginning(settings, written)
+        dead_letters = await read_from_the_beginning(settings, [wire.topics.dead_letters])
+        assert dead_letters, "the unusable command was dead-lettered (sealed) and searched"
     finally:
         await db.close()
         service.stop()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import asyncpg
 
 from contracts.orders import ORDER_EVENT, OrderRejection
@@ -253,3 +255,54 @@ async def test_invalid_order_commands_name_the_field(
         "payload.shipping_address.email",
     ]
     assert reason == [("invalid_request", "payload.reason")]
+
+
+async def test_a_customer_is_erased_with_one_receipt_and_no_new_data_is_taken_for_them(
+    settings: Settings, order_probe: WireProbe, db: asyncpg.Connection
+) -> None:
+    erase = {
+        "command_id": str(uuid.uuid4()),
+        "type": "customer.redact",
+        "tenant_id": "tenant-a",
+        "customer_id": "CUST-1",
+        "payload": {},
+    }
+    async with running_service(settings):
+        await order_probe.send_and_wait(create_order("O-20"))
+        for status in ("ready", "fulfilled", "sent"):
+            await order_probe.send_and_wait(order_status("O-20", status))
+        await order_probe.send_and_wait(create_order("O-21"))
+        await order_probe.send_and_wait(create_order("O-22", details={"customer_id": "CUST-2"}))
+        await order_probe.send(erase, key="CUST-1")
+        await order_probe.wait_for(lambda _: len(order_probe.outcomes(erase["command_id"])) >= 3)
+        await order_probe.send(erase, key="CUST-1")  # a re-send after a crash: no second effect
+        refused = await order_probe.errors_of(create_order("O-23"))
+        again = {**erase, "command_id": str(uuid.uuid4())}
+        await order_probe.send(again, key="CUST-1")
+        await order_probe.wait_for(lambda _: bool(order_probe.outcomes(again["command_id"])))
+        cancelled = await order_probe.events_of(order_status("O-21", "cancelled"), count=2)
+
+    # Different keys, so different partitions: compare without order.
+    outcomes = [r.body for r in order_probe.outcomes(erase["command_id"])]
+    assert sorted((o["type"], o.get("order_id") or o.get("customer_id")) for o in outcomes) == [
+        ("customer.redacted", "CUST-1"),
+        ("order.redacted", "O-20"),
+        ("order.redaction_scheduled", "O-21"),
+    ]
+    [receipt] = [o for o in outcomes if o["type"] == "customer.redacted"]
+    assert receipt["version"] == 1
+    assert {k: v for k, v in receipt["data"].items() if k != "completed_at"} == {
+        "customer_id": "CUST-1",
+        "orders_affected": ["O-20"],
+        "orders_scheduled": ["O-21"],
+        "groups_erased": ["billing_address", "contact", "shipping_address"],
+        "keys_destroyed": 3,
+    }
+    assert refused == [("subject_erased", "payload.customer_id")]
+    [repeat] = [r.body for r in order_probe.outcomes(again["command_id"])]
+    assert (repeat["type"], repeat["version"]) == ("customer.redacted", 2)
+    assert (repeat["data"]["orders_affected"], repeat["data"]["keys_destroyed"]) == ([], 0)
+    assert [e["type"] for e in cancelled] == ["order.status_changed", "order.redacted"]
+
+    keys = await db.fetch("SELECT DISTINCT order_id FROM data_keys ORDER BY 1")
+    assert [k["order_id"] for k in keys] == ["O-22"], "only the other customer's keys are left"

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
-from collections.abc import AsyncIterator
+import uuid
 from itertools import count
 from typing import Any
 
@@ -12,8 +13,8 @@ import asyncpg
 import pytest
 
 from service.adapters.crypto import DecryptionError, MasterKey, new_key
-from service.adapters.database import create_pool
-from service.adapters.personal_data import rewrap_data_keys
+from service.adapters.personal_data import open_dead_letter, rewrap_data_keys
+from service.adapters.relay import delete_expired
 from service.adapters.store import PostgresStore
 from service.app.incoming import IncomingMessage
 from service.app.orders.handler import OrderHandler, order_family
@@ -30,13 +31,6 @@ offsets = count()
 def message(body: dict[str, Any]) -> IncomingMessage:
     key = str(body["order_id"]).encode()
     return IncomingMessage("it.orders", 0, next(offsets), 1, key, json.dumps(body).encode())
-
-
-@pytest.fixture
-async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
-    pool = await create_pool(database_url, 8)
-    yield pool
-    await pool.close()
 
 
 @pytest.fixture
@@ -86,6 +80,25 @@ async def every_row_as_text(db: asyncpg.Connection) -> str:
         for t in tables
     ]
     return "\n".join(dumps)
+
+
+async def test_an_order_keeps_its_voucher_through_every_change_until_cancelled(
+    processor: CommandProcessor[Any], db: asyncpg.Connection
+) -> None:
+    body = create_order("O-1", details={"voucher_code": "KEEP"})
+    assert await processor.process(message(body)) is Outcome.ACCEPTED
+    changes = [
+        update_order("O-1", {"shipping_address": address("Someone Else")}),
+        order_status("O-1", "ready"),
+        order_status("O-1", "cancelled"),
+    ]
+    holders = []
+    for change in changes:
+        assert await processor.process(message(change)) is Outcome.ACCEPTED
+        holders.append(
+            await db.fetchval("SELECT order_id FROM order_vouchers WHERE voucher_code = 'KEEP'")
+        )
+    assert holders == ["O-1", "O-1", None]
 
 
 async def test_personal_data_is_never_stored_in_the_clear(
@@ -165,3 +178,59 @@ async def test_rotating_the_master_key_rewraps_every_data_key(
     async with PostgresStore(pool, MASTER).unit_of_work() as uow:
         with pytest.raises(DecryptionError):
             await uow.orders.load("tenant-a", "O-2")
+
+
+def raw_message(value: bytes, key: bytes = b"O-1") -> IncomingMessage:
+    return IncomingMessage("it.orders", 0, next(offsets), 1, key, value, (("trace", b"t-1"),))
+
+
+async def test_dead_letters_of_orders_are_sealed_kept_for_a_while_and_erased_with_the_subject(
+    processor: CommandProcessor[Any], db: asyncpg.Connection
+) -> None:
+    canary = canary_address()
+    bad = create_order("O-1", details={"customer_id": "C-9", "shipping_address": canary})
+    bad["payload"]["items"][0]["quantity"] = 0  # invalid: refused and dead-lettered
+    garbage = b"not json " + CANARIES["email"].encode()
+    for value in (json.dumps(bad).encode(), garbage):
+        assert await processor.process(raw_message(value)) is Outcome.DEAD_LETTERED
+
+    letters = await db.fetch(
+        "SELECT message_key, headers::text, payload FROM outbox WHERE topic = $1 ORDER BY id",
+        FAMILY.topics.dead_letters,
+    )
+    assert len(letters) == 2
+    published = b"".join(
+        r["payload"] + r["headers"].encode() + r["message_key"].encode() for r in letters
+    )
+    for value in CANARIES.values():
+        assert value.encode() not in published, value
+    rejections = await db.fetch(
+        "SELECT payload FROM outbox WHERE topic = $1", FAMILY.topics.rejections
+    )
+    assert all(CANARIES["name"].encode() not in r["payload"] for r in rejections)
+
+    # Control: the key opens the letter while it lives; it is the message as received.
+    first = letters[0]
+    key_id = uuid.UUID(
+        bytes.fromhex(dict(json.loads(first["headers"]))["x-dead-letter-key"]).decode()
+    )
+    envelope = json.loads(await open_dead_letter(db, MASTER, key_id, first["payload"]) or b"")
+    assert json.loads(base64.b64decode(envelope["value"])) == bad
+    subjects = await db.fetch("SELECT customer_id FROM dead_letter_keys ORDER BY customer_id")
+    assert [s["customer_id"] for s in subjects] == ["C-9", None]
+
+    erase = {
+        "command_id": str(uuid.uuid4()),
+        "type": "customer.redact",
+        "tenant_id": "tenant-a",
+        "customer_id": "C-9",
+        "payload": {},
+    }
+    erased = IncomingMessage("it.orders", 0, next(offsets), 1, b"C-9", json.dumps(erase).encode())
+    assert await processor.process(erased) is Outcome.ACCEPTED
+    assert await open_dead_letter(db, MASTER, key_id, first["payload"]) is None
+
+    # The other letter named nobody: it goes when its retention ends (the relay's cleanup).
+    await db.execute("UPDATE dead_letter_keys SET expires_at = now() - interval '1 second'")
+    await delete_expired(db, outbox_retention_hours=1)
+    assert await db.fetchval("SELECT count(*) FROM dead_letter_keys") == 0

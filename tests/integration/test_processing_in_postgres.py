@@ -13,7 +13,6 @@ import asyncpg
 import pytest
 
 from service.adapters.crypto import MasterKey, new_key
-from service.adapters.database import create_pool
 from service.adapters.store import PostgresStore
 from service.app.incoming import IncomingMessage
 from service.app.ports import Outcome
@@ -30,13 +29,6 @@ offsets = count()
 def message(body: dict[str, object]) -> IncomingMessage:
     key = str(body["purchase_order_id"]).encode()
     return IncomingMessage("it.cmds", 0, next(offsets), 1, key, json.dumps(body).encode())
-
-
-@pytest.fixture
-async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
-    pool = await create_pool(database_url, 8)
-    yield pool
-    await pool.close()
 
 
 @pytest.fixture

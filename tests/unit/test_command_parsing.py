@@ -9,10 +9,11 @@ from typing import Any
 import pytest
 
 from service.app.incoming import IncomingMessage
+from service.app.orders.handler import order_family
 from service.app.parse import InvalidCommand, ValidCommand, parse_command
 from service.app.purchase_orders.handler import purchase_order_family
 from service.domain import purchase_orders as po
-from tests.support import change_status, command, create, details
+from tests.support import address, change_status, command, create, create_order, details
 
 LIMIT = 64 * 1024
 COMMANDS = purchase_order_family().commands
@@ -162,3 +163,41 @@ def test_the_request_hash_ignores_formatting_and_issued_at() -> None:
     spaced = parse(json.dumps({**body, "issued_at": "2025-01-01T00:00:00Z"}, indent=4).encode())
     changed = parse({**body, "payload": details(supplier_id="OTHER")})
     assert compact.request_hash == spaced.request_hash != changed.request_hash
+
+
+def test_errors_on_personal_fields_never_quote_the_value() -> None:
+    body = create_order(
+        "O-1", details={"shipping_address": address(email="ada.secret@@example..org", country="XX")}
+    )
+    message = IncomingMessage("cmds", 0, 1, 1, b"O-1", json.dumps(body).encode())
+    parsed = parse_command(message, LIMIT, order_family().commands)
+    assert isinstance(parsed, InvalidCommand)
+    assert sorted(p.field or "" for p in parsed.problems) == [
+        "payload.shipping_address.country",
+        "payload.shipping_address.email",
+    ]
+    for problem in parsed.problems:
+        assert "secret" not in problem.message
+        assert "XX" not in problem.message
+        assert problem.message.startswith("not a valid value for this field")
+
+
+def test_customer_redact_is_keyed_by_the_customer() -> None:
+    body = {
+        "command_id": str(uuid.uuid4()),
+        "type": "customer.redact",
+        "tenant_id": "t",
+        "customer_id": "CUST-1",
+        "payload": {"orders_to_redact": ["O-1"]},
+    }
+    spec = order_family().commands
+    good = parse_command(
+        IncomingMessage("c", 0, 1, 1, b"CUST-1", json.dumps(body).encode()), LIMIT, spec
+    )
+    assert isinstance(good, ValidCommand)
+    assert good.document_id == "CUST-1"
+    wrong = parse_command(
+        IncomingMessage("c", 0, 2, 1, b"O-1", json.dumps(body).encode()), LIMIT, spec
+    )
+    assert isinstance(wrong, InvalidCommand)
+    assert [p.field for p in wrong.problems] == ["customer_id"]

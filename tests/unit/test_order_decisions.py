@@ -347,3 +347,53 @@ def test_redacting_again_is_harmless_and_nobody_else_s_order_can_be_redacted() -
     assert again.redacted == ALL_GROUPS
     stranger = orders.RedactOrder(ALL_GROUPS, actor=STRANGER)
     assert problems(decide(stranger, order("delivered"))) == [(ErrorCode.NOT_FOUND, "order_id")]
+
+
+# Erasing a customer.
+
+
+def test_a_customer_is_erased_across_their_orders_now_or_when_fulfilment_ends() -> None:
+    shipped, placed = order("sent"), replace(order("placed"), order_id="O-2")
+    erasure = orders.decide_customer_redaction(
+        orders.RedactCustomer("CUST-1"), {"O-1": shipped, "O-2": placed}
+    )
+    assert isinstance(erasure, orders.CustomerErasure)
+    assert [(o.order_id, events) for o, events in erasure.per_order] == [
+        ("O-1", (orders.OrderRedacted(ALL_GROUPS),)),
+        ("O-2", (orders.OrderRedactionScheduled(ALL_GROUPS),)),
+    ]
+
+
+def test_repeating_a_customer_erasure_changes_nothing() -> None:
+    done = order("sent", redacted=ALL_GROUPS)
+    waiting = replace(order("placed", redaction_pending=ALL_GROUPS), order_id="O-2")
+    erasure = orders.decide_customer_redaction(
+        orders.RedactCustomer("CUST-1"), {"O-1": done, "O-2": waiting}
+    )
+    assert erasure == orders.CustomerErasure(())
+
+
+def test_listed_orders_must_be_the_customer_s_and_customers_erase_only_themselves() -> None:
+    listed = orders.RedactCustomer("CUST-1", orders_to_redact=("O-1", "O-9"))
+    assert problems(orders.decide_customer_redaction(listed, {"O-1": order("sent")})) == [
+        (ErrorCode.NOT_FOUND, "payload.orders_to_redact.1")
+    ]
+    foreign = orders.RedactCustomer("CUST-1", actor=STRANGER)
+    assert problems(orders.decide_customer_redaction(foreign, {})) == [
+        (ErrorCode.NOT_FOUND, "customer_id")
+    ]
+
+
+def test_no_new_personal_data_is_stored_for_an_erased_customer() -> None:
+    create = orders.CreateOrder(details())
+    assert problems(orders.decide(create, None, "O-1", customer_erased=True)) == [
+        (ErrorCode.SUBJECT_ERASED, "payload.customer_id")
+    ]
+    readdress = orders.UpdateOrder(shipping_address=OFFICE)
+    assert problems(orders.decide(readdress, order(), "O-1", customer_erased=True)) == [
+        (ErrorCode.SUBJECT_ERASED, "payload")
+    ]
+    items_only = orders.UpdateOrder(items=(item("C", 1),))
+    assert isinstance(
+        orders.decide(items_only, order(), "O-1", customer_erased=True), orders.Accepted
+    )

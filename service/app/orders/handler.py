@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 from uuid import uuid4
@@ -18,41 +19,141 @@ from service.domain import orders
 from service.domain.orders.stock import movements
 
 
-def order_family(prefix: str = "") -> Family[orders.OrderCommand]:
+def order_family(prefix: str = "") -> Family[orders.CommandForOrders]:
     return Family(
         name=ORDERS,
         topics=DocumentTopics.for_family(ORDERS, prefix),
-        commands=CommandSpec("order_id", wire.ORDER_COMMAND, command_from_wire),
+        commands=CommandSpec(
+            "order_id",
+            wire.ORDER_COMMAND,
+            command_from_wire,
+            id_fields={"customer.redact": "customer_id"},
+            personal_paths=(
+                "payload.shipping_address",
+                "payload.billing_address",
+                "payload.contact",
+            ),
+        ),
         rejection_model=wire.OrderRejection,
+        seals_dead_letters=True,
     )
 
 
 class OrderHandler:
-    def __init__(self, family: Family[orders.OrderCommand], movements_topic: str) -> None:
+    def __init__(self, family: Family[orders.CommandForOrders], movements_topic: str) -> None:
         self._family = family
         self._movements_topic = movements_topic
 
     @property
-    def family(self) -> Family[orders.OrderCommand]:
+    def family(self) -> Family[orders.CommandForOrders]:
         return self._family
 
     async def handle(
-        self, uow: UnitOfWork, cmd: ValidCommand[orders.OrderCommand], now: datetime
+        self, uow: UnitOfWork, cmd: ValidCommand[orders.CommandForOrders], now: datetime
     ) -> Decided:
+        command = cmd.command
+        if isinstance(command, orders.RedactCustomer):
+            return await self._redact_customer(uow, cmd, command, now)
         current = await uow.orders.load(cmd.tenant_id, cmd.document_id)
         holder = None
-        if isinstance(cmd.command, orders.CreateOrder) and cmd.command.details.voucher_code:
-            holder = await uow.orders.voucher_holder(
-                cmd.tenant_id, cmd.command.details.voucher_code
-            )
-        decision = orders.decide(cmd.command, current, cmd.document_id, voucher_holder=holder)
+        if isinstance(command, orders.CreateOrder) and command.details.voucher_code:
+            holder = await uow.orders.voucher_holder(cmd.tenant_id, command.details.voucher_code)
+        decision = orders.decide(
+            command,
+            current,
+            cmd.document_id,
+            voucher_holder=holder,
+            customer_erased=await self._stores_data_of_erased_customer(uow, cmd, current),
+        )
         if isinstance(decision, orders.Rejected):
-            rejection = rejection_message(
-                self._family, cmd.identity, cmd.command_id, decision.problems, now
-            )
-            return Decided(accepted=False, messages=[rejection])
+            return self._refused(cmd, decision, now)
+        messages = await self._apply(uow, cmd, current, decision.events, now)
+        return Decided(accepted=True, messages=messages)
 
-        transitions = orders.fold(current, decision.events, cmd.tenant_id, cmd.document_id)
+    async def _stores_data_of_erased_customer(
+        self,
+        uow: UnitOfWork,
+        cmd: ValidCommand[orders.CommandForOrders],
+        current: orders.State | None,
+    ) -> bool:
+        match cmd.command:
+            case orders.CreateOrder(details=details):
+                return await uow.orders.customer_erased(cmd.tenant_id, details.customer_id)
+            case orders.UpdateOrder() if isinstance(current, orders.Order):
+                return await uow.orders.customer_erased(cmd.tenant_id, current.details.customer_id)
+        return False
+
+    async def _redact_customer(
+        self,
+        uow: UnitOfWork,
+        cmd: ValidCommand[orders.CommandForOrders],
+        command: orders.RedactCustomer,
+        now: datetime,
+    ) -> Decided:
+        tenant = cmd.tenant_id
+        loaded: dict[str, orders.Order] = {}
+        for order_id in await uow.orders.orders_of_customer(tenant, command.customer_id):
+            # Order locks first, then the customer's: the order every writer takes them in.
+            await uow.lock_document(tenant, order_id)
+            order = await uow.orders.load(tenant, order_id)
+            if isinstance(order, orders.Order) and order.details.customer_id == command.customer_id:
+                loaded[order_id] = order
+        await uow.orders.lock_customer(tenant, command.customer_id)
+        decision = orders.decide_customer_redaction(command, loaded)
+        if isinstance(decision, orders.Rejected):
+            return self._refused(cmd, decision, now)
+
+        messages: list[OutboxMessage] = []
+        erased_now: list[str] = []
+        scheduled: list[str] = []
+        keys_destroyed = 0
+        for order, events in decision.per_order:
+            order_cmd = replace(cmd, document_id=order.order_id)
+            messages += await self._apply(uow, order_cmd, order, events, now)
+            done = orders.fold(order, events, tenant, order.order_id)[-1].after
+            assert isinstance(done, orders.Order)
+            keys_destroyed += len(done.redacted - order.redacted)
+            (erased_now if done.redacted > order.redacted else scheduled).append(order.order_id)
+        keys_destroyed += await uow.orders.destroy_dead_letters_of(tenant, command.customer_id)
+        redactions = await uow.orders.record_customer_erasure(tenant, command.customer_id)
+        receipt = wire.CustomerRedacted(
+            type="customer.redacted",
+            event_id=uuid4(),
+            tenant_id=tenant,
+            version=redactions,
+            command_id=cmd.command_id,
+            occurred_at=now,
+            customer_id=command.customer_id,
+            data=wire.CustomerRedactionReceipt(
+                customer_id=command.customer_id,
+                orders_affected=erased_now,
+                orders_scheduled=scheduled,
+                groups_erased=[wire.DataGroup(g.value) for g in sorted(orders.EVERY_GROUP)],
+                keys_destroyed=keys_destroyed,
+                completed_at=now,
+            ),
+        )
+        messages.append(event_message(self._family.topics.events, command.customer_id, receipt))
+        return Decided(accepted=True, messages=messages)
+
+    def _refused(
+        self, cmd: ValidCommand[orders.CommandForOrders], decision: orders.Rejected, now: datetime
+    ) -> Decided:
+        rejection = rejection_message(
+            self._family, cmd.identity, cmd.command_id, decision.problems, now
+        )
+        return Decided(accepted=False, messages=[rejection])
+
+    async def _apply(
+        self,
+        uow: UnitOfWork,
+        cmd: ValidCommand[orders.CommandForOrders],
+        current: orders.State | None,
+        events: tuple[orders.OrderEvent, ...],
+        now: datetime,
+    ) -> list[OutboxMessage]:
+        """Per event: the wire event, a history entry, stock movements; then the new state."""
+        transitions = orders.fold(current, events, cmd.tenant_id, cmd.document_id)
         messages: list[OutboxMessage] = []
         history: list[HistoryEntry] = []
         stock_keys: list[str] = []
@@ -93,7 +194,7 @@ class OrderHandler:
             await uow.orders.save(final, history, previous)
         if stock_keys:
             await uow.lock_stock_items(stock_keys)
-        return Decided(accepted=True, messages=messages)
+        return messages
 
 
 def _wire_event(transition: orders.Transition, **metadata: Any) -> wire.OrderEventMessage:

@@ -33,7 +33,7 @@ def details_from_wire(details: wire.OrderDetails) -> orders.OrderDetails:
     )
 
 
-def command_from_wire(command: wire.OrderCommandMessage) -> orders.OrderCommand:
+def command_from_wire(command: wire.OrderCommandMessage) -> orders.CommandForOrders:
     expected = command.expected_version
     actor = orders.Actor(command.actor.type, command.actor.id) if command.actor else None
     match command:
@@ -56,6 +56,11 @@ def command_from_wire(command: wire.OrderCommandMessage) -> orders.OrderCommand:
             return orders.ChangeOrderStatus(orders.Status(payload.status), reason, expected, actor)
         case wire.DeleteOrder():
             return orders.DeleteOrder(expected, actor)
+        case wire.RedactCustomer(payload=payload):
+            listed = payload.orders_to_redact
+            return orders.RedactCustomer(
+                command.customer_id, tuple(listed) if listed else None, expected, actor
+            )
         case wire.RedactOrder(payload=payload):
             groups = frozenset(orders.DataGroup(g.value) for g in payload.groups)
             return orders.RedactOrder(groups, expected, actor)

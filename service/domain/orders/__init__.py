@@ -2,12 +2,14 @@
 
 from service.domain.decisions import Accepted, Rejected
 from service.domain.orders.decide import Decision, decide
+from service.domain.orders.erasure import EVERY_GROUP, CustomerErasure, decide_customer_redaction
 from service.domain.orders.evolve import Transition, evolve, fold
 from service.domain.orders.model import (
     Actor,
     Address,
     CancelReason,
     ChangeOrderStatus,
+    CommandForOrders,
     CreateOrder,
     DataGroup,
     DeletedOrder,
@@ -24,6 +26,7 @@ from service.domain.orders.model import (
     OrderStatusChanged,
     OrderUpdated,
     Part,
+    RedactCustomer,
     RedactOrder,
     State,
     Status,
@@ -32,13 +35,16 @@ from service.domain.orders.model import (
 from service.domain.orders.rules import TRANSITIONS
 
 __all__ = [
+    "EVERY_GROUP",
     "TRANSITIONS",
     "Accepted",
     "Actor",
     "Address",
     "CancelReason",
     "ChangeOrderStatus",
+    "CommandForOrders",
     "CreateOrder",
+    "CustomerErasure",
     "DataGroup",
     "Decision",
     "DeleteOrder",
@@ -55,6 +61,7 @@ __all__ = [
     "OrderStatusChanged",
     "OrderUpdated",
     "Part",
+    "RedactCustomer",
     "RedactOrder",
     "Rejected",
     "State",
@@ -62,6 +69,7 @@ __all__ = [
     "Transition",
     "UpdateOrder",
     "decide",
+    "decide_customer_redaction",
     "evolve",
     "fold",
 ]

@@ -56,10 +56,12 @@ def decide(
     order_id: str,
     *,
     voucher_holder: str | None = None,
+    customer_erased: bool = False,
 ) -> Decision:
-    """`voucher_holder`: the live order of the tenant holding the create's voucher, if any."""
+    """`voucher_holder`: the live order of the tenant holding the create's voucher, if any.
+    `customer_erased`: the customer the command would store personal data for was erased."""
     if isinstance(command, CreateOrder):
-        return _create(command, current, order_id, voucher_holder)
+        return _create(command, current, order_id, voucher_holder, customer_erased)
     if not isinstance(current, Order) or not _visible_to(command.actor, current):
         return Rejected((_not_found(order_id, current, command.actor),))
     problems = version_problems(command.expected_version, current.version)
@@ -67,6 +69,8 @@ def decide(
     match command:
         case UpdateOrder():
             problems += _update_problems(current.status, command)
+            if customer_erased and (command.shipping_address or command.billing_address):
+                problems.append(_subject_erased(current.details.customer_id, "payload"))
             events = (
                 OrderUpdated(command.items, command.shipping_address, command.billing_address),
             )
@@ -95,7 +99,11 @@ def decide(
 
 
 def _create(
-    command: CreateOrder, current: State | None, order_id: str, voucher_holder: str | None
+    command: CreateOrder,
+    current: State | None,
+    order_id: str,
+    voucher_holder: str | None,
+    customer_erased: bool,
 ) -> Decision:
     actual = current.version if isinstance(current, Order) else 0
     problems = version_problems(command.expected_version, actual)
@@ -120,6 +128,8 @@ def _create(
             )
         )
     problems += _items_problems(command.details.items, "payload.items")
+    if customer_erased:
+        problems.append(_subject_erased(command.details.customer_id, "payload.customer_id"))
     if command.details.voucher_code is not None and voucher_holder not in (None, order_id):
         problems.append(
             Problem(
@@ -204,6 +214,15 @@ def _deletion_problems(order: Order) -> list[Problem]:
             "type",
         )
     ]
+
+
+def _subject_erased(customer_id: str, field: str) -> Problem:
+    return Problem(
+        ErrorCode.SUBJECT_ERASED,
+        f"customer '{customer_id}' was erased at their request; no new personal data is stored"
+        " for them",
+        field,
+    )
 
 
 def _visible_to(actor: Actor | None, order: Order) -> bool:

@@ -163,7 +163,21 @@ class RedactOrder:
     actor: Actor | None = None
 
 
+@dataclass(frozen=True)
+class RedactCustomer:
+    """Erase a customer across their orders, or only `orders_to_redact` when given."""
+
+    customer_id: str
+    orders_to_redact: tuple[str, ...] | None = None
+    expected_version: int | None = None
+    actor: Actor | None = None
+
+
 OrderCommand = CreateOrder | UpdateOrder | ChangeOrderStatus | DeleteOrder | RedactOrder
+"""Commands about one order."""
+
+CommandForOrders = OrderCommand | RedactCustomer
+"""Everything on the orders command topic."""
 
 
 # Events.
