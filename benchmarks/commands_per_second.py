@@ -18,19 +18,32 @@ from pathlib import Path
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from pydantic import SecretStr
 
-from contracts.topics import PURCHASE_ORDERS, DocumentTopics
+from contracts.topics import ORDERS, PURCHASE_ORDERS, DocumentTopics
 from service.adapters.crypto import MasterKey
 from service.infra.processes import free_port
 from service.infra.provision import provisioned
 from service.settings import Settings
-from tests.support import change_status, create, running_service
+from tests.support import change_status, create, create_order, order_status, running_service
 
 
-async def measure(settings: Settings, documents: int) -> None:
-    topics = DocumentTopics.for_family(PURCHASE_ORDERS, settings.topic_prefix)
+def workload(family: str, documents: int) -> tuple[str, str, list[dict[str, object]]]:
+    """(topic family, id field, commands): per document a create, an accepted status change
+    that moves stock, and a refused status change."""
+    if family == "orders":
+        # Each create seals three groups of personal data under three new data keys.
+        commands = [create_order(f"O-{i}") for i in range(documents)]
+        commands += [order_status(f"O-{i}", "ready") for i in range(documents)]
+        commands += [order_status(f"O-{i}", "sent") for i in range(documents)]
+        return ORDERS, "order_id", commands
     commands = [create(f"PO-{i}") for i in range(documents)]
     commands += [change_status(f"PO-{i}", "open") for i in range(documents)]
-    commands += [change_status(f"PO-{i}", "closed") for i in range(documents)]  # rejected
+    commands += [change_status(f"PO-{i}", "closed") for i in range(documents)]
+    return PURCHASE_ORDERS, "purchase_order_id", commands
+
+
+async def measure(settings: Settings, family: str, documents: int) -> None:
+    topic_family, id_field, commands = workload(family, documents)
+    topics = DocumentTopics.for_family(topic_family, settings.topic_prefix)
     sent_at: dict[str, float] = {}
     answered_at: dict[str, float] = {}
 
@@ -45,8 +58,8 @@ async def measure(settings: Settings, documents: int) -> None:
         producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, linger_ms=5)
         await producer.start()
         # Warm up: the consumer group has joined once the first outcome arrives.
-        warm = create("PO-warm-up")
-        await producer.send_and_wait(topics.commands, json.dumps(warm).encode(), key=b"PO-warm-up")
+        warm = {**commands[0], "command_id": str(uuid.uuid4()), id_field: "warm-up"}
+        await producer.send_and_wait(topics.commands, json.dumps(warm).encode(), key=b"warm-up")
         async for record in consumer:
             if json.loads(record.value)["command_id"] == warm["command_id"]:
                 break
@@ -55,7 +68,7 @@ async def measure(settings: Settings, documents: int) -> None:
         for body in commands:
             sent_at[body["command_id"]] = time.perf_counter()
             await producer.send(
-                topics.commands, json.dumps(body).encode(), key=body["purchase_order_id"].encode()
+                topics.commands, json.dumps(body).encode(), key=str(body[id_field]).encode()
             )
         await producer.flush()
         while len(answered_at) < len(commands):
@@ -63,7 +76,7 @@ async def measure(settings: Settings, documents: int) -> None:
             now = time.perf_counter()
             for records in batches.values():
                 for record in records:
-                    command_id = json.loads(record.value)["command_id"]
+                    command_id = str(json.loads(record.value)["command_id"])
                     if command_id in sent_at:
                         answered_at.setdefault(command_id, now)
         elapsed = time.perf_counter() - started
@@ -71,6 +84,7 @@ async def measure(settings: Settings, documents: int) -> None:
         await consumer.stop()
 
     latencies = sorted(answered_at[c] - sent_at[c] for c in sent_at)
+    print(f"family:              {family}")
     rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"commands:            {len(commands)} ({documents} documents, 1/3 rejected)")
     print(f"elapsed:             {elapsed:.2f} s")
@@ -85,6 +99,9 @@ async def measure(settings: Settings, documents: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--documents", type=int, default=1000)
+    parser.add_argument(
+        "--family", choices=["purchase-orders", "orders"], default="purchase-orders"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as work, provisioned(Path(work), durable=True) as stack:
         prefix = f"bench{uuid.uuid4().hex[:6]}."
@@ -98,7 +115,7 @@ def main() -> None:
             master_key=SecretStr(MasterKey.generate_text()),
         )
         print(f"Postgres: {stack.database_origin}, Kafka: {stack.kafka_origin}, durable commits")
-        asyncio.run(measure(settings, args.documents))
+        asyncio.run(measure(settings, args.family, args.documents))
 
 
 if __name__ == "__main__":
