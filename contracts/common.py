@@ -45,6 +45,10 @@ class Actor(WireModel):
     id: Annotated[str, StringConstraints(min_length=1, max_length=128)]
 
 
+class NoPayload(WireModel):
+    """An empty object: the command needs nothing beyond its envelope."""
+
+
 class CommandMetadata(WireModel):
     """Envelope fields every command carries besides its type, document id and payload."""
 

@@ -20,6 +20,7 @@ from contracts.common import (
     CommandMetadata,
     EventMetadata,
     Identifier,
+    NoPayload,
     RejectionMetadata,
     WireModel,
 )
@@ -115,10 +116,6 @@ class Redaction(WireModel):
 
 class RedactionData(WireModel):
     groups: list[DataGroup]
-
-
-class NoPayload(WireModel):
-    """An empty object: the command needs nothing beyond its envelope."""
 
 
 class _OrderCommand(CommandMetadata):

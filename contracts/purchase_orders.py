@@ -17,6 +17,7 @@ from contracts.common import (
     EventMetadata,
     Identifier,
     LongText,
+    NoPayload,
     RejectionMetadata,
     Text,
     Timestamp,
@@ -126,10 +127,6 @@ class Invoice(WireModel):
     amount: Annotated[Decimal, Field(ge=0, max_digits=18, decimal_places=4)]
     currency_code: ISO4217 | None = None
     invoiced_at: Timestamp | None = None
-
-
-class NoPayload(WireModel):
-    """An empty object: the command needs nothing beyond its envelope."""
 
 
 class _PurchaseOrderCommand(CommandMetadata):

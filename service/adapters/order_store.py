@@ -12,19 +12,19 @@ import asyncpg
 
 from service.adapters.crypto import MasterKey
 from service.adapters.personal_data import (
-    FieldGroup,
     PersonalDataVault,
     addresses_from,
     groups_of,
 )
 from service.app.ports import HistoryEntry
 from service.domain import orders
+from service.domain.orders import DataGroup
 from service.domain.orders.rules import HOLDS_VOUCHER
 
 RECORD_COLUMNS = {
-    FieldGroup.SHIPPING_ADDRESS: "shipping_record",
-    FieldGroup.BILLING_ADDRESS: "billing_record",
-    FieldGroup.CONTACT: "contact_record",
+    DataGroup.SHIPPING_ADDRESS: "shipping_record",
+    DataGroup.BILLING_ADDRESS: "billing_record",
+    DataGroup.CONTACT: "contact_record",
 }
 
 _LOAD = """
@@ -137,7 +137,7 @@ class PostgresOrders:
         records = await self._records_for(order, previous)
         erased = order.redacted - (previous.redacted if previous else frozenset())
         if erased:
-            await self._vault.destroy_groups(*key, [FieldGroup(g.value) for g in erased])
+            await self._vault.destroy_groups(*key, [g for g in erased])
         await self._conn.execute(
             """
             INSERT INTO orders (tenant_id, order_id, customer_id, warehouse_id, status,

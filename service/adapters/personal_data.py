@@ -9,22 +9,16 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Mapping, Sequence
-from enum import StrEnum
 from typing import Any
 
 import asyncpg
 
 from service.adapters.crypto import MasterKey, new_key, open_sealed, seal
 from service.domain import orders
+from service.domain.orders import DataGroup
 
 
-class FieldGroup(StrEnum):
-    SHIPPING_ADDRESS = "shipping_address"
-    BILLING_ADDRESS = "billing_address"
-    CONTACT = "contact"
-
-
-def groups_of(details: orders.OrderDetails) -> dict[FieldGroup, dict[str, Any]]:
+def groups_of(details: orders.OrderDetails) -> dict[DataGroup, dict[str, Any]]:
     """An order's personal data, split into the groups that are keyed (and erased) separately."""
 
     def location(a: orders.Address) -> dict[str, Any]:
@@ -40,9 +34,9 @@ def groups_of(details: orders.OrderDetails) -> dict[FieldGroup, dict[str, Any]]:
         return {"phone": a.phone, "email": a.email}
 
     return {
-        FieldGroup.SHIPPING_ADDRESS: location(details.shipping_address),
-        FieldGroup.BILLING_ADDRESS: location(details.billing_address),
-        FieldGroup.CONTACT: {
+        DataGroup.SHIPPING_ADDRESS: location(details.shipping_address),
+        DataGroup.BILLING_ADDRESS: location(details.billing_address),
+        DataGroup.CONTACT: {
             "shipping": contact(details.shipping_address),
             "billing": contact(details.billing_address),
         },
@@ -61,18 +55,18 @@ _REDACTED_CONTACT = {"phone": REDACTED, "email": REDACTED}
 
 
 def addresses_from(
-    groups: Mapping[FieldGroup, dict[str, Any]],
+    groups: Mapping[DataGroup, dict[str, Any]],
 ) -> tuple[orders.Address, orders.Address]:
     """The two addresses; a group whose key is destroyed reads as placeholders."""
     groups = {
-        FieldGroup.SHIPPING_ADDRESS: _REDACTED_LOCATION,
-        FieldGroup.BILLING_ADDRESS: _REDACTED_LOCATION,
-        FieldGroup.CONTACT: {"shipping": _REDACTED_CONTACT, "billing": _REDACTED_CONTACT},
+        DataGroup.SHIPPING_ADDRESS: _REDACTED_LOCATION,
+        DataGroup.BILLING_ADDRESS: _REDACTED_LOCATION,
+        DataGroup.CONTACT: {"shipping": _REDACTED_CONTACT, "billing": _REDACTED_CONTACT},
         **groups,
     }
-    contact = groups[FieldGroup.CONTACT]
+    contact = groups[DataGroup.CONTACT]
 
-    def address(group: FieldGroup, role: str) -> orders.Address:
+    def address(group: DataGroup, role: str) -> orders.Address:
         g = groups[group]
         c = contact[role]
         return orders.Address(
@@ -85,12 +79,12 @@ def addresses_from(
             c["email"],
         )
 
-    return address(FieldGroup.SHIPPING_ADDRESS, "shipping"), address(
-        FieldGroup.BILLING_ADDRESS, "billing"
+    return address(DataGroup.SHIPPING_ADDRESS, "shipping"), address(
+        DataGroup.BILLING_ADDRESS, "billing"
     )
 
 
-def _context(tenant_id: str, order_id: str, group: FieldGroup, record_id: uuid.UUID) -> bytes:
+def _context(tenant_id: str, order_id: str, group: DataGroup, record_id: uuid.UUID) -> bytes:
     return "\x1f".join((tenant_id, order_id, group.value, str(record_id))).encode()
 
 
@@ -100,14 +94,14 @@ class PersonalDataVault:
     def __init__(self, conn: asyncpg.Connection, master: MasterKey) -> None:
         self._conn = conn
         self._master = master
-        self._keys: dict[tuple[str, str, FieldGroup], tuple[uuid.UUID, bytes]] = {}
+        self._keys: dict[tuple[str, str, DataGroup], tuple[uuid.UUID, bytes]] = {}
 
     async def store(
         self,
         tenant_id: str,
         order_id: str,
         customer_id: str,
-        group: FieldGroup,
+        group: DataGroup,
         value: dict[str, Any],
     ) -> uuid.UUID:
         """A new record holding `value`, sealed under the order's key for `group`."""
@@ -128,24 +122,24 @@ class PersonalDataVault:
         return record_id
 
     async def read(
-        self, tenant_id: str, order_id: str, records: Mapping[FieldGroup, uuid.UUID]
-    ) -> dict[FieldGroup, dict[str, Any]]:
+        self, tenant_id: str, order_id: str, records: Mapping[DataGroup, uuid.UUID]
+    ) -> dict[DataGroup, dict[str, Any]]:
         rows = await self._conn.fetch(
             "SELECT p.record_id, p.field_group, p.ciphertext, k.key_id, k.wrapped_key"
             " FROM personal_data p JOIN data_keys k ON k.key_id = p.key_id"
             " WHERE p.record_id = ANY($1::uuid[])",
             list(records.values()),
         )
-        opened: dict[FieldGroup, dict[str, Any]] = {}
+        opened: dict[DataGroup, dict[str, Any]] = {}
         for row in rows:
-            group = FieldGroup(row["field_group"])
+            group = DataGroup(row["field_group"])
             key = self._master.unwrap(row["wrapped_key"], row["key_id"])
             context = _context(tenant_id, order_id, group, row["record_id"])
             opened[group] = json.loads(open_sealed(key, row["ciphertext"], context))
         return opened
 
     async def destroy_groups(
-        self, tenant_id: str, order_id: str, groups: Sequence[FieldGroup]
+        self, tenant_id: str, order_id: str, groups: Sequence[DataGroup]
     ) -> None:
         """Crypto-shred the groups: every record of every version becomes unreadable at once.
         The ciphertext is cleared too, so nothing of it is left to attack later."""
@@ -177,7 +171,7 @@ class PersonalDataVault:
         )
 
     async def _data_key(
-        self, tenant_id: str, order_id: str, customer_id: str, group: FieldGroup
+        self, tenant_id: str, order_id: str, customer_id: str, group: DataGroup
     ) -> tuple[uuid.UUID, bytes]:
         cached = self._keys.get((tenant_id, order_id, group))
         if cached is not None:

@@ -14,7 +14,7 @@ import asyncio
 import secrets
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,6 @@ from service.adapters.database import migrate
 from service.adapters.personal_data import rewrap_data_keys
 from service.infra.embedded import EmbeddedPostgres, _postgres_bin, _run_as
 from service.infra.processes import free_port
-from service.infra.provision import Endpoints
 from service.settings import Settings
 from tests.support import (
     ServiceProcess,
@@ -54,19 +53,6 @@ def own_postgres(tmp_path: Path) -> Iterator[EmbeddedPostgres]:
 async def erasure_settings(own_postgres: EmbeddedPostgres, settings: Settings) -> Settings:
     await migrate(own_postgres.url)
     return settings.model_copy(update={"database_url": own_postgres.url})
-
-
-@pytest.fixture
-async def wire(stack: Endpoints, topic_prefix: str) -> AsyncIterator[WireProbe]:
-    probe = WireProbe(
-        stack.kafka_bootstrap_servers,
-        DocumentTopics.for_family(ORDERS, topic_prefix),
-        f"{topic_prefix}{INVENTORY_MOVEMENTS}",
-        id_field="order_id",
-    )
-    await probe.start()
-    yield probe
-    await probe.stop()
 
 
 def canaries() -> dict[str, str]:
@@ -177,10 +163,10 @@ async def show(settings: Settings, order_id: str) -> str:
 async def test_a_redacted_order_leaves_no_trace_anywhere(
     erasure_settings: Settings,
     own_postgres: EmbeddedPostgres,
-    wire: WireProbe,
+    order_probe: WireProbe,
     tmp_path: Path,
 ) -> None:
-    settings = erasure_settings
+    settings, wire = erasure_settings, order_probe
     first, second, third, billing = canaries(), canaries(), canaries(), canaries()
     every_canary = [v for c in (first, second, third, billing) for v in c.values()]
     service = ServiceProcess(settings, tmp_path / "service.log", log_level="DEBUG")
