@@ -82,8 +82,10 @@ def _family(
         topics.dead_letters,
         title=topics.dead_letters,
         description=(
-            "The raw bytes of commands that could not be read or processed. Headers:"
-            " x-dead-letter-reason (why), x-dead-letter-source (topic/partition/offset@timestamp)."
+            "Commands that could not be read or processed, with the key, value and headers they"
+            " arrived with (customer orders: sealed, see the README). Added headers, ASCII with"
+            " backslash escapes: x-dead-letter-reason (why), x-dead-letter-source"
+            " (topic/partition/offset@timestamp)."
         ),
         schema=bytes,
     )

@@ -72,7 +72,9 @@ class EventMetadata(WireModel):
     occurred_at: datetime
 
 
-ErrorType = Literal["validation", "not_found", "conflict", "forbidden", "unauthenticated"]
+ErrorType = Literal[
+    "validation", "not_found", "conflict", "forbidden", "unauthenticated", "system"
+]
 ErrorCode = Literal[
     "invalid_request",
     "not_found",
@@ -85,6 +87,7 @@ ErrorCode = Literal[
     "voucher_in_use",
     "already_fulfilled",
     "subject_erased",
+    "processing_failed",
 ]
 
 

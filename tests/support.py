@@ -11,12 +11,12 @@ import signal
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from contracts.topics import DocumentTopics
 from service.adapters.kafka import ensure_topics
@@ -179,6 +179,7 @@ class Record:
     key: str | None
     value: bytes
     headers: dict[str, bytes]
+    raw_key: bytes | None = None
 
     @property
     def body(self) -> dict[str, Any]:
@@ -233,9 +234,10 @@ class WireProbe:
         async for message in self._consumer:
             record = Record(
                 message.topic,
-                message.key.decode() if message.key is not None else None,
+                message.key.decode(errors="replace") if message.key is not None else None,
                 message.value,
                 {name: value for name, value in message.headers},
+                message.key,
             )
             async with self._arrived:
                 self.records.append(record)
@@ -251,6 +253,16 @@ class WireProbe:
         await self._producer.send_and_wait(
             self.topics.commands, value, key=key.encode() if key is not None else None
         )
+
+    async def send_raw(
+        self, key: bytes | None, value: bytes | None, headers: Sequence[tuple[str, bytes]] = ()
+    ) -> str:
+        """Send exactly these bytes; returns where they landed, as dead letters name it."""
+        assert self._producer is not None
+        sent = await self._producer.send_and_wait(
+            self.topics.commands, value, key=key, headers=list(headers) or None
+        )
+        return f"{sent.topic}/{sent.partition}/{sent.offset}@"
 
     async def wait_for(
         self, predicate: Callable[[list[Record]], bool], timeout: float = 45.0
@@ -379,3 +391,32 @@ async def eventually(
             if await result if inspect.isawaitable(result) else result:
                 return
             await asyncio.sleep(0.05)
+
+
+async def committed_offsets(bootstrap_servers: str, group: str, topic: str) -> dict[int, int]:
+    """The offsets the consumer group has committed on `topic`, per partition."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap_servers, group_id=group, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        partitions = consumer.partitions_for_topic(topic) or set()
+        if not partitions:
+            await consumer.topics()
+            partitions = consumer.partitions_for_topic(topic) or set()
+        offsets = {p: await consumer.committed(TopicPartition(topic, p)) for p in partitions}
+    finally:
+        await consumer.stop()
+    return {p: o for p, o in offsets.items() if o is not None}
+
+
+async def end_offsets(bootstrap_servers: str, topic: str) -> dict[int, int]:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers)
+    await consumer.start()
+    try:
+        await consumer.topics()
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        ends = await consumer.end_offsets(partitions)
+    finally:
+        await consumer.stop()
+    return {tp.partition: offset for tp, offset in ends.items()}

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ import asyncpg
 from aiokafka import AIOKafkaProducer
 
 from service.adapters.database import RELAY_LEADER_LOCK_ID
+from service.adapters.headers import decode_headers
 from service.adapters.store import OUTBOX_CHANNEL
 
 log = logging.getLogger(__name__)
@@ -103,7 +103,7 @@ class OutboxRelay:
     async def publish_pending(self, conn: asyncpg.Connection) -> int:
         """Publish one batch of unpublished rows in id order; returns how many were published."""
         rows = await conn.fetch(
-            "SELECT id, topic, message_key, headers::text AS headers, payload FROM outbox"
+            "SELECT id, topic, message_key, headers, payload FROM outbox"
             " WHERE published_at IS NULL ORDER BY id LIMIT $1",
             self._batch_size,
         )
@@ -111,13 +111,12 @@ class OutboxRelay:
             return 0
         deliveries = []
         for row in rows:
-            headers = [(name, bytes.fromhex(value)) for name, value in json.loads(row["headers"])]
             deliveries.append(
                 await self._producer.send(
                     row["topic"],
                     value=row["payload"],
-                    key=row["message_key"].encode(),
-                    headers=headers,
+                    key=row["message_key"],
+                    headers=decode_headers(row["headers"]),
                 )
             )
         done: list[int] = []

@@ -5,7 +5,6 @@ The inbox, outbox and locks live here; each document family has its own reposito
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from uuid import UUID
@@ -14,6 +13,7 @@ import asyncpg
 
 from service.adapters.crypto import MasterKey
 from service.adapters.database import TRANSIENT_ERRORS
+from service.adapters.headers import encode_headers
 from service.adapters.order_store import PostgresOrders
 from service.adapters.personal_data import seal_dead_letter
 from service.adapters.purchase_order_store import PostgresPurchaseOrders
@@ -102,7 +102,7 @@ class PostgresUnitOfWork:
             WITH queued AS (
                 INSERT INTO outbox (topic, message_key, headers, payload)
                 SELECT topic, message_key, headers, payload
-                FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::bytea[]) WITH ORDINALITY
+                FROM unnest($1::text[], $2::bytea[], $3::bytea[], $4::bytea[]) WITH ORDINALITY
                     AS m(topic, message_key, headers, payload, position)
                 ORDER BY position
             ), answered AS (
@@ -112,7 +112,7 @@ class PostgresUnitOfWork:
             """,
             [m.topic for m in messages],
             [m.key for m in messages],
-            [json.dumps([[k, v.hex()] for k, v in m.headers]) for m in messages],
+            [encode_headers(m.headers) for m in messages],
             [m.value for m in messages],
             message_key,
             outcome.value if outcome is not None else None,

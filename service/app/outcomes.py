@@ -51,7 +51,7 @@ def rejection_message(
     )
     return OutboxMessage(
         family.topics.rejections,
-        identity.document_id or str(command_id),
+        (identity.document_id or str(command_id)).encode(),
         rejection.model_dump_json().encode(),
     )
 
@@ -59,14 +59,23 @@ def rejection_message(
 def dead_letter_message(
     family: Family[Any], message: IncomingMessage, reason: str
 ) -> OutboxMessage:
-    """The message as received, with why and where from (families without personal data)."""
-    headers = (
-        *message.headers,
-        (DEAD_LETTER_REASON, reason.encode()[:4000]),
-        (DEAD_LETTER_SOURCE, message.source.encode()),
+    """The message as received, key and headers included, with why and where from (families
+    without personal data)."""
+    return OutboxMessage(
+        family.topics.dead_letters,
+        message.key or b"",
+        message.value or b"",
+        (*message.headers, *_why_and_where(message, reason)),
     )
-    key = message.key.decode("utf-8", "replace") if message.key is not None else ""
-    return OutboxMessage(family.topics.dead_letters, key, message.value or b"", headers)
+
+
+def _why_and_where(message: IncomingMessage, reason: str) -> tuple[tuple[str, bytes], ...]:
+    # ASCII with backslash escapes: a reason may quote names from the message, and readers of
+    # these headers should never meet control characters or invalid UTF-8 in them.
+    return (
+        (DEAD_LETTER_REASON, reason.encode("ascii", "backslashreplace")[:4000]),
+        (DEAD_LETTER_SOURCE, message.source.encode("ascii", "backslashreplace")),
+    )
 
 
 def sealed_dead_letter_envelope(message: IncomingMessage) -> bytes:
@@ -89,19 +98,15 @@ def sealed_dead_letter_message(
 ) -> OutboxMessage:
     """Why, where from and which key in the clear; the message itself only sealed. The Kafka
     key is the source position, not the document id the sender chose."""
-    headers = (
-        (DEAD_LETTER_REASON, reason.encode()[:4000]),
-        (DEAD_LETTER_SOURCE, message.source.encode()),
-        (DEAD_LETTER_KEY, str(key_id).encode()),
-    )
-    return OutboxMessage(family.topics.dead_letters, message.source, sealed, headers)
+    headers = (*_why_and_where(message, reason), (DEAD_LETTER_KEY, str(key_id).encode()))
+    return OutboxMessage(family.topics.dead_letters, message.source.encode(), sealed, headers)
 
 
 def event_message(topic: str, document_id: str, event: Any) -> OutboxMessage:
     """An event keyed by its document, with its type as a header for routing without parsing."""
     return OutboxMessage(
         topic,
-        document_id,
+        document_id.encode(),
         event.model_dump_json().encode(),
         (("event_type", event.type.encode()),),
     )
@@ -130,4 +135,4 @@ def movement_message(
         source=source,
         occurred_at=occurred_at,
     )
-    return OutboxMessage(topic, key, body.model_dump_json().encode())
+    return OutboxMessage(topic, key.encode(), body.model_dump_json().encode())

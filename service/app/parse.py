@@ -16,6 +16,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from contracts.common import CommandMetadata
 from service.app.incoming import IncomingMessage
+from service.app.strict_json import UnreadableBody, is_storable, read_json, unstorable_text
 from service.domain.problems import ErrorCode, Problem
 
 C = TypeVar("C")
@@ -45,6 +46,11 @@ class Identity:
     type: str | None
     tenant_id: str | None
     document_id: str | None
+    subject: str | None = None
+    """The customer the body names, if any: erasing them destroys its dead letter too."""
+
+
+UNREADABLE = Identity(None, None, None, None)
 
 
 @dataclass(frozen=True)
@@ -77,11 +83,11 @@ def parse_command(
     raw = message.value or b""
     raw_hash = hashlib.sha256(raw).digest()
     try:
-        body = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        return _invalid(Identity(None, None, None, None), raw_hash, f"body is not JSON: {error}")
+        body = read_json(raw)
+    except UnreadableBody as error:
+        return _invalid(UNREADABLE, raw_hash, str(error))
     if not isinstance(body, dict):
-        return _invalid(Identity(None, None, None, None), raw_hash, "body must be a JSON object")
+        return _invalid(UNREADABLE, raw_hash, "body must be a JSON object")
 
     raw_type = body.get("type")
     identity = _identity(body, spec.id_field_for(raw_type if isinstance(raw_type, str) else None))
@@ -89,23 +95,33 @@ def parse_command(
         return _invalid(
             identity, raw_hash, f"command is {len(raw)} bytes; the limit is {max_bytes}"
         )
+    unstorable = tuple(
+        Problem(ErrorCode.INVALID_REQUEST, found.rule, found.path)
+        for found in unstorable_text(body)
+    )
     try:
         contract: CommandMetadata = spec.adapter.validate_python(body)
     except ValidationError as error:
+        flagged = {problem.field for problem in unstorable}
         problems = _problems_of(error, identity.type, spec.personal_paths)
-        return InvalidCommand(identity, problems, raw_hash)
+        # A field name that breaks a text rule is reported once, on its parent, never quoted.
+        others = tuple(
+            p for p in problems if p.field not in flagged and is_storable(p.field or "")
+        )
+        return InvalidCommand(identity, unstorable + others, raw_hash)
+    if unstorable:
+        return InvalidCommand(identity, unstorable, raw_hash)
 
     id_field = spec.id_field_for(getattr(contract, "type", None))
     document_id: str = getattr(contract, id_field)
-    key = message.key.decode("utf-8", "replace") if message.key is not None else None
-    if key != document_id:
+    if _key_text(message.key) != document_id:
         return InvalidCommand(
             identity,
             (
                 Problem(
                     ErrorCode.INVALID_REQUEST,
-                    f"the Kafka key must equal {id_field} '{document_id}' "
-                    f"so that commands for one document stay in order (key was {key!r})",
+                    f"the Kafka key must equal {id_field} '{document_id}' so that commands for"
+                    " one document stay in order",
                     id_field,
                 ),
             ),
@@ -121,6 +137,15 @@ def parse_command(
     )
 
 
+def _key_text(key: bytes | None) -> str | None:
+    if key is None:
+        return None
+    try:
+        return key.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
 def request_hash(canonical: dict[str, Any]) -> bytes:
     """Fingerprint of what a command asks for, independent of JSON formatting and key order."""
     encoded = json.dumps(canonical, sort_keys=True, separators=(",", ":")).encode()
@@ -128,9 +153,10 @@ def request_hash(canonical: dict[str, Any]) -> bytes:
 
 
 def _identity(body: dict[str, Any], id_field: str) -> Identity:
-    def text(name: str) -> str | None:
-        value = body.get(name)
-        return value[:200] if isinstance(value, str) else None
+    """The envelope fields that can be read and stored as they are; the rest are None."""
+
+    def text(value: object) -> str | None:
+        return value[:200] if isinstance(value, str) and is_storable(value[:200]) else None
 
     command_id: UUID | None = None
     raw_id = body.get("command_id")
@@ -139,7 +165,17 @@ def _identity(body: dict[str, Any], id_field: str) -> Identity:
             command_id = UUID(raw_id)
         except ValueError:
             command_id = None
-    return Identity(command_id, text("type"), text("tenant_id"), text(id_field))
+    payload = body.get("payload")
+    subject = text(body.get("customer_id")) or (
+        text(payload.get("customer_id")) if isinstance(payload, dict) else None
+    )
+    return Identity(
+        command_id,
+        text(body.get("type")),
+        text(body.get("tenant_id")),
+        text(body.get(id_field)),
+        subject,
+    )
 
 
 def _problems_of(

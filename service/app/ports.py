@@ -33,8 +33,11 @@ class Outcome(StrEnum):
 
 @dataclass(frozen=True)
 class OutboxMessage:
+    """A message to publish. Key, value and headers are bytes: a dead letter carries what it
+    arrived with, whatever that holds."""
+
     topic: str
-    key: str
+    key: bytes
     value: bytes
     headers: tuple[tuple[str, bytes], ...] = ()
 

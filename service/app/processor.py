@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
+from uuid import UUID
 
 from service.app.family import Handler
 from service.app.incoming import IncomingMessage
@@ -24,7 +24,13 @@ from service.app.outcomes import (
     sealed_dead_letter_envelope,
     sealed_dead_letter_message,
 )
-from service.app.parse import Identity, InvalidCommand, ValidCommand, parse_command
+from service.app.parse import (
+    UNREADABLE,
+    Identity,
+    InvalidCommand,
+    ValidCommand,
+    parse_command,
+)
 from service.app.ports import Claim, OutboxMessage, Outcome, Store, UnitOfWork
 from service.domain.problems import ErrorCode, Problem
 from service.errors import ProcessingAbandonedError, TransientError
@@ -70,6 +76,8 @@ class CommandProcessor(Generic[C]):
         self._retry = retry or RetryPolicy()
         self._clock = clock
         self._stopping = asyncio.Event()
+        self.unanswered: dict[str, str] = {}
+        """Messages whose parking keeps failing (source -> error type); their offsets wait."""
 
     def stop(self) -> None:
         """Abandon retries in progress: their commands stay uncommitted and are redelivered."""
@@ -86,14 +94,20 @@ class CommandProcessor(Generic[C]):
                 parsed = parse_command(message, self._max_command_bytes, self._family.commands)
                 return await self._apply(parsed, message)
             except TransientError as error:
-                log.warning("transient failure, retrying: %s", error)
+                log.warning("transient failure on %s, retrying: %s", message.source, error)
             except Exception as error:
                 unexpected_failures += 1
-                log.exception(
-                    "unexpected failure %d processing %s", unexpected_failures, message.source
-                )
+                if unexpected_failures == 1:
+                    log.exception("unexpected failure processing %s", message.source)
+                else:
+                    log.warning(
+                        "unexpected failure %d processing %s: %s",
+                        unexpected_failures,
+                        message.source,
+                        _described(error),
+                    )
                 if unexpected_failures >= self._retry.unexpected_failure_attempts:
-                    reason = f"unexpected failure: {type(error).__name__}: {error}"
+                    reason = f"unexpected failure: {_described(error)}"
                     return await self._park(message, reason, parsed)
             await self._back_off(attempt)
             attempt += 1
@@ -142,6 +156,12 @@ class CommandProcessor(Generic[C]):
                 ),
             )
         await uow.answer(key, Outcome.DEAD_LETTERED, outgoing)
+        log.warning(
+            "refused %s (command_id %s): %s",
+            message.source,
+            command_id or "unreadable",
+            invalid.reason,
+        )
         return Outcome.DEAD_LETTERED
 
     async def _answer_repeat(
@@ -174,14 +194,12 @@ class CommandProcessor(Generic[C]):
         uow: UnitOfWork,
         message: IncomingMessage,
         reason: str,
-        identity: Identity | None,
+        identity: Identity,
     ) -> OutboxMessage:
         if not self._family.seals_dead_letters:
             return dead_letter_message(self._family, message, reason)
         key_id, sealed = await uow.seal_dead_letter(
-            sealed_dead_letter_envelope(message),
-            identity.tenant_id if identity is not None else None,
-            _subject_of(message),
+            sealed_dead_letter_envelope(message), identity.tenant_id, identity.subject
         )
         return sealed_dead_letter_message(self._family, message, reason, key_id, sealed)
 
@@ -191,42 +209,58 @@ class CommandProcessor(Generic[C]):
         reason: str,
         parsed: ValidCommand[C] | InvalidCommand | None,
     ) -> Outcome:
-        """Move a message that cannot be processed out of the way, recording that it was parked."""
+        """Move a message that cannot be processed out of the way: a dead letter, and a
+        rejection when its command_id can be read, so that its sender is not left waiting.
+
+        Parking writes only bytes and checked text, so it should not fail on content; if it
+        fails anyway, it is retried for as long as it takes and reported, and the offset stays
+        where it is: the message is never passed over unanswered.
+        """
         key = _inbox_key(parsed, message)
         request_hash = (
             parsed.request_hash if parsed else hashlib.sha256(message.value or b"").digest()
         )
+        identity = parsed.identity if parsed is not None else UNREADABLE
         attempt = 0
         while True:
             try:
                 async with self._store.unit_of_work() as uow:
                     if await uow.claim(key, request_hash) is Claim.NEW:
-                        identity = parsed.identity if parsed is not None else None
-                        parked = await self._dead_letter(uow, message, reason, identity)
-                        await uow.answer(key, Outcome.PARKED, [parked])
+                        parked = [await self._dead_letter(uow, message, reason, identity)]
+                        if identity.command_id is not None:
+                            parked.insert(0, self._not_processed(identity, identity.command_id))
+                        await uow.answer(key, Outcome.PARKED, parked)
+                self.unanswered.pop(message.source, None)
+                log.warning("parked %s in the dead-letter topic: %s", message.source, reason)
                 return Outcome.PARKED
             except TransientError as error:
-                log.warning("transient failure while parking, retrying: %s", error)
+                log.warning(
+                    "transient failure while parking %s, retrying: %s", message.source, error
+                )
+            except Exception as error:
+                self.unanswered[message.source] = type(error).__name__
+                log.error(
+                    "parking %s failed (%s); its offset stays uncommitted, retrying",
+                    message.source,
+                    _described(error),
+                    exc_info=attempt == 0,
+                )
             await self._back_off(attempt)
             attempt += 1
 
+    def _not_processed(self, identity: Identity, command_id: UUID) -> OutboxMessage:
+        problem = Problem(
+            ErrorCode.PROCESSING_FAILED,
+            f"the service could not process this command ({self._retry.unexpected_failure_attempts}"
+            " attempts failed for an unexpected reason); nothing changed, and the command was"
+            " set aside in the dead-letter topic for an operator",
+            None,
+        )
+        return rejection_message(self._family, identity, command_id, [problem], self._clock())
 
-def _subject_of(message: IncomingMessage) -> str | None:
-    """The customer a raw message names, if it can be read, so erasing them destroys it too."""
-    try:
-        body = json.loads(message.value or b"")
-    except ValueError:
-        return None
-    if not isinstance(body, dict):
-        return None
-    payload = body.get("payload")
-    for candidate in (
-        body.get("customer_id"),
-        isinstance(payload, dict) and payload.get("customer_id"),
-    ):
-        if isinstance(candidate, str):
-            return candidate[:200]
-    return None
+
+def _described(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"
 
 
 def _inbox_key(parsed: ValidCommand[Any] | InvalidCommand | None, message: IncomingMessage) -> str:

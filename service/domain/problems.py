@@ -12,6 +12,7 @@ class ErrorType(StrEnum):
     CONFLICT = "conflict"
     FORBIDDEN = "forbidden"
     UNAUTHENTICATED = "unauthenticated"
+    SYSTEM = "system"
 
 
 class ErrorCode(StrEnum):
@@ -26,6 +27,7 @@ class ErrorCode(StrEnum):
     VOUCHER_IN_USE = "voucher_in_use"
     ALREADY_FULFILLED = "already_fulfilled"
     SUBJECT_ERASED = "subject_erased"
+    PROCESSING_FAILED = "processing_failed"
 
 
 # One place says which kind of error each code is, so no caller can pair them wrongly.
@@ -41,6 +43,8 @@ ERROR_TYPE_OF: dict[ErrorCode, ErrorType] = {
     ErrorCode.VOUCHER_IN_USE: ErrorType.CONFLICT,
     ErrorCode.ALREADY_FULFILLED: ErrorType.CONFLICT,
     ErrorCode.SUBJECT_ERASED: ErrorType.CONFLICT,
+    # The service could not process the command (it was parked); nothing changed.
+    ErrorCode.PROCESSING_FAILED: ErrorType.SYSTEM,
 }
 
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -34,6 +35,19 @@ class _RebalanceLog(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
         log.info("partitions assigned: %s", sorted(str(tp) for tp in assigned))
+
+
+async def _parse_without_decoding_headers(
+    record: Any, original: Callable[[Any], Awaitable[KafkaMessage]]
+) -> KafkaMessage:
+    """FastStream's parser decodes every header value as UTF-8 and raises on anything else,
+    before a handler sees the record, so the record would go unanswered. Let it parse a copy
+    without headers; the handler reads every byte from the record as received."""
+    stripped = copy.copy(record)  # keeps the consumer FastStream attached to the record
+    stripped.headers = []
+    message = await original(stripped)
+    message.raw_message = record
+    return message
 
 
 async def _body_as_bytes(message: StreamMessage[Any]) -> bytes:
@@ -90,7 +104,7 @@ def create_app(settings: Settings | None = None) -> AsgiFastStream:
             del runtime.consumer.in_flight[incoming.source]
         await _commit(message, incoming)
         runtime.consumer.processed_total += 1
-        log.info("command %s -> %s", incoming.source, outcome.value)
+        log.debug("command %s -> %s", incoming.source, outcome.value)
 
     # One subscriber per family: FastStream's concurrent manual-commit mode takes one topic each.
     for handler in runtime.handlers:
@@ -101,6 +115,7 @@ def create_app(settings: Settings | None = None) -> AsgiFastStream:
             max_workers=settings.consumer_workers,
             ack_policy=AckPolicy.MANUAL,
             auto_offset_reset="earliest",
+            parser=_parse_without_decoding_headers,
             decoder=_body_as_bytes,
             listener=_RebalanceLog(),
             title=commands,

@@ -143,8 +143,16 @@ class Runtime:
         }
         in_flight = self.consumer.in_flight.values()
         stuck_for = time.monotonic() - min(in_flight) if in_flight else 0.0
+        unanswered = {
+            source: error
+            for processor in self._processors.values()
+            for source, error in processor.unanswered.items()
+        }
+        # A message that cannot even be parked holds its partition: someone must look.
+        healthy = healthy and not unanswered
         checks["consumer"] = {
             "processed_total": self.consumer.processed_total,
             "in_flight_seconds": round(stuck_for, 3),
+            "unanswered": unanswered,
         }
         return healthy, checks

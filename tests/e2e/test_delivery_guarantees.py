@@ -5,30 +5,17 @@ from __future__ import annotations
 import asyncio
 
 import asyncpg
-from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from service.app.purchase_orders.handler import purchase_order_family
 from service.infra.provision import Endpoints
 from service.settings import Settings
-from tests.support import WireProbe, change_status, create, running_service
-
-
-async def committed_offsets(stack: Endpoints, settings: Settings, topic: str) -> dict[int, int]:
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=stack.kafka_bootstrap_servers,
-        group_id=purchase_order_family().consumer_group(settings.consumer_group),
-        enable_auto_commit=False,
-    )
-    await consumer.start()
-    try:
-        partitions = consumer.partitions_for_topic(topic) or set()
-        if not partitions:
-            await consumer.topics()
-            partitions = consumer.partitions_for_topic(topic) or set()
-        offsets = {p: await consumer.committed(TopicPartition(topic, p)) for p in partitions}
-    finally:
-        await consumer.stop()
-    return {p: o for p, o in offsets.items() if o is not None}
+from tests.support import (
+    WireProbe,
+    change_status,
+    committed_offsets,
+    create,
+    running_service,
+)
 
 
 async def test_offsets_are_committed_for_exactly_what_was_decided(
@@ -38,7 +25,8 @@ async def test_offsets_are_committed_for_exactly_what_was_decided(
         await probe.send_and_wait(create("PO-1"))
         await probe.send_and_wait(change_status("PO-1", "open"))
         await asyncio.sleep(0.5)  # the commit follows the outcome's publication
-    offsets = await committed_offsets(stack, settings, probe.topics.commands)
+    group = purchase_order_family().consumer_group(settings.consumer_group)
+    offsets = await committed_offsets(stack.kafka_bootstrap_servers, group, probe.topics.commands)
     assert sum(offsets.values()) == 2, offsets
 
 

@@ -38,7 +38,7 @@ async def insert(conn: asyncpg.Connection, topic: str, key: str, value: str) -> 
     row_id: int = await conn.fetchval(
         "INSERT INTO outbox (topic, message_key, payload) VALUES ($1, $2, $3) RETURNING id",
         topic,
-        key,
+        key.encode(),
         value.encode(),
     )
     return row_id

@@ -13,6 +13,7 @@ import asyncpg
 import pytest
 
 from service.adapters.crypto import MasterKey, new_key
+from service.adapters.headers import decode_headers
 from service.adapters.store import PostgresStore
 from service.app.incoming import IncomingMessage
 from service.app.ports import Outcome
@@ -44,7 +45,7 @@ def processor(pool: asyncpg.Pool) -> CommandProcessor[Any]:
 
 async def outbox(db: asyncpg.Connection) -> list[tuple[str, str]]:
     rows = await db.fetch("SELECT topic, message_key FROM outbox ORDER BY id")
-    return [(r["topic"], r["message_key"]) for r in rows]
+    return [(r["topic"], r["message_key"].decode()) for r in rows]
 
 
 async def test_the_same_command_processed_concurrently_is_applied_once(
@@ -139,11 +140,16 @@ async def test_a_message_that_keeps_failing_is_parked_and_processing_goes_on(
     assert await processor.process(message(create("PO-FINE"))) is Outcome.ACCEPTED
 
     parked = await db.fetch(
-        "SELECT topic, headers::text FROM outbox WHERE topic = $1", TOPICS.dead_letters
+        "SELECT topic, headers FROM outbox WHERE topic = $1", TOPICS.dead_letters
     )
     assert len(parked) == 1
-    reason = dict(json.loads(parked[0]["headers"]))["x-dead-letter-reason"]
-    assert b"RuntimeError: simulated defect" in bytes.fromhex(reason)
+    reason = dict(decode_headers(parked[0]["headers"]))["x-dead-letter-reason"]
+    assert b"RuntimeError: simulated defect" in reason
+    # Its sender is answered too: a rejection saying it could not be processed.
+    [answer] = await db.fetch("SELECT payload FROM outbox WHERE topic = $1", TOPICS.rejections)
+    [error] = json.loads(answer["payload"])["errors"]
+    assert (error["error_type"], error["error_code"]) == ("system", "processing_failed")
+    assert "simulated defect" not in error["message"]
     assert (
         await db.fetchval(
             "SELECT outcome FROM inbox WHERE message_key = $1",
