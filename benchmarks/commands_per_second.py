@@ -1,6 +1,9 @@
-"""Throughput and latency of the whole pipeline on the embedded stack (durable commits).
+"""Throughput, latency and memory of the service as its users see it. Prints figures; asserts
+nothing about speed.
 
-Prints figures; asserts nothing about speed. Usage: make bench [ARGS="--documents 500"]
+Like `make run`: embedded Postgres (durable commits) and broker, the service as its own process
+(`order-service serve`). This process produces the commands and reads the outcomes from the
+output topics. Usage: make bench [ARGS="--documents 10000"]
 """
 
 from __future__ import annotations
@@ -8,114 +11,240 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import resource
-import statistics
+import os
+import subprocess
+import sys
 import tempfile
 import time
+import urllib.request
 import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from pydantic import SecretStr
 
 from contracts.topics import ORDERS, PURCHASE_ORDERS, DocumentTopics
 from service.adapters.crypto import MasterKey
 from service.infra.processes import free_port
-from service.infra.provision import provisioned
-from service.settings import Settings
-from tests.support import change_status, create, create_order, order_status, running_service
+from service.infra.provision import Endpoints, provisioned
+from tests.support import change_status, create, create_order, order_status
+
+Command = dict[str, Any]
 
 
-def workload(family: str, documents: int) -> tuple[str, str, list[dict[str, object]]]:
-    """(topic family, id field, commands): per document a create, an accepted status change
-    that moves stock, and a refused status change."""
-    if family == "orders":
-        # Each create seals three groups of personal data under three new data keys.
-        commands = [create_order(f"O-{i}") for i in range(documents)]
-        commands += [order_status(f"O-{i}", "ready") for i in range(documents)]
-        commands += [order_status(f"O-{i}", "sent") for i in range(documents)]
-        return ORDERS, "order_id", commands
-    commands = [create(f"PO-{i}") for i in range(documents)]
-    commands += [change_status(f"PO-{i}", "open") for i in range(documents)]
-    commands += [change_status(f"PO-{i}", "closed") for i in range(documents)]
-    return PURCHASE_ORDERS, "purchase_order_id", commands
+class Service:
+    """The service as a separate process, configured like `make run`."""
+
+    def __init__(self, stack: Endpoints, log: Path, **settings: str) -> None:
+        self.prefix = f"bench{uuid.uuid4().hex[:6]}."
+        self.health_port = free_port()
+        env = {
+            **os.environ,
+            "DATABASE_URL": stack.database_url,
+            "KAFKA_BOOTSTRAP_SERVERS": stack.kafka_bootstrap_servers,
+            "KAFKA_IDEMPOTENT_PRODUCER": str(stack.kafka_idempotent_producer).lower(),
+            "KAFKA_SESSION_TIMEOUT_MS": "2000",
+            "TOPIC_PREFIX": self.prefix,
+            "CONSUMER_GROUP": f"{self.prefix}service",
+            "HEALTH_PORT": str(self.health_port),
+            "MASTER_KEY": MasterKey.generate_text(),
+            "LOG_LEVEL": "WARNING",
+            **settings,
+        }
+        with log.open("ab") as out:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "service", "serve"], env=env, stdout=out, stderr=out
+            )
+
+    def topics(self, family: str) -> DocumentTopics:
+        return DocumentTopics.for_family(family, self.prefix)
+
+    def peak_rss_mib(self) -> float:
+        status = Path(f"/proc/{self.process.pid}/status").read_text()
+        line = next(line for line in status.splitlines() if line.startswith("VmHWM:"))
+        return int(line.split()[1]) / 1024
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(30)
 
 
-async def measure(settings: Settings, family: str, documents: int) -> None:
-    topic_family, id_field, commands = workload(family, documents)
-    topics = DocumentTopics.for_family(topic_family, settings.topic_prefix)
-    sent_at: dict[str, float] = {}
-    answered_at: dict[str, float] = {}
+class Client:
+    """Produces commands and notes when each one's first outcome is readable."""
 
-    async with running_service(settings):
-        consumer = AIOKafkaConsumer(
+    def __init__(self, bootstrap: str, topics: DocumentTopics, id_field: str) -> None:
+        self.topics, self.id_field = topics, id_field
+        self.producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=2)
+        self.consumer = AIOKafkaConsumer(
             topics.events,
             topics.rejections,
-            bootstrap_servers=settings.kafka_bootstrap_servers,
+            bootstrap_servers=bootstrap,
             auto_offset_reset="earliest",
+            fetch_max_wait_ms=10,
         )
-        await consumer.start()
-        producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, linger_ms=5)
-        await producer.start()
-        # Warm up: the consumer group has joined once the first outcome arrives.
-        warm = {**commands[0], "command_id": str(uuid.uuid4()), id_field: "warm-up"}
-        await producer.send_and_wait(topics.commands, json.dumps(warm).encode(), key=b"warm-up")
-        async for record in consumer:
-            if json.loads(record.value)["command_id"] == warm["command_id"]:
-                break
+        self.sent_at: dict[str, float] = {}
+        self.answered_at: dict[str, float] = {}
+        self._reader: asyncio.Task[None] | None = None
 
-        started = time.perf_counter()
-        for body in commands:
-            sent_at[body["command_id"]] = time.perf_counter()
-            await producer.send(
-                topics.commands, json.dumps(body).encode(), key=str(body[id_field]).encode()
+    async def start(self) -> None:
+        await self.producer.start()
+        await self.consumer.start()
+        self._reader = asyncio.create_task(self._read())
+
+    async def stop(self) -> None:
+        assert self._reader is not None
+        self._reader.cancel()
+        await self.producer.stop()
+        await self.consumer.stop()
+
+    async def _read(self) -> None:
+        async for record in self.consumer:
+            command_id = json.loads(record.value)["command_id"]
+            self.answered_at.setdefault(command_id, time.perf_counter())
+
+    async def send(self, body: Command) -> None:
+        self.sent_at[body["command_id"]] = time.perf_counter()
+        await self.producer.send(
+            self.topics.commands, json.dumps(body).encode(), key=str(body[self.id_field]).encode()
+        )
+
+    async def wait_answered(self, commands: list[Command], timeout: float = 300) -> None:
+        deadline = time.perf_counter() + timeout
+        while not all(c["command_id"] in self.answered_at for c in commands):
+            if time.perf_counter() > deadline:
+                missing = sum(c["command_id"] not in self.answered_at for c in commands)
+                raise TimeoutError(f"{missing} commands unanswered after {timeout}s")
+            await asyncio.sleep(0.01)
+
+    def latencies_ms(self, commands: list[Command]) -> list[float]:
+        return sorted(
+            (self.answered_at[c["command_id"]] - self.sent_at[c["command_id"]]) * 1000
+            for c in commands
+        )
+
+
+def purchase_orders(prefix: str, count: int) -> Iterator[list[Command]]:
+    """Creates, then the `open` of each: two phases sent back to back."""
+    ids = [f"{prefix}-{i}" for i in range(count)]
+    yield [create(i) for i in ids]
+    yield [change_status(i, "open") for i in ids]
+
+
+def orders(prefix: str, count: int) -> Iterator[list[Command]]:
+    """Creates (three groups of personal data sealed each), then cancels."""
+    ids = [f"{prefix}-{i}" for i in range(count)]
+    yield [create_order(i) for i in ids]
+    yield [order_status(i, "cancelled", "customer") for i in ids]
+
+
+async def throughput(client: Client, phases: list[list[Command]]) -> float:
+    commands = [c for phase in phases for c in phase]
+    started = time.perf_counter()
+    for body in commands:
+        await client.send(body)
+    await client.producer.flush()
+    await client.wait_answered(commands)
+    return len(commands) / (time.perf_counter() - started)
+
+
+async def offered(client: Client, make: Callable[[int], Command], rate: int, seconds: float) -> str:
+    """Commands at a steady rate; percentiles of produce -> outcome readable."""
+    commands = [make(i) for i in range(int(rate * seconds))]
+    started = time.perf_counter()
+    for index, body in enumerate(commands):
+        delay = started + index / rate - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        await client.send(body)
+    await client.wait_answered(commands)
+    ms = client.latencies_ms(commands)
+
+    def at(q: float) -> str:
+        return f"{ms[min(len(ms) - 1, int(len(ms) * q))]:6.1f} ms"
+
+    return f"p50 {at(0.5)}  p95 {at(0.95)}  p99 {at(0.99)}  ({len(ms)} commands)"
+
+
+@contextmanager
+def service(stack: Endpoints, work: Path, **settings: str) -> Iterator[Service]:
+    running = Service(stack, work / "service.log", **settings)
+    try:
+        _wait_healthy(running)
+        yield running
+    finally:
+        running.stop()
+
+
+def _wait_healthy(running: Service, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{running.health_port}/health", timeout=1)
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise TimeoutError("the service did not become healthy")
+
+
+async def client_for(running: Service, stack: Endpoints, family: str, id_field: str) -> Client:
+    client = Client(stack.kafka_bootstrap_servers, running.topics(family), id_field)
+    await client.start()
+    warm = create("warm") if family == PURCHASE_ORDERS else create_order("warm")
+    await client.send(warm)
+    await client.wait_answered([warm], timeout=60)  # the group has joined
+    return client
+
+
+async def run(stack: Endpoints, work: Path, documents: int, order_documents: int) -> None:
+    with service(stack, work) as running:
+        po = await client_for(running, stack, PURCHASE_ORDERS, "purchase_order_id")
+        rate = await throughput(po, list(purchase_orders("PO", documents)))
+        print(
+            f"purchase orders: {documents} creates then {documents} opens: {rate:,.0f} commands/s"
+        )
+        for offered_rate in (10, 1000, 2000):
+            seconds = 5 if offered_rate > 10 else 10
+            line = await offered(
+                po, lambda i, r=offered_rate: create(f"L{r}-{i}"), offered_rate, seconds
             )
-        await producer.flush()
-        while len(answered_at) < len(commands):
-            batches = await consumer.getmany(timeout_ms=1000)
-            now = time.perf_counter()
-            for records in batches.values():
-                for record in records:
-                    command_id = str(json.loads(record.value)["command_id"])
-                    if command_id in sent_at:
-                        answered_at.setdefault(command_id, now)
-        elapsed = time.perf_counter() - started
-        await producer.stop()
-        await consumer.stop()
+            print(f"  latency at {offered_rate:>5} commands/s offered: {line}")
+        await po.stop()
+        co = await client_for(running, stack, ORDERS, "order_id")
+        rate = await throughput(co, list(orders("O", order_documents)))
+        print(
+            f"customer orders: {order_documents} creates then {order_documents} cancels:"
+            f" {rate:,.0f} commands/s"
+        )
+        await co.stop()
+        print(f"  peak RSS of the service: {running.peak_rss_mib():.0f} MiB")
 
-    latencies = sorted(answered_at[c] - sent_at[c] for c in sent_at)
-    print(f"family:              {family}")
-    rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"commands:            {len(commands)} ({documents} documents, 1/3 rejected)")
-    print(f"elapsed:             {elapsed:.2f} s")
-    print(f"throughput:          {len(commands) / elapsed:.0f} commands/s end to end")
-    print(
-        f"latency p50 / p99:   {statistics.median(latencies) * 1000:.0f} ms / "
-        f"{latencies[int(len(latencies) * 0.99) - 1] * 1000:.0f} ms (send to outcome, queued)"
-    )
-    print(f"peak RSS (process):  {rss_mib:.0f} MiB")
+    with service(stack, work, BATCH_MAX_RECORDS="1") as running:
+        po = await client_for(running, stack, PURCHASE_ORDERS, "purchase_order_id")
+        small = max(500, documents // 10)
+        rate = await throughput(po, list(purchase_orders("ONE", small)))
+        print(
+            f"batches of one (the previous design's transaction per command), purchase orders,"
+            f" {small} + {small}: {rate:,.0f} commands/s"
+        )
+        await po.stop()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--documents", type=int, default=1000)
-    parser.add_argument(
-        "--family", choices=["purchase-orders", "orders"], default="purchase-orders"
-    )
+    parser.add_argument("--documents", type=int, default=10_000)
+    parser.add_argument("--order-documents", type=int, default=2_500)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as work, provisioned(Path(work), durable=True) as stack:
-        prefix = f"bench{uuid.uuid4().hex[:6]}."
-        settings = Settings(
-            database_url=stack.database_url,
-            kafka_bootstrap_servers=stack.kafka_bootstrap_servers,
-            kafka_idempotent_producer=stack.kafka_idempotent_producer,
-            topic_prefix=prefix,
-            consumer_group=f"{prefix}service",
-            health_port=free_port(),
-            master_key=SecretStr(MasterKey.generate_text()),
-        )
-        print(f"Postgres: {stack.database_origin}, Kafka: {stack.kafka_origin}, durable commits")
-        asyncio.run(measure(settings, args.family, args.documents))
+    with tempfile.TemporaryDirectory() as directory:
+        work = Path(directory)
+        work.chmod(0o711)
+        with provisioned(work, durable=True, allow_docker=False) as stack:
+            print(
+                f"Postgres: {stack.database_origin}, Kafka: {stack.kafka_origin}, durable commits,"
+                f" {os.cpu_count()} cores"
+            )
+            asyncio.run(run(stack, work, args.documents, args.order_documents))
 
 
 if __name__ == "__main__":

@@ -24,9 +24,24 @@ class Settings(BaseSettings):
     topic_prefix: str = Field(default="", description="Prepended to every topic name.")
     topic_partitions: Annotated[int, Field(ge=1)] = 3
     consumer_group: str = "order-lifecycle-service"
-    consumer_workers: Annotated[int, Field(ge=1, le=64)] = Field(
-        default=3,
-        description="Group members in this process; each decides its partitions in order.",
+    batch_max_records: Annotated[int, Field(ge=1, le=100_000)] = Field(
+        default=1000, description="Most commands decided in one transaction."
+    )
+    batch_wait_ms: Annotated[int, Field(ge=1)] = Field(
+        default=5,
+        description="How long a poll waits for commands when none are buffered; a batch never"
+        " waits to fill up.",
+    )
+    fetch_max_wait_ms: Annotated[int, Field(ge=0)] = Field(
+        default=10,
+        description="How long the broker may hold a fetch open. Brokers that do not answer a"
+        " waiting fetch when data arrives (the embedded one) add up to this much latency.",
+    )
+    kafka_session_timeout_ms: Annotated[int, Field(ge=1000)] = Field(
+        default=10_000,
+        description="Consumer group session timeout. The embedded broker completes a first"
+        " join only after half of it, so `order-service dev` and the tests use 2000; Apache"
+        " Kafka refuses values below its group.min.session.timeout.ms (6000 by default).",
     )
     kafka_idempotent_producer: bool = Field(
         default=True,
@@ -37,7 +52,11 @@ class Settings(BaseSettings):
     max_command_bytes: Annotated[int, Field(ge=1024)] = 256 * 1024
     relay_batch_size: Annotated[int, Field(ge=1, le=10_000)] = 500
     relay_poll_interval_seconds: Annotated[float, Field(gt=0)] = 1.0
-    outbox_retention_hours: Annotated[float, Field(gt=0)] = 7 * 24
+    inbox_retention_hours: Annotated[float, Field(gt=0)] = Field(
+        default=7 * 24,
+        description="How long a command_id is remembered; keep it at least as long as the"
+        " commands topics keep messages, so that no redelivery can outlive it.",
+    )
     dead_letter_retention_hours: Annotated[float, Field(gt=0)] = Field(
         default=14 * 24,
         description="How long sealed dead letters of orders stay readable before their key goes.",

@@ -87,6 +87,7 @@ def settings(
         consumer_group=f"{topic_prefix}service",
         health_port=free_port(),
         relay_poll_interval_seconds=0.2,
+        kafka_session_timeout_ms=2000,
         retry_max_backoff_seconds=0.5,
         master_key=SecretStr(master_key_text),
     )

@@ -338,6 +338,7 @@ def service_env(s: Settings) -> dict[str, str]:
         "CONSUMER_GROUP": s.consumer_group,
         "HEALTH_PORT": str(s.health_port),
         "RELAY_POLL_INTERVAL_SECONDS": str(s.relay_poll_interval_seconds),
+        "KAFKA_SESSION_TIMEOUT_MS": str(s.kafka_session_timeout_ms),
         "MASTER_KEY": s.master_key.get_secret_value(),
     }
 

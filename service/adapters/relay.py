@@ -24,6 +24,7 @@ from service.adapters.store import OUTBOX_CHANNEL
 log = logging.getLogger(__name__)
 
 CLEANUP_INTERVAL_SECONDS = 60.0
+CLEANUP_CHUNK = 5000
 
 
 @dataclass
@@ -44,14 +45,14 @@ class OutboxRelay:
         *,
         batch_size: int = 500,
         poll_interval_seconds: float = 1.0,
-        retention_hours: float = 168.0,
+        inbox_retention_hours: float = 168.0,
         max_backoff_seconds: float = 5.0,
     ) -> None:
         self._database_url = database_url
         self._producer = producer
         self._batch_size = batch_size
         self._poll_interval = poll_interval_seconds
-        self._retention_hours = retention_hours
+        self._inbox_retention_hours = inbox_retention_hours
         self._max_backoff = max_backoff_seconds
         self._wake = asyncio.Event()
         self.status = RelayStatus()
@@ -91,8 +92,9 @@ class OutboxRelay:
                 self.status.last_cycle_at = time.monotonic()
                 self.status.last_error = None
                 if time.monotonic() - last_cleanup > CLEANUP_INTERVAL_SECONDS:
-                    await self._delete_expired(conn)
-                    last_cleanup = time.monotonic()
+                    more = await delete_expired(conn, self._inbox_retention_hours)
+                    # With more to delete, come back on the next cycle rather than stall here.
+                    last_cleanup = 0.0 if more else time.monotonic()
                 if published < self._batch_size:
                     await self._sleep(stop, self._poll_interval, wake=self._wake)
         finally:
@@ -103,8 +105,7 @@ class OutboxRelay:
     async def publish_pending(self, conn: asyncpg.Connection) -> int:
         """Publish one batch of unpublished rows in id order; returns how many were published."""
         rows = await conn.fetch(
-            "SELECT id, topic, message_key, headers, payload FROM outbox"
-            " WHERE published_at IS NULL ORDER BY id LIMIT $1",
+            "SELECT id, topic, message_key, headers, payload FROM outbox ORDER BY id LIMIT $1",
             self._batch_size,
         )
         if not rows:
@@ -125,17 +126,12 @@ class OutboxRelay:
                 await delivery
                 done.append(row["id"])
         finally:
-            # Mark what the broker confirmed, even when a later send failed; the rest is
+            # Delete what the broker confirmed, even when a later send failed; the rest is
             # published again on the next cycle, in order.
             if done:
-                await conn.execute(
-                    "UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])", done
-                )
+                await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", done)
                 self.status.published_total += len(done)
         return len(done)
-
-    async def _delete_expired(self, conn: asyncpg.Connection) -> None:
-        await delete_expired(conn, self._retention_hours)
 
     def _on_notify(self, *_: object) -> None:
         self._wake.set()
@@ -154,11 +150,24 @@ class OutboxRelay:
                 waiter.cancel()
 
 
-async def delete_expired(conn: asyncpg.Connection, outbox_retention_hours: float) -> None:
-    """Published outbox rows past their retention, and dead-letter keys past theirs."""
-    deleted = await conn.execute(
-        "DELETE FROM outbox WHERE published_at < now() - make_interval(hours => $1)",
-        outbox_retention_hours,
+async def delete_expired(conn: asyncpg.Connection, inbox_retention_hours: float) -> bool:
+    """Inbox keys past the deduplication window and dead-letter keys past their retention, at
+    most CLEANUP_CHUNK rows of each at a time so that publishing never waits long; returns
+    whether more is left to delete."""
+    window = "received_at < now() - $1::float8 * interval '1 hour'"
+    deleted = [
+        await _delete_chunk(conn, "inbox", window, inbox_retention_hours),
+        await _delete_chunk(conn, "inbox_reuse", window, inbox_retention_hours),
+        await _delete_chunk(conn, "dead_letter_keys", "expires_at < now()"),
+    ]
+    return max(deleted) == CLEANUP_CHUNK
+
+
+async def _delete_chunk(conn: asyncpg.Connection, table: str, expired: str, *args: object) -> int:
+    status: str = await conn.execute(
+        f"DELETE FROM {table} WHERE ctid = ANY(ARRAY("
+        f"SELECT ctid FROM {table} WHERE {expired} LIMIT {CLEANUP_CHUNK}))",
+        *args,
     )
-    expired = await conn.execute("DELETE FROM dead_letter_keys WHERE expires_at < now()")
-    log.debug("outbox cleanup: %s; expired dead-letter keys: %s", deleted, expired)
+    log.debug("cleanup: %s from %s", status, table)
+    return int(status.rsplit(" ", 1)[-1])

@@ -17,10 +17,15 @@ from service.adapters.headers import encode_headers
 from service.adapters.order_store import PostgresOrders
 from service.adapters.personal_data import seal_dead_letter
 from service.adapters.purchase_order_store import PostgresPurchaseOrders
-from service.app.ports import Claim, OutboxMessage, Outcome
+from service.app.ports import Answer, Claim, OutboxMessage
 from service.errors import TransientError
 
 OUTBOX_CHANNEL = "outbox_pending"
+
+# Advisory lock spaces (the first key of pg_advisory_xact_lock(int, int)) and stripes per space.
+DOCUMENT_LOCKS = 1
+STOCK_ITEM_LOCKS = 2
+LOCK_STRIPES = 1024
 
 
 class PostgresUnitOfWork:
@@ -45,21 +50,55 @@ class PostgresUnitOfWork:
             retention_hours=self._dead_letter_retention_hours,
         )
 
-    async def claim(self, message_key: str, request_hash: bytes) -> Claim:
+    async def claim_many(self, keys: Sequence[tuple[str, bytes]]) -> list[Claim]:
         # ON CONFLICT DO NOTHING instead of catching a unique violation, which would abort the
         # transaction; a concurrent claim of the same key blocks here until the first commits.
-        inserted = await self._conn.fetchval(
-            "INSERT INTO inbox (message_key, request_hash) VALUES ($1, $2)"
-            " ON CONFLICT DO NOTHING RETURNING true",
-            message_key,
-            request_hash,
+        # A key repeated within the batch is claimed once and compared in memory.
+        first_hash: dict[str, bytes] = {}
+        for key, request_hash in keys:
+            first_hash.setdefault(key, request_hash)
+        rows = await self._conn.fetch(
+            """
+            WITH wanted AS (
+                SELECT * FROM unnest($1::text[], $2::bytea[]) AS w(message_key, request_hash)
+            ), claimed AS (
+                INSERT INTO inbox (message_key, request_hash)
+                SELECT message_key, request_hash FROM wanted
+                ON CONFLICT DO NOTHING RETURNING message_key
+            )
+            SELECT w.message_key, i.request_hash AS stored,
+                   w.message_key IN (SELECT message_key FROM claimed) AS new
+            FROM wanted w LEFT JOIN inbox i ON i.message_key = w.message_key
+            """,
+            list(first_hash),
+            list(first_hash.values()),
         )
-        if inserted:
-            return Claim.NEW
-        stored = await self._conn.fetchval(
-            "SELECT request_hash FROM inbox WHERE message_key = $1", message_key
-        )
-        return Claim.DUPLICATE if stored == request_hash else Claim.REUSED
+        new = {row["message_key"] for row in rows if row["new"]}
+        stored = {row["message_key"]: row["stored"] for row in rows if not row["new"]}
+        unseen = [key for key, value in stored.items() if value is None]
+        if unseen:
+            # Claimed by a transaction that committed while this statement waited for it: its
+            # row is newer than this statement's snapshot, so read it again.
+            rows = await self._conn.fetch(
+                "SELECT message_key, request_hash FROM inbox WHERE message_key = ANY($1::text[])",
+                unseen,
+            )
+            stored.update((row["message_key"], row["request_hash"]) for row in rows)
+        first = {key: Claim.NEW for key in new} | {
+            key: Claim.DUPLICATE if value == first_hash[key] else Claim.REUSED
+            for key, value in stored.items()
+        }
+        claims: list[Claim] = []
+        seen: set[str] = set()
+        for key, request_hash in keys:
+            if key not in seen:
+                seen.add(key)
+                claims.append(first[key])
+            elif request_hash == first_hash[key]:
+                claims.append(Claim.DUPLICATE)
+            else:
+                claims.append(Claim.REUSED)
+        return claims
 
     async def claim_reuse(self, message_key: str, request_hash: bytes) -> bool:
         inserted = await self._conn.fetchval(
@@ -70,33 +109,37 @@ class PostgresUnitOfWork:
         )
         return bool(inserted)
 
-    async def lock_document(self, tenant_id: str, document_id: str) -> None:
-        # An advisory lock also covers documents that do not exist yet (two racing creates).
-        await self._conn.execute(
-            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", f"{tenant_id}\x1f{document_id}"
+    async def lock_documents(self, documents: Sequence[tuple[str, str]]) -> None:
+        await self._lock(
+            DOCUMENT_LOCKS, [f"{tenant}\x1f{document}" for tenant, document in documents]
         )
 
     async def lock_stock_items(self, keys: Sequence[str]) -> None:
-        # Sorted, so two transactions touching the same items always lock in the same order.
+        await self._lock(STOCK_ITEM_LOCKS, keys)
+
+    async def _lock(self, space: int, names: Sequence[str]) -> None:
+        """Striped advisory locks: each name hashes to one of LOCK_STRIPES locks of its space,
+        so a transaction holds at most LOCK_STRIPES of them however large its batch (Postgres'
+        shared lock table is max_locks_per_transaction x max_connections). Taken sorted, so
+        two transactions never wait on each other in opposite orders. An advisory lock also
+        covers documents that do not exist yet (two racing creates)."""
+        if not names:
+            return
         await self._conn.execute(
-            "SELECT pg_advisory_xact_lock(hashtextextended(k, 1))"
-            " FROM (SELECT DISTINCT unnest($1::text[]) AS k ORDER BY 1) AS items",
-            list(keys),
+            "SELECT pg_advisory_xact_lock($1, stripe) FROM ("
+            " SELECT DISTINCT (hashtext(name) & $2) AS stripe FROM unnest($3::text[]) AS name"
+            " ORDER BY 1) AS stripes",
+            space,
+            LOCK_STRIPES - 1,
+            list(names),
         )
 
-    async def enqueue(self, messages: Sequence[OutboxMessage]) -> None:
-        await self._queue(messages, None, None)
-
-    async def answer(
-        self, message_key: str, outcome: Outcome, messages: Sequence[OutboxMessage]
+    async def answer_many(
+        self, answers: Sequence[Answer], extra: Sequence[OutboxMessage] = ()
     ) -> None:
-        await self._queue(messages, message_key, outcome)
-
-    async def _queue(
-        self, messages: Sequence[OutboxMessage], message_key: str | None, outcome: Outcome | None
-    ) -> None:
-        # One round trip: outbox rows in the given order, the inbox outcome, and a NOTIFY that
+        # One round trip: outbox rows in the given order, the inbox outcomes, and a NOTIFY that
         # Postgres delivers at commit to wake the relay before its next poll.
+        messages = [m for answer in answers for m in answer.messages] + list(extra)
         await self._conn.execute(
             f"""
             WITH queued AS (
@@ -106,16 +149,18 @@ class PostgresUnitOfWork:
                     AS m(topic, message_key, headers, payload, position)
                 ORDER BY position
             ), answered AS (
-                UPDATE inbox SET outcome = $6 WHERE message_key = $5 AND $6::text IS NOT NULL
+                UPDATE inbox SET outcome = a.outcome
+                FROM unnest($5::text[], $6::text[]) AS a(message_key, outcome)
+                WHERE inbox.message_key = a.message_key
             )
-            SELECT pg_notify('{OUTBOX_CHANNEL}', '')
+            SELECT pg_notify('{OUTBOX_CHANNEL}', '') WHERE cardinality($1::text[]) > 0
             """,
             [m.topic for m in messages],
             [m.key for m in messages],
             [encode_headers(m.headers) for m in messages],
             [m.value for m in messages],
-            message_key,
-            outcome.value if outcome is not None else None,
+            [answer.key for answer in answers],
+            [answer.outcome.value for answer in answers],
         )
 
 
@@ -126,6 +171,15 @@ class PostgresStore:
         self._pool = pool
         self._master = master
         self._dead_letter_retention_hours = dead_letter_retention_hours
+
+    async def reachable(self) -> bool:
+        """Whether the database answers now: tells a failing server from a failing command."""
+        try:
+            async with self._pool.acquire(timeout=2) as conn:
+                await conn.fetchval("SELECT 1", timeout=2)
+        except Exception:
+            return False
+        return True
 
     @asynccontextmanager
     async def unit_of_work(self) -> AsyncIterator[PostgresUnitOfWork]:

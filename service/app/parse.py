@@ -83,7 +83,7 @@ def parse_command(
     raw = message.value or b""
     raw_hash = hashlib.sha256(raw).digest()
     try:
-        body = read_json(raw)
+        body, may_hold_unstorable = read_json(raw)
     except UnreadableBody as error:
         return _invalid(UNREADABLE, raw_hash, str(error))
     if not isinstance(body, dict):
@@ -97,7 +97,7 @@ def parse_command(
         )
     unstorable = tuple(
         Problem(ErrorCode.INVALID_REQUEST, found.rule, found.path)
-        for found in unstorable_text(body)
+        for found in (unstorable_text(body) if may_hold_unstorable else ())
     )
     try:
         contract: CommandMetadata = spec.adapter.validate_python(body)

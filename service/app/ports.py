@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
 from uuid import UUID
@@ -43,6 +43,15 @@ class OutboxMessage:
 
 
 @dataclass(frozen=True)
+class Answer:
+    """The outcome of one claimed inbox key and the messages that carry it."""
+
+    key: str
+    outcome: Outcome
+    messages: Sequence[OutboxMessage]
+
+
+@dataclass(frozen=True)
 class HistoryEntry:
     version: int
     command_id: UUID
@@ -51,16 +60,34 @@ class HistoryEntry:
     snapshot: bytes
 
 
+DocumentKey = tuple[str, str]
+"""(tenant_id, document id)."""
+
+
+@dataclass
+class PurchaseOrderChanges:
+    """What a batch changed: the final state of each order it touched, with the snapshot and
+    the new history of the live ones (a deleted order keeps no history)."""
+
+    final: dict[DocumentKey, po.State] = field(default_factory=dict)
+    snapshots: dict[DocumentKey, bytes] = field(default_factory=dict)
+    history: dict[DocumentKey, list[HistoryEntry]] = field(default_factory=dict)
+
+    def record(self, state: po.State, history: Sequence[HistoryEntry]) -> None:
+        key = (state.tenant_id, state.purchase_order_id)
+        self.final[key] = state
+        self.history.setdefault(key, []).extend(history)
+        if history:
+            self.snapshots[key] = history[-1].snapshot
+
+
 class PurchaseOrderRepository(Protocol):
-    async def load(self, tenant_id: str, purchase_order_id: str) -> po.State | None:
-        """The live order, its tombstone if it was deleted, or None if it never existed."""
+    async def load_many(self, keys: Sequence[DocumentKey]) -> dict[DocumentKey, po.State]:
+        """The live orders and tombstones among `keys`; orders that never existed are absent."""
 
-    async def save(
-        self, order: po.PurchaseOrder, snapshot: bytes, history: Sequence[HistoryEntry]
-    ) -> None: ...
-
-    async def delete(self, tombstone: po.DeletedPurchaseOrder) -> None:
-        """Remove the order and its history for good, leaving only the tombstone."""
+    async def save_many(self, changes: PurchaseOrderChanges) -> None:
+        """Write every final state: live orders with their history; deleted ones go for good,
+        history included, leaving only their tombstones."""
 
 
 class OrderRepository(Protocol):
@@ -107,14 +134,16 @@ class UnitOfWork(Protocol):
     @property
     def orders(self) -> OrderRepository: ...
 
-    async def claim(self, message_key: str, request_hash: bytes) -> Claim:
-        """Record the key in the inbox; a concurrent claim of the same key waits for this one."""
+    async def claim_many(self, keys: Sequence[tuple[str, bytes]]) -> list[Claim]:
+        """Record (key, request hash) pairs in the inbox, in one go; a concurrent claim of the
+        same key waits for this transaction. A key repeated in `keys` is new at most once."""
 
     async def claim_reuse(self, message_key: str, request_hash: bytes) -> bool:
         """Record one reuse of a key with this content; False if already answered."""
 
-    async def lock_document(self, tenant_id: str, document_id: str) -> None:
-        """Serialise all work on one document, including documents that do not exist yet."""
+    async def lock_documents(self, documents: Sequence[tuple[str, str]]) -> None:
+        """Serialise all work on these (tenant, document id) pairs, including documents that
+        do not exist yet; taken in one global order, so batches never deadlock on them."""
 
     async def lock_stock_items(self, keys: Sequence[str]) -> None:
         """Serialise writers of the same stock items, so their movements queue in commit order."""
@@ -124,14 +153,15 @@ class UnitOfWork(Protocol):
     ) -> tuple[UUID, bytes]:
         """Seal a dead letter under its own key with a retention; (key id, sealed bytes)."""
 
-    async def enqueue(self, messages: Sequence[OutboxMessage]) -> None:
-        """Queue messages for publication once this transaction commits."""
-
-    async def answer(
-        self, message_key: str, outcome: Outcome, messages: Sequence[OutboxMessage]
+    async def answer_many(
+        self, answers: Sequence[Answer], extra: Sequence[OutboxMessage] = ()
     ) -> None:
-        """Record the outcome of a claimed key and queue the messages that carry it."""
+        """Record the outcomes of claimed keys and queue the messages that carry them (then
+        `extra`), in order, for publication once this transaction commits."""
 
 
 class Store(Protocol):
     def unit_of_work(self) -> AbstractAsyncContextManager[UnitOfWork]: ...
+
+    async def reachable(self) -> bool:
+        """Whether the database answers now: tells a failing server from a failing command."""

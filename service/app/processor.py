@@ -1,8 +1,12 @@
-"""The use case: decide one consumed command inside one transaction and queue its outcome.
+"""The use case: decide a polled batch of commands in one transaction and queue their outcomes.
 
-Transient failures are retried with backoff for as long as they last (the offset is not committed
-meanwhile, so nothing is lost). A message that keeps failing for any other reason is parked in the
-dead-letter topic after a few attempts so that it cannot block its partition.
+A batch is claimed in the inbox, its documents locked, its commands decided in offset order (a
+command sees what its predecessors in the batch left) and its outcomes queued, all in one
+transaction. Transient failures retry the batch with backoff for as long as they last (offsets
+are committed only after the batch commits, so nothing is lost). Any other failure splits the
+batch until the culprit stands alone; a command that keeps failing for an unexpected reason is
+parked in the dead-letter topic, with a rejection for its sender, so it cannot block its
+partition, while the rest of its batch commits.
 """
 
 from __future__ import annotations
@@ -10,13 +14,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Generic, TypeVar
+from typing import Generic, TypeVar
 from uuid import UUID
 
-from service.app.family import Handler
+from service.app.family import BatchDecider
 from service.app.incoming import IncomingMessage
 from service.app.outcomes import (
     dead_letter_message,
@@ -31,7 +35,7 @@ from service.app.parse import (
     ValidCommand,
     parse_command,
 )
-from service.app.ports import Claim, OutboxMessage, Outcome, Store, UnitOfWork
+from service.app.ports import Answer, Claim, OutboxMessage, Outcome, Store, UnitOfWork
 from service.domain.problems import ErrorCode, Problem
 from service.errors import ProcessingAbandonedError, TransientError
 
@@ -57,21 +61,47 @@ class RetryPolicy:
         )
 
 
+@dataclass(frozen=True)
+class Received(Generic[C]):
+    """A consumed message and what the edge made of it."""
+
+    message: IncomingMessage
+    parsed: ValidCommand[C] | InvalidCommand | None
+    defect: Exception | None = None
+    """Parsing itself raised: a defect of the service, handled like any unexpected failure."""
+
+    @property
+    def identity(self) -> Identity:
+        return self.parsed.identity if self.parsed is not None else UNREADABLE
+
+    @property
+    def inbox_key(self) -> str:
+        """The command_id when readable; otherwise where the message came from."""
+        command_id = self.identity.command_id
+        return str(command_id) if command_id is not None else f"kafka:{self.message.source}"
+
+    @property
+    def request_hash(self) -> bytes:
+        if self.parsed is not None:
+            return self.parsed.request_hash
+        return hashlib.sha256(self.message.value or b"").digest()
+
+
 class CommandProcessor(Generic[C]):
-    """Processes the commands of one document family; its handler decides them."""
+    """Processes the commands of one document family; its decider decides them."""
 
     def __init__(
         self,
         store: Store,
-        handler: Handler[C],
+        decider: BatchDecider[C],
         *,
         max_command_bytes: int,
         retry: RetryPolicy | None = None,
         clock: Clock = utc_now,
     ) -> None:
         self._store = store
-        self._handler = handler
-        self._family = handler.family
+        self._decider = decider
+        self._family = decider.family
         self._max_command_bytes = max_command_bytes
         self._retry = retry or RetryPolicy()
         self._clock = clock
@@ -84,99 +114,147 @@ class CommandProcessor(Generic[C]):
         self._stopping.set()
 
     async def process(self, message: IncomingMessage) -> Outcome:
-        """Decide one message. Returns only once its outcome is committed, so the caller may
-        commit its offset; raises only ProcessingAbandonedError (stopping) or cancellation."""
-        parsed: ValidCommand[C] | InvalidCommand | None = None
-        unexpected_failures = 0
+        """Decide one message; see process_batch."""
+        [outcome] = await self.process_batch([message])
+        return outcome
+
+    async def process_batch(self, messages: Sequence[IncomingMessage]) -> list[Outcome]:
+        """Decide a batch, in order. Returns only once every outcome is committed, so the caller
+        may commit the offsets; raises only ProcessingAbandonedError (stopping) or
+        cancellation."""
+        return await self._settle([self._receive(message) for message in messages])
+
+    def _receive(self, message: IncomingMessage) -> Received[C]:
+        try:
+            parsed = parse_command(message, self._max_command_bytes, self._family.commands)
+        except Exception as defect:
+            return Received(message, None, defect)
+        return Received(message, parsed)
+
+    async def _settle(self, batch: list[Received[C]]) -> list[Outcome]:
         attempt = 0
         while True:
             try:
-                parsed = parse_command(message, self._max_command_bytes, self._family.commands)
-                return await self._apply(parsed, message)
+                return await self._decide(batch)
             except TransientError as error:
-                log.warning("transient failure on %s, retrying: %s", message.source, error)
+                log.warning("transient failure, retrying %d commands: %s", len(batch), error)
             except Exception as error:
-                unexpected_failures += 1
-                if unexpected_failures == 1:
-                    log.exception("unexpected failure processing %s", message.source)
+                if not await self._store.reachable():
+                    # The server or connection failed, not the commands: wait it out.
+                    log.warning("database unreachable, retrying: %s", _described(error))
+                elif len(batch) == 1:
+                    return [await self._settle_alone(batch[0], error)]
                 else:
-                    log.warning(
-                        "unexpected failure %d processing %s: %s",
-                        unexpected_failures,
-                        message.source,
-                        _described(error),
-                    )
-                if unexpected_failures >= self._retry.unexpected_failure_attempts:
-                    reason = f"unexpected failure: {_described(error)}"
-                    return await self._park(message, reason, parsed)
+                    middle = len(batch) // 2
+                    log.debug("batch of %d failed (%s); splitting", len(batch), error)
+                    return [
+                        *await self._settle(batch[:middle]),
+                        *await self._settle(batch[middle:]),
+                    ]
             await self._back_off(attempt)
             attempt += 1
+
+    async def _settle_alone(self, received: Received[C], error: Exception) -> Outcome:
+        """One message that failed unexpectedly: retried a few times, then parked."""
+        source = received.message.source
+        log.error("unexpected failure processing %s", source, exc_info=error)
+        failures, attempt = 1, 0
+        while failures < self._retry.unexpected_failure_attempts:
+            await self._back_off(attempt)
+            attempt += 1
+            try:
+                [outcome] = await self._decide([received])
+                return outcome
+            except TransientError as retry_error:
+                log.warning("transient failure on %s, retrying: %s", source, retry_error)
+            except Exception as retry_error:
+                if not await self._store.reachable():
+                    continue
+                failures += 1
+                error = retry_error
+                log.warning(
+                    "unexpected failure %d processing %s: %s", failures, source, _described(error)
+                )
+        return await self._park(received, f"unexpected failure: {_described(error)}")
 
     async def _back_off(self, attempt: int) -> None:
         try:
             await asyncio.wait_for(self._stopping.wait(), self._retry.backoff(attempt))
         except TimeoutError:
             return
-        raise ProcessingAbandonedError("the service is stopping; the command will be redelivered")
+        raise ProcessingAbandonedError("the service is stopping; the commands will be redelivered")
 
-    async def _apply(
-        self, parsed: ValidCommand[C] | InvalidCommand, message: IncomingMessage
-    ) -> Outcome:
-        """One transaction: the whole outcome commits, or nothing does."""
+    async def _decide(self, batch: list[Received[C]]) -> list[Outcome]:
+        """One transaction: every outcome of the batch commits, or none does."""
+        for received in batch:
+            if received.defect is not None:
+                raise received.defect
+        now = self._clock()
+        refused: list[Received[C]] = []
         async with self._store.unit_of_work() as uow:
-            if isinstance(parsed, ValidCommand):
-                return await self._decide(uow, parsed)
-            return await self._refuse(uow, parsed, message)
-
-    async def _decide(self, uow: UnitOfWork, cmd: ValidCommand[C]) -> Outcome:
-        key = str(cmd.command_id)
-        claim = await uow.claim(key, cmd.request_hash)
-        if claim is not Claim.NEW:
-            return await self._answer_repeat(uow, claim, key, cmd.request_hash, cmd)
-        await uow.lock_document(cmd.tenant_id, cmd.document_id)
-        decided = await self._handler.handle(uow, cmd, self._clock())
-        outcome = Outcome.ACCEPTED if decided.accepted else Outcome.REJECTED
-        await uow.answer(key, outcome, decided.messages)
-        return outcome
-
-    async def _refuse(
-        self, uow: UnitOfWork, invalid: InvalidCommand, message: IncomingMessage
-    ) -> Outcome:
-        command_id = invalid.identity.command_id
-        key = _inbox_key(invalid, message)
-        claim = await uow.claim(key, invalid.request_hash)
-        if claim is not Claim.NEW:
-            return await self._answer_repeat(uow, claim, key, invalid.request_hash, invalid)
-        outgoing = [await self._dead_letter(uow, message, invalid.reason, invalid.identity)]
-        if command_id is not None:
-            outgoing.insert(
-                0,
-                rejection_message(
-                    self._family, invalid.identity, command_id, invalid.problems, self._clock()
-                ),
+            claims = await uow.claim_many([(r.inbox_key, r.request_hash) for r in batch])
+            new_commands = [
+                r.parsed
+                for r, claim in zip(batch, claims, strict=True)
+                if claim is Claim.NEW and isinstance(r.parsed, ValidCommand)
+            ]
+            await uow.lock_documents([(c.tenant_id, c.document_id) for c in new_commands])
+            decisions = iter(await self._decider.decide(uow, new_commands, now))
+            answers: list[Answer] = []
+            repeats: list[OutboxMessage] = []
+            outcomes: list[Outcome] = []
+            for received, claim in zip(batch, claims, strict=True):
+                if claim is not Claim.NEW:
+                    outcomes.append(await self._answer_repeat(uow, claim, received, now, repeats))
+                elif isinstance(received.parsed, ValidCommand):
+                    decided = next(decisions)
+                    outcome = Outcome.ACCEPTED if decided.accepted else Outcome.REJECTED
+                    answers.append(Answer(received.inbox_key, outcome, decided.messages))
+                    outcomes.append(outcome)
+                else:
+                    messages = await self._refusal(uow, received, now)
+                    answers.append(Answer(received.inbox_key, Outcome.DEAD_LETTERED, messages))
+                    outcomes.append(Outcome.DEAD_LETTERED)
+                    refused.append(received)
+            await uow.answer_many(answers, repeats)
+        for received in refused:
+            assert isinstance(received.parsed, InvalidCommand)
+            log.warning(
+                "refused %s (command_id %s): %s",
+                received.message.source,
+                received.identity.command_id or "unreadable",
+                received.parsed.reason,
             )
-        await uow.answer(key, Outcome.DEAD_LETTERED, outgoing)
-        log.warning(
-            "refused %s (command_id %s): %s",
-            message.source,
-            command_id or "unreadable",
-            invalid.reason,
-        )
-        return Outcome.DEAD_LETTERED
+        return outcomes
+
+    async def _refusal(
+        self, uow: UnitOfWork, received: Received[C], now: datetime
+    ) -> list[OutboxMessage]:
+        """An invalid message: its dead letter, and a rejection if its command_id is readable."""
+        invalid = received.parsed
+        assert isinstance(invalid, InvalidCommand)
+        messages = [await self._dead_letter(uow, received, invalid.reason)]
+        command_id = invalid.identity.command_id
+        if command_id is not None:
+            rejection = rejection_message(
+                self._family, invalid.identity, command_id, invalid.problems, now
+            )
+            messages.insert(0, rejection)
+        return messages
 
     async def _answer_repeat(
         self,
         uow: UnitOfWork,
         claim: Claim,
-        key: str,
-        request_hash: bytes,
-        parsed: ValidCommand[C] | InvalidCommand,
+        received: Received[C],
+        now: datetime,
+        repeats: list[OutboxMessage],
     ) -> Outcome:
         """A key seen before: a faithful re-send changes nothing; a reused key is refused once."""
-        command_id = parsed.identity.command_id
+        command_id = received.identity.command_id
         if claim is Claim.DUPLICATE or command_id is None:
             return Outcome.DUPLICATE
-        if not await uow.claim_reuse(key, request_hash):
+        if not await uow.claim_reuse(received.inbox_key, received.request_hash):
             return Outcome.DUPLICATE
         problem = Problem(
             ErrorCode.IDEMPOTENCY_KEY_REUSED,
@@ -184,18 +262,15 @@ class CommandProcessor(Generic[C]):
             "use a new command_id for a new request",
             "command_id",
         )
-        await uow.enqueue(
-            [rejection_message(self._family, parsed.identity, command_id, [problem], self._clock())]
+        repeats.append(
+            rejection_message(self._family, received.identity, command_id, [problem], now)
         )
         return Outcome.REJECTED
 
     async def _dead_letter(
-        self,
-        uow: UnitOfWork,
-        message: IncomingMessage,
-        reason: str,
-        identity: Identity,
+        self, uow: UnitOfWork, received: Received[C], reason: str
     ) -> OutboxMessage:
+        message, identity = received.message, received.identity
         if not self._family.seals_dead_letters:
             return dead_letter_message(self._family, message, reason)
         key_id, sealed = await uow.seal_dead_letter(
@@ -203,12 +278,7 @@ class CommandProcessor(Generic[C]):
         )
         return sealed_dead_letter_message(self._family, message, reason, key_id, sealed)
 
-    async def _park(
-        self,
-        message: IncomingMessage,
-        reason: str,
-        parsed: ValidCommand[C] | InvalidCommand | None,
-    ) -> Outcome:
+    async def _park(self, received: Received[C], reason: str) -> Outcome:
         """Move a message that cannot be processed out of the way: a dead letter, and a
         rejection when its command_id can be read, so that its sender is not left waiting.
 
@@ -216,32 +286,28 @@ class CommandProcessor(Generic[C]):
         fails anyway, it is retried for as long as it takes and reported, and the offset stays
         where it is: the message is never passed over unanswered.
         """
-        key = _inbox_key(parsed, message)
-        request_hash = (
-            parsed.request_hash if parsed else hashlib.sha256(message.value or b"").digest()
-        )
-        identity = parsed.identity if parsed is not None else UNREADABLE
+        source = received.message.source
         attempt = 0
         while True:
             try:
                 async with self._store.unit_of_work() as uow:
-                    if await uow.claim(key, request_hash) is Claim.NEW:
-                        parked = [await self._dead_letter(uow, message, reason, identity)]
-                        if identity.command_id is not None:
-                            parked.insert(0, self._not_processed(identity, identity.command_id))
-                        await uow.answer(key, Outcome.PARKED, parked)
-                self.unanswered.pop(message.source, None)
-                log.warning("parked %s in the dead-letter topic: %s", message.source, reason)
+                    [claim] = await uow.claim_many([(received.inbox_key, received.request_hash)])
+                    if claim is Claim.NEW:
+                        parked = [await self._dead_letter(uow, received, reason)]
+                        command_id = received.identity.command_id
+                        if command_id is not None:
+                            parked.insert(0, self._not_processed(received.identity, command_id))
+                        await uow.answer_many([Answer(received.inbox_key, Outcome.PARKED, parked)])
+                self.unanswered.pop(source, None)
+                log.warning("parked %s in the dead-letter topic: %s", source, reason)
                 return Outcome.PARKED
             except TransientError as error:
-                log.warning(
-                    "transient failure while parking %s, retrying: %s", message.source, error
-                )
+                log.warning("transient failure while parking %s, retrying: %s", source, error)
             except Exception as error:
-                self.unanswered[message.source] = type(error).__name__
+                self.unanswered[source] = type(error).__name__
                 log.error(
                     "parking %s failed (%s); its offset stays uncommitted, retrying",
-                    message.source,
+                    source,
                     _described(error),
                     exc_info=attempt == 0,
                 )
@@ -249,11 +315,12 @@ class CommandProcessor(Generic[C]):
             attempt += 1
 
     def _not_processed(self, identity: Identity, command_id: UUID) -> OutboxMessage:
+        attempts = self._retry.unexpected_failure_attempts
         problem = Problem(
             ErrorCode.PROCESSING_FAILED,
-            f"the service could not process this command ({self._retry.unexpected_failure_attempts}"
-            " attempts failed for an unexpected reason); nothing changed, and the command was"
-            " set aside in the dead-letter topic for an operator",
+            f"the service could not process this command ({attempts} attempts failed for an"
+            " unexpected reason); nothing changed, and the command was set aside in the"
+            " dead-letter topic for an operator",
             None,
         )
         return rejection_message(self._family, identity, command_id, [problem], self._clock())
@@ -261,9 +328,3 @@ class CommandProcessor(Generic[C]):
 
 def _described(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"
-
-
-def _inbox_key(parsed: ValidCommand[Any] | InvalidCommand | None, message: IncomingMessage) -> str:
-    """The command_id when readable; otherwise where the message came from."""
-    command_id = parsed.identity.command_id if parsed is not None else None
-    return str(command_id) if command_id is not None else f"kafka:{message.source}"

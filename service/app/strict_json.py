@@ -36,12 +36,18 @@ _NONCHARACTERS = "\ufdd0-\ufdef" + "".join(
 _UNSTORABLE = re.compile(f"[\x00\ud800-\udfff{_NONCHARACTERS}]")
 
 
+# The same characters as JSON escapes (a supplementary noncharacter is a surrogate pair, so
+# the surrogate range covers it). A text with neither cannot hold one: no walk is needed.
+_UNSTORABLE_ESCAPE = re.compile(r"\\u(?:0000|[dD][89a-fA-F]|[fF][dD][dDeE]|[fF]{3}[eEfF])")
+
+
 class UnreadableBody(ValueError):
     """The body is not a JSON text this service reads; the message says why, not what."""
 
 
-def read_json(raw: bytes, max_nesting: int = MAX_NESTING) -> Any:
-    """The parsed JSON value of `raw`, or UnreadableBody."""
+def read_json(raw: bytes, max_nesting: int = MAX_NESTING) -> tuple[Any, bool]:
+    """The parsed JSON value of `raw` and whether any of its strings may break a text rule (if
+    not, unstorable_text need not look); or UnreadableBody."""
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as error:
@@ -55,7 +61,7 @@ def read_json(raw: bytes, max_nesting: int = MAX_NESTING) -> Any:
     if depth > max_nesting:
         raise UnreadableBody(f"body nests {depth} levels deep; the limit is {max_nesting}")
     try:
-        return json.loads(text, parse_constant=_refuse_constant)
+        return json.loads(text, parse_constant=_refuse_constant), _may_hold_unstorable(text)
     except UnreadableBody:
         raise
     except ValueError as error:  # JSONDecodeError, and integers too long to convert
@@ -66,6 +72,10 @@ def read_json(raw: bytes, max_nesting: int = MAX_NESTING) -> Any:
             else ""
         )
         raise UnreadableBody(f"body is not JSON: {detail}{where}") from None
+
+
+def _may_hold_unstorable(text: str) -> bool:
+    return bool(_UNSTORABLE.search(text) or _UNSTORABLE_ESCAPE.search(text))
 
 
 def nesting_depth(text: str) -> int:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import copy
 import json
 import logging
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -25,39 +26,53 @@ from service.settings import Settings
 
 log = logging.getLogger(__name__)
 
+# How long a rebalance waits for the batch in flight to commit before giving its partitions up.
+REVOKE_WAIT_SECONDS = 10.0
 
-class _RebalanceLog(ConsumerRebalanceListener):  # type: ignore[misc]
-    """Processing is sequential and every decision commits before its offset, so a revoke
-    needs no flushing: an offset that fails to commit only causes a redelivery the inbox absorbs."""
+
+class _FinishBatchBeforeRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
+    """aiokafka awaits this before it gives partitions away: the batch in flight finishes and
+    commits its offsets first, so the next owner does not decide it again (it would only be
+    absorbed by the inbox, but would cost a redelivery)."""
+
+    def __init__(self, in_flight: asyncio.Lock) -> None:
+        self._in_flight = in_flight
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
+        # Not for ever: a batch retrying through a database outage must not stall the group;
+        # after the wait it is redelivered to the next owner and absorbed by the inbox.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._in_flight.acquire(), REVOKE_WAIT_SECONDS)
+            self._in_flight.release()
         log.info("partitions revoked: %s", sorted(str(tp) for tp in revoked))
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
         log.info("partitions assigned: %s", sorted(str(tp) for tp in assigned))
 
 
-async def _parse_without_decoding_headers(
-    record: Any, original: Callable[[Any], Awaitable[KafkaMessage]]
+def _without_headers(record: Any) -> Any:
+    stripped = copy.copy(record)
+    stripped.headers = []
+    return stripped
+
+
+async def _parse_batch_without_decoding_headers(
+    records: tuple[Any, ...], original: Callable[[Any], Awaitable[KafkaMessage]]
 ) -> KafkaMessage:
     """FastStream's parser decodes every header value as UTF-8 and raises on anything else,
-    before a handler sees the record, so the record would go unanswered. Let it parse a copy
-    without headers; the handler reads every byte from the record as received."""
-    stripped = copy.copy(record)  # keeps the consumer FastStream attached to the record
-    stripped.headers = []
-    message = await original(stripped)
-    message.raw_message = record
+    before a handler sees the batch, so its records would go unanswered. Let it parse copies
+    without headers; the handler reads every byte from the records as received."""
+    message = await original(tuple(_without_headers(record) for record in records))
+    message.raw_message = records
     return message
 
 
-async def _body_as_bytes(message: StreamMessage[Any]) -> bytes:
+async def _bodies_as_bytes(message: StreamMessage[Any]) -> Any:
     # The processor parses and validates itself, so undecodable input becomes a rejection.
     return message.body
 
 
-def _incoming(message: KafkaMessage) -> IncomingMessage:
-    record = message.raw_message
-    assert not isinstance(record, tuple), "the command subscriber is not a batch subscriber"
+def _incoming(record: Any) -> IncomingMessage:
     return IncomingMessage(
         topic=record.topic,
         partition=record.partition,
@@ -69,16 +84,18 @@ def _incoming(message: KafkaMessage) -> IncomingMessage:
     )
 
 
-async def _commit(message: KafkaMessage, incoming: IncomingMessage) -> None:
-    """Commit exactly this record's partition. Never `message.ack()`: FastStream's ack is a bare
-    commit of every position the consumer has fetched."""
-    position = {TopicPartition(incoming.topic, incoming.partition): incoming.offset + 1}
+async def _commit(consumer: Any, batch: list[IncomingMessage]) -> None:
+    """Commit each partition of the batch once, at its last offset + 1. Never `message.ack()`:
+    FastStream's ack is a bare commit of every position the consumer has fetched."""
+    positions = {
+        TopicPartition(message.topic, message.partition): message.offset + 1 for message in batch
+    }
     try:
-        await message.consumer.commit(position)  # type: ignore[call-arg]
+        await consumer.commit(positions)
     except (CommitFailedError, IllegalStateError, KafkaError) as error:
         log.warning(
-            "offset commit for %s failed (%s); it will be redelivered and deduplicated",
-            incoming.source,
+            "offset commit for %d commands failed (%s); they will be redelivered and deduplicated",
+            len(batch),
             error,
         )
 
@@ -90,36 +107,44 @@ def create_app(settings: Settings | None = None) -> AsgiFastStream:
         settings.kafka_bootstrap_servers,
         graceful_timeout=15.0,
         enable_idempotence=settings.kafka_idempotent_producer,
+        # Per-batch "Received"/"Processed" lines are debugging detail, not operations.
+        log_level=logging.DEBUG,
     )
 
-    async def on_command(message: KafkaMessage) -> None:
-        incoming = _incoming(message)
-        runtime.consumer.in_flight[incoming.source] = time.monotonic()
-        try:
-            outcome = await runtime.processor(incoming.topic).process(incoming)
-        except ProcessingAbandonedError:
-            log.warning("stopping: %s left uncommitted for redelivery", incoming.source)
+    async def on_commands(message: KafkaMessage) -> None:
+        records = message.raw_message
+        assert isinstance(records, tuple), "the command subscriber is a batch subscriber"
+        if not records:
             return
-        finally:
-            del runtime.consumer.in_flight[incoming.source]
-        await _commit(message, incoming)
-        runtime.consumer.processed_total += 1
-        log.debug("command %s -> %s", incoming.source, outcome.value)
+        batch = [_incoming(record) for record in records]
+        async with runtime.consumer.deciding(batch[0].source):
+            try:
+                await runtime.processor(batch[0].topic).process_batch(batch)
+            except ProcessingAbandonedError:
+                log.warning("stopping: %d commands left uncommitted for redelivery", len(batch))
+                return
+            await _commit(message.consumer, batch)
+        runtime.consumer.processed_total += len(batch)
 
-    # One subscriber per family: FastStream's concurrent manual-commit mode takes one topic each.
-    for handler in runtime.handlers:
-        commands = handler.family.topics.commands
+    # One batch subscriber per family: a batch is decided in one transaction.
+    for family in runtime.families:
+        commands = family.topics.commands
         broker.subscriber(
             commands,
-            group_id=handler.family.consumer_group(settings.consumer_group),
-            max_workers=settings.consumer_workers,
+            group_id=family.consumer_group(settings.consumer_group),
+            batch=True,
+            max_records=settings.batch_max_records,
+            batch_timeout_ms=settings.batch_wait_ms,
+            fetch_max_wait_ms=settings.fetch_max_wait_ms,
+            session_timeout_ms=settings.kafka_session_timeout_ms,
+            heartbeat_interval_ms=settings.kafka_session_timeout_ms // 4,
             ack_policy=AckPolicy.MANUAL,
             auto_offset_reset="earliest",
-            parser=_parse_without_decoding_headers,
-            decoder=_body_as_bytes,
-            listener=_RebalanceLog(),
+            parser=_parse_batch_without_decoding_headers,
+            decoder=_bodies_as_bytes,
+            listener=_FinishBatchBeforeRevoke(runtime.consumer.in_flight_lock),
             title=commands,
-        )(on_command)
+        )(on_commands)
 
     @get
     async def health(scope: Any) -> AsgiResponse:

@@ -7,13 +7,13 @@ import json
 import logging
 import os
 import shutil
-import sys
 import uuid
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from service.entrypoints.logs import configure_logging
 from service.settings import Settings
 
 cli = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
@@ -21,6 +21,7 @@ cli = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 DEV_STACK_DIR = Path(".devstack")
 DEV_POSTGRES_PORT = 54329
 DEV_KAFKA_PORT = 9092
+DEV_SESSION_TIMEOUT_MS = 2000
 # Outside DEV_STACK_DIR, which every `make run` empties: the CLI in a second terminal needs it.
 DEV_MASTER_KEY = Path(".dev-master.key")
 
@@ -31,14 +32,6 @@ def _settings() -> Settings:
         # Like the database and broker defaults: the CLI finds what `make run` set up.
         return settings.model_copy(update={"master_key_file": DEV_MASTER_KEY.resolve()})
     return settings
-
-
-def _configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-        stream=sys.stderr,
-    )
 
 
 async def _serve(settings: Settings) -> None:
@@ -55,7 +48,7 @@ async def _serve(settings: Settings) -> None:
 def serve() -> None:
     """Run the service against DATABASE_URL and KAFKA_BOOTSTRAP_SERVERS."""
     settings = _settings()
-    _configure_logging(settings.log_level)
+    configure_logging(settings.log_level)
     asyncio.run(_serve(settings))
 
 
@@ -75,7 +68,7 @@ def dev() -> None:
     """Start embedded Postgres and Kafka (127.0.0.1:9092) and the service; Ctrl-C stops all."""
     from service.infra.provision import provisioned
 
-    _configure_logging("INFO")
+    configure_logging("INFO")
     shutil.rmtree(DEV_STACK_DIR, ignore_errors=True)  # the embedded broker keeps nothing either
     DEV_STACK_DIR.mkdir()
     with provisioned(
@@ -87,6 +80,8 @@ def dev() -> None:
         os.environ["DATABASE_URL"] = endpoints.database_url
         os.environ["KAFKA_BOOTSTRAP_SERVERS"] = endpoints.kafka_bootstrap_servers
         os.environ["KAFKA_IDEMPOTENT_PRODUCER"] = str(endpoints.kafka_idempotent_producer)
+        # The embedded broker completes a first join after half the session timeout.
+        os.environ.setdefault("KAFKA_SESSION_TIMEOUT_MS", str(DEV_SESSION_TIMEOUT_MS))
         os.environ.setdefault("MASTER_KEY_FILE", str(_dev_master_key()))
         settings = _settings()
         typer.echo(

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,10 +18,10 @@ from service.adapters.database import create_pool, migrate
 from service.adapters.kafka import ensure_topics, make_producer
 from service.adapters.relay import OutboxRelay
 from service.adapters.store import PostgresStore
-from service.app.family import Handler
+from service.app.family import BatchDecider, Family, OneByOne
 from service.app.orders.handler import OrderHandler, order_family
 from service.app.processor import CommandProcessor, RetryPolicy
-from service.app.purchase_orders.handler import PurchaseOrderHandler, purchase_order_family
+from service.app.purchase_orders.handler import PurchaseOrderDecider, purchase_order_family
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -33,13 +34,24 @@ RELAY_STALL_SECONDS = 60.0
 class ConsumerStatus:
     processed_total: int = 0
     in_flight: dict[str, float] = field(default_factory=dict)
-    """Message source -> when its processing started (monotonic clock)."""
+    """First message of each batch being decided -> when its deciding started (monotonic)."""
+    in_flight_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    """Held while a batch is decided and its offsets committed; a revoke waits for it."""
+
+    @contextlib.asynccontextmanager
+    async def deciding(self, source: str) -> AsyncIterator[None]:
+        async with self.in_flight_lock:
+            self.in_flight[source] = time.monotonic()
+            try:
+                yield
+            finally:
+                del self.in_flight[source]
 
 
 @dataclass
 class Runtime:
     settings: Settings
-    handlers: tuple[Handler[Any], ...] = field(init=False)
+    deciders: tuple[BatchDecider[Any], ...] = field(init=False)
     consumer: ConsumerStatus = field(default_factory=ConsumerStatus)
     _pool: asyncpg.Pool | None = None
     _producer: AIOKafkaProducer | None = None
@@ -51,10 +63,14 @@ class Runtime:
     def __post_init__(self) -> None:
         prefix = self.settings.topic_prefix
         movements = f"{prefix}{INVENTORY_MOVEMENTS}"
-        self.handlers = (
-            PurchaseOrderHandler(purchase_order_family(prefix), movements),
-            OrderHandler(order_family(prefix), movements),
+        self.deciders = (
+            PurchaseOrderDecider(purchase_order_family(prefix), movements),
+            OneByOne(OrderHandler(order_family(prefix), movements)),
         )
+
+    @property
+    def families(self) -> tuple[Family[Any], ...]:
+        return tuple(decider.family for decider in self.deciders)
 
     def processor(self, commands_topic: str) -> CommandProcessor[Any]:
         """The processor of the family whose commands arrive on `commands_topic`."""
@@ -75,10 +91,10 @@ class Runtime:
             unexpected_failure_attempts=s.unexpected_failure_attempts,
         )
         self._processors = {
-            handler.family.topics.commands: CommandProcessor(
-                store, handler, max_command_bytes=s.max_command_bytes, retry=retry
+            decider.family.topics.commands: CommandProcessor(
+                store, decider, max_command_bytes=s.max_command_bytes, retry=retry
             )
-            for handler in self.handlers
+            for decider in self.deciders
         }
         self._producer = make_producer(
             s.kafka_bootstrap_servers, idempotent=s.kafka_idempotent_producer
@@ -89,7 +105,7 @@ class Runtime:
             self._producer,
             batch_size=s.relay_batch_size,
             poll_interval_seconds=s.relay_poll_interval_seconds,
-            retention_hours=s.outbox_retention_hours,
+            inbox_retention_hours=s.inbox_retention_hours,
             max_backoff_seconds=s.retry_max_backoff_seconds,
         )
         self._relay_task = asyncio.create_task(self._relay.run(self._stop), name="outbox-relay")
@@ -119,7 +135,7 @@ class Runtime:
                 row = await conn.fetchrow(
                     "SELECT count(*) AS pending,"
                     " coalesce(extract(epoch FROM now() - min(created_at)), 0) AS oldest"
-                    " FROM outbox WHERE published_at IS NULL"
+                    " FROM outbox"
                 )
             checks["database"] = "ok"
             checks["outbox_unpublished"] = row["pending"]

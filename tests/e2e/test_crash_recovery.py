@@ -19,7 +19,7 @@ from tests.support import ServiceProcess, WireProbe, change_status, command, cre
 
 pytestmark = pytest.mark.slow
 
-DOCUMENTS = 60
+DOCUMENTS = 150
 
 
 def command_stream() -> tuple[list[dict[str, object]], dict[str, str]]:
@@ -55,12 +55,18 @@ async def test_sigkill_mid_stream_loses_nothing_and_duplicates_nothing(
     service = ServiceProcess(settings, tmp_path / "service.log")
     service.start()
     try:
-        for body in stream:
-            await probe.send(body)
-        await probe.wait_for(lambda records: len(records) >= len(stream) // 4, timeout=90)
+
+        async def send_all() -> None:
+            for body in stream:
+                await probe.send(body)
+
+        # Sent while the service works, so the kill lands with batches in flight.
+        sender = asyncio.create_task(send_all())
+        await probe.wait_for(lambda records: len(records) >= len(stream) // 10, timeout=90)
         service.kill()
         outcomes_at_kill = len(probe.records)
         service.start()
+        await sender
 
         def every_command_answered(_: object) -> bool:
             return all(probe.outcomes(command_id) for command_id in expected)
@@ -124,7 +130,7 @@ def _get_json(url: str) -> dict[str, Any]:
 
 async def _wait_for_drained_outbox(db: asyncpg.Connection) -> None:
     async def drained() -> bool:
-        return not await db.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+        return not await db.fetchval("SELECT count(*) FROM outbox")
 
     await eventually(drained, what="outbox drained")
     # A last moment for anything the relay re-sent to reach the probe.

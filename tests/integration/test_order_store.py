@@ -17,6 +17,7 @@ from service.adapters.headers import decode_headers
 from service.adapters.personal_data import open_dead_letter, rewrap_data_keys
 from service.adapters.relay import delete_expired
 from service.adapters.store import PostgresStore
+from service.app.family import OneByOne
 from service.app.incoming import IncomingMessage
 from service.app.orders.handler import OrderHandler, order_family
 from service.app.ports import Outcome
@@ -37,7 +38,9 @@ def message(body: dict[str, Any]) -> IncomingMessage:
 @pytest.fixture
 def processor(pool: asyncpg.Pool) -> CommandProcessor[Any]:
     handler = OrderHandler(FAMILY, "it.movements")
-    return CommandProcessor(PostgresStore(pool, MASTER), handler, max_command_bytes=65536)
+    return CommandProcessor(
+        PostgresStore(pool, MASTER), OneByOne(handler), max_command_bytes=65536
+    )
 
 
 async def test_two_orders_racing_for_one_voucher_get_it_once(
@@ -231,5 +234,5 @@ async def test_dead_letters_of_orders_are_sealed_kept_for_a_while_and_erased_wit
 
     # The other letter named nobody: it goes when its retention ends (the relay's cleanup).
     await db.execute("UPDATE dead_letter_keys SET expires_at = now() - interval '1 second'")
-    await delete_expired(db, outbox_retention_hours=1)
+    await delete_expired(db, inbox_retention_hours=1)
     assert await db.fetchval("SELECT count(*) FROM dead_letter_keys") == 0

@@ -18,7 +18,7 @@ from service.adapters.store import PostgresStore
 from service.app.incoming import IncomingMessage
 from service.app.ports import Outcome
 from service.app.processor import CommandProcessor, RetryPolicy
-from service.app.purchase_orders.handler import PurchaseOrderHandler, purchase_order_family
+from service.app.purchase_orders.handler import PurchaseOrderDecider, purchase_order_family
 from tests.support import change_status, create
 
 FAMILY = purchase_order_family("it.")
@@ -37,7 +37,7 @@ def processor(pool: asyncpg.Pool) -> CommandProcessor[Any]:
     retry = RetryPolicy(first_backoff_seconds=0.02, max_backoff_seconds=0.2)
     return CommandProcessor(
         PostgresStore(pool, MASTER),
-        PurchaseOrderHandler(FAMILY, "it.movements"),
+        PurchaseOrderDecider(FAMILY, "it.movements"),
         max_command_bytes=65536,
         retry=retry,
     )
@@ -108,10 +108,10 @@ class _BuggyUnitOfWork:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
 
-    async def lock_document(self, tenant_id: str, document_id: str) -> None:
-        if document_id == "PO-BUG":
+    async def lock_documents(self, documents: list[tuple[str, str]]) -> None:
+        if any(document_id == "PO-BUG" for _, document_id in documents):
             raise RuntimeError("simulated defect")
-        await self._inner.lock_document(tenant_id, document_id)
+        await self._inner.lock_documents(documents)
 
 
 class _BuggyStore:
@@ -123,6 +123,9 @@ class _BuggyStore:
         async with self._inner.unit_of_work() as uow:
             yield _BuggyUnitOfWork(uow)
 
+    async def reachable(self) -> bool:
+        return await self._inner.reachable()
+
 
 async def test_a_message_that_keeps_failing_is_parked_and_processing_goes_on(
     pool: asyncpg.Pool, db: asyncpg.Connection
@@ -130,7 +133,7 @@ async def test_a_message_that_keeps_failing_is_parked_and_processing_goes_on(
     retry = RetryPolicy(first_backoff_seconds=0.01, unexpected_failure_attempts=3)
     processor = CommandProcessor(
         _BuggyStore(PostgresStore(pool, MASTER)),
-        PurchaseOrderHandler(FAMILY, "it.movements"),
+        PurchaseOrderDecider(FAMILY, "it.movements"),
         max_command_bytes=65536,
         retry=retry,
     )

@@ -92,9 +92,10 @@ class OrderHandler:
     ) -> Decided:
         tenant = cmd.tenant_id
         loaded: dict[str, orders.Order] = {}
-        for order_id in await uow.orders.orders_of_customer(tenant, command.customer_id):
-            # Order locks first, then the customer's: the order every writer takes them in.
-            await uow.lock_document(tenant, order_id)
+        order_ids = await uow.orders.orders_of_customer(tenant, command.customer_id)
+        # Order locks first, then the customer's: the order every writer takes them in.
+        await uow.lock_documents([(tenant, order_id) for order_id in order_ids])
+        for order_id in order_ids:
             order = await uow.orders.load(tenant, order_id)
             if isinstance(order, orders.Order) and order.details.customer_id == command.customer_id:
                 loaded[order_id] = order

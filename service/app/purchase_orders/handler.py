@@ -14,7 +14,7 @@ from contracts.topics import PURCHASE_ORDERS, DocumentTopics
 from service.app.family import Decided, Family
 from service.app.outcomes import event_message, movement_message, rejection_message
 from service.app.parse import CommandSpec, ValidCommand
-from service.app.ports import HistoryEntry, OutboxMessage, UnitOfWork
+from service.app.ports import HistoryEntry, OutboxMessage, PurchaseOrderChanges, UnitOfWork
 from service.app.purchase_orders.translate import (
     command_from_wire,
     invoice_to_wire,
@@ -43,7 +43,11 @@ class AcceptedOutput:
     """The stock items moved, so their rows can be queued in commit order per item."""
 
 
-class PurchaseOrderHandler:
+class PurchaseOrderDecider:
+    """Decides a batch of purchase-order commands set-based: every touched order is loaded in
+    one statement, the commands are decided in memory in order (each sees the state its
+    predecessors left), and the final states, history and tombstones are written in one."""
+
     def __init__(self, family: Family[po.PurchaseOrderCommand], movements_topic: str) -> None:
         self._family = family
         self._movements_topic = movements_topic
@@ -52,29 +56,40 @@ class PurchaseOrderHandler:
     def family(self) -> Family[po.PurchaseOrderCommand]:
         return self._family
 
-    async def handle(
-        self, uow: UnitOfWork, cmd: ValidCommand[po.PurchaseOrderCommand], now: datetime
-    ) -> Decided:
-        current = await uow.purchase_orders.load(cmd.tenant_id, cmd.document_id)
-        decision = po.decide(cmd.command, current, cmd.document_id)
-        if isinstance(decision, po.Rejected):
-            rejection = rejection_message(
-                self._family, cmd.identity, cmd.command_id, decision.problems, now
-            )
-            return Decided(accepted=False, messages=[rejection])
-
-        transitions = po.fold(current, decision.events, cmd.tenant_id, cmd.document_id)
-        output = accepted_messages(
-            self._family.topics, self._movements_topic, cmd.command_id, transitions, now
+    async def decide(
+        self,
+        uow: UnitOfWork,
+        commands: Sequence[ValidCommand[po.PurchaseOrderCommand]],
+        now: datetime,
+    ) -> list[Decided]:
+        states = await uow.purchase_orders.load_many(
+            sorted({(cmd.tenant_id, cmd.document_id) for cmd in commands})
         )
-        final = transitions[-1].after
-        if isinstance(final, po.DeletedPurchaseOrder):
-            await uow.purchase_orders.delete(final)
-        else:
-            await uow.purchase_orders.save(final, output.history[-1].snapshot, output.history)
-        if output.stock_keys:
-            await uow.lock_stock_items(output.stock_keys)
-        return Decided(accepted=True, messages=output.messages)
+        changes = PurchaseOrderChanges()
+        stock_keys: set[str] = set()
+        decided = []
+        for cmd in commands:
+            key = (cmd.tenant_id, cmd.document_id)
+            current = states.get(key)
+            decision = po.decide(cmd.command, current, cmd.document_id)
+            if isinstance(decision, po.Rejected):
+                rejection = rejection_message(
+                    self._family, cmd.identity, cmd.command_id, decision.problems, now
+                )
+                decided.append(Decided(accepted=False, messages=[rejection]))
+                continue
+            transitions = po.fold(current, decision.events, cmd.tenant_id, cmd.document_id)
+            output = accepted_messages(
+                self._family.topics, self._movements_topic, cmd.command_id, transitions, now
+            )
+            states[key] = transitions[-1].after
+            changes.record(transitions[-1].after, output.history)
+            stock_keys.update(output.stock_keys)
+            decided.append(Decided(accepted=True, messages=output.messages))
+        await uow.purchase_orders.save_many(changes)
+        # Movements of one stock item queue in commit order: writers of an item serialise.
+        await uow.lock_stock_items(sorted(stock_keys))
+        return decided
 
 
 def accepted_messages(

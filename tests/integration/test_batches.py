@@ -1,0 +1,158 @@
+"""Batches decided in one transaction against a real Postgres: order within a batch, isolation
+of a bad command, and redelivery of a committed batch."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from itertools import count
+from typing import Any
+
+import asyncpg
+
+from service.adapters.crypto import MasterKey, new_key
+from service.adapters.store import PostgresStore
+from service.app.family import Decided
+from service.app.incoming import IncomingMessage
+from service.app.parse import ValidCommand
+from service.app.ports import Outcome, UnitOfWork
+from service.app.processor import CommandProcessor, RetryPolicy
+from service.app.purchase_orders.handler import PurchaseOrderDecider, purchase_order_family
+from tests.support import change_status, create
+
+FAMILY = purchase_order_family("it.")
+TOPICS = FAMILY.topics
+MASTER = MasterKey(new_key())
+offsets = count()
+FAST_RETRY = RetryPolicy(first_backoff_seconds=0.01, max_backoff_seconds=0.05)
+
+
+def message(body: dict[str, Any] | bytes, key: str = "PO-1") -> IncomingMessage:
+    value = body if isinstance(body, bytes) else json.dumps(body).encode()
+    return IncomingMessage("it.cmds", 0, next(offsets), 1, key.encode(), value)
+
+
+def processor(pool: asyncpg.Pool, decider: Any = None) -> CommandProcessor[Any]:
+    return CommandProcessor(
+        PostgresStore(pool, MASTER),
+        decider or PurchaseOrderDecider(FAMILY, "it.movements"),
+        max_command_bytes=65536,
+        retry=FAST_RETRY,
+    )
+
+
+async def published(db: asyncpg.Connection, topic: str) -> list[dict[str, Any]]:
+    rows = await db.fetch("SELECT payload FROM outbox WHERE topic = $1 ORDER BY id", topic)
+    return [json.loads(row["payload"]) for row in rows]
+
+
+async def test_commands_for_one_document_in_one_batch_see_each_other(
+    pool: asyncpg.Pool, db: asyncpg.Connection
+) -> None:
+    batch = [
+        message(create("PO-1")),
+        message(change_status("PO-1", "open", expected_version=1)),
+        message(change_status("PO-1", "closed")),  # refused: open -> closed is not allowed
+        message(change_status("PO-1", "receiving", expected_version=2)),
+    ]
+    outcomes = await processor(pool).process_batch(batch)
+    assert outcomes == [Outcome.ACCEPTED, Outcome.ACCEPTED, Outcome.REJECTED, Outcome.ACCEPTED]
+    events = await published(db, TOPICS.events)
+    assert [(e["type"], e["version"]) for e in events] == [
+        ("purchase_order.created", 1),
+        ("purchase_order.status_changed", 2),
+        ("purchase_order.status_changed", 3),
+    ]
+    [rejection] = await published(db, TOPICS.rejections)
+    assert rejection["errors"][0]["error_code"] == "invalid_status"
+    row = await db.fetchrow("SELECT status, version FROM purchase_orders")
+    assert (row["status"], row["version"]) == ("receiving", 3)
+    assert await db.fetchval("SELECT count(*) FROM purchase_order_history") == 3
+
+
+async def test_a_poison_message_in_the_middle_of_a_batch_costs_only_itself(
+    pool: asyncpg.Pool, db: asyncpg.Connection
+) -> None:
+    poison = create("PO-2")
+    poison["payload"]["products"] = []
+    batch = [
+        message(create("PO-1"), "PO-1"),
+        message(b"\xff{not json", "PO-X"),
+        message(poison, "PO-2"),
+        message(create("PO-3"), "PO-3"),
+    ]
+    outcomes = await processor(pool).process_batch(batch)
+    assert outcomes == [
+        Outcome.ACCEPTED,
+        Outcome.DEAD_LETTERED,
+        Outcome.DEAD_LETTERED,
+        Outcome.ACCEPTED,
+    ]
+    assert len(await published(db, TOPICS.events)) == 2
+    assert (
+        await db.fetchval("SELECT count(*) FROM outbox WHERE topic = $1", TOPICS.dead_letters) == 2
+    )
+
+
+class _FailsOn:
+    """The real decider, except that deciding a batch holding one document raises, as a bug in
+    the service would."""
+
+    def __init__(self, document_id: str) -> None:
+        self._inner = PurchaseOrderDecider(FAMILY, "it.movements")
+        self._document_id = document_id
+        self.family = FAMILY
+        self.batch_sizes: list[int] = []
+
+    async def decide(
+        self, uow: UnitOfWork, commands: Sequence[ValidCommand[Any]], now: datetime
+    ) -> list[Decided]:
+        self.batch_sizes.append(len(commands))
+        if any(c.document_id == self._document_id for c in commands):
+            raise RuntimeError("simulated defect")
+        return await self._inner.decide(uow, commands, now)
+
+
+async def test_an_exception_in_one_decision_is_isolated_and_the_rest_commit(
+    pool: asyncpg.Pool, db: asyncpg.Connection
+) -> None:
+    decider = _FailsOn("PO-BUG")
+    ids = ["PO-1", "PO-2", "PO-BUG", "PO-3", "PO-4"]
+    batch = [message(create(document_id), document_id) for document_id in ids]
+    outcomes = await processor(pool, decider).process_batch(batch)
+    assert outcomes == [Outcome.ACCEPTED] * 2 + [Outcome.PARKED] + [Outcome.ACCEPTED] * 2
+    assert decider.batch_sizes[0] == 5, "the whole batch is tried first"
+    assert min(decider.batch_sizes) == 1, "split until the culprit stands alone"
+    events = await published(db, TOPICS.events)
+    assert sorted(e["purchase_order_id"] for e in events) == ["PO-1", "PO-2", "PO-3", "PO-4"]
+    [rejection] = await published(db, TOPICS.rejections)
+    assert rejection["purchase_order_id"] == "PO-BUG"
+    assert rejection["errors"][0]["error_code"] == "processing_failed"
+
+
+async def test_a_batch_redelivered_after_its_commit_changes_nothing(
+    pool: asyncpg.Pool, db: asyncpg.Connection
+) -> None:
+    """What a crash between the transaction's commit and the offsets' commit leads to."""
+    bodies = [create("PO-1"), change_status("PO-1", "open"), create("PO-2")]
+    first = [message(body, str(body["purchase_order_id"])) for body in bodies]
+    assert await processor(pool).process_batch(first) == [Outcome.ACCEPTED] * 3
+    before = await db.fetchval("SELECT count(*) FROM outbox")
+    again = [message(body, str(body["purchase_order_id"])) for body in bodies]
+    assert await processor(pool).process_batch(again) == [Outcome.DUPLICATE] * 3
+    assert await db.fetchval("SELECT count(*) FROM outbox") == before
+    assert await db.fetchval("SELECT max(version) FROM purchase_orders") == 2
+
+
+async def test_a_command_id_repeated_within_a_batch_is_one_command(
+    pool: asyncpg.Pool, db: asyncpg.Connection
+) -> None:
+    body = create("PO-1")
+    reused = {**create("PO-1"), "command_id": body["command_id"]}
+    reused["payload"]["warehouse_id"] = "WH-9"
+    outcomes = await processor(pool).process_batch([message(body), message(body), message(reused)])
+    assert outcomes == [Outcome.ACCEPTED, Outcome.DUPLICATE, Outcome.REJECTED]
+    [rejection] = await published(db, TOPICS.rejections)
+    assert rejection["errors"][0]["error_code"] == "idempotency_key_reused"
+    assert len(await published(db, TOPICS.events)) == 1
