@@ -205,7 +205,7 @@ async def run(stack: Endpoints, work: Path, documents: int, order_documents: int
             f"purchase orders: {documents} creates then {documents} opens: {rate:,.0f} commands/s"
         )
         for offered_rate in (10, 1000, 2000):
-            seconds = 5 if offered_rate > 10 else 10
+            seconds = 5 if offered_rate > 10 else 20
             line = await offered(
                 po, lambda i, r=offered_rate: create(f"L{r}-{i}"), offered_rate, seconds
             )

@@ -14,6 +14,7 @@ from typing import Any
 import asyncpg
 import pytest
 
+from service.infra.processes import free_port
 from service.settings import Settings
 from tests.support import ServiceProcess, WireProbe, change_status, command, create, eventually
 
@@ -55,13 +56,8 @@ async def test_sigkill_mid_stream_loses_nothing_and_duplicates_nothing(
     service = ServiceProcess(settings, tmp_path / "service.log")
     service.start()
     try:
-
-        async def send_all() -> None:
-            for body in stream:
-                await probe.send(body)
-
         # Sent while the service works, so the kill lands with batches in flight.
-        sender = asyncio.create_task(send_all())
+        sender = asyncio.create_task(send_all(probe, stream))
         await probe.wait_for(lambda records: len(records) >= len(stream) // 10, timeout=90)
         service.kill()
         outcomes_at_kill = len(probe.records)
@@ -87,6 +83,50 @@ async def test_sigkill_mid_stream_loses_nothing_and_duplicates_nothing(
     assert health["checks"]["outbox_unpublished"] == 0
     assert health["checks"]["relay"]["leader"] is True
 
+    duplicates = await assert_exactly_one_outcome_each(probe, db, expected)
+    print(f"outcomes before kill: {outcomes_at_kill}; redelivered duplicates: {duplicates}")
+
+
+async def test_rebalances_mid_stream_lose_nothing_and_duplicate_nothing(
+    settings: Settings, probe: WireProbe, db: asyncpg.Connection, tmp_path: Path
+) -> None:
+    """A second instance joins while batches are in flight, then the first leaves: partitions
+    move twice, and every command still has exactly one outcome, in version order."""
+    stream, expected = command_stream()
+    first = ServiceProcess(settings, tmp_path / "first.log")
+    second = ServiceProcess(
+        settings.model_copy(update={"health_port": free_port()}), tmp_path / "second.log"
+    )
+    first.start()
+    try:
+        sender = asyncio.create_task(send_all(probe, stream))
+        await probe.wait_for(lambda records: len(records) >= len(stream) // 10, timeout=90)
+        second.start()
+        await probe.wait_for(lambda records: len(records) >= len(stream) // 3, timeout=90)
+        first.stop()
+        await sender
+        await probe.wait_for(
+            lambda _: all(probe.outcomes(command_id) for command_id in expected), timeout=120
+        )
+        await _wait_for_drained_outbox(db)
+    except BaseException:
+        print(first.log(), second.log())
+        raise
+    finally:
+        first.stop()
+        second.stop()
+    await assert_exactly_one_outcome_each(probe, db, expected)
+
+
+async def send_all(probe: WireProbe, stream: list[dict[str, object]]) -> None:
+    for body in stream:
+        await probe.send(body)
+
+
+async def assert_exactly_one_outcome_each(
+    probe: WireProbe, db: asyncpg.Connection, expected: dict[str, str]
+) -> int:
+    """I1, I2 and I3 over everything the probe saw; returns how many events were re-sent."""
     events = probe.on(probe.topics.events)
     rejections = probe.on(probe.topics.rejections)
     by_event_id = {r.body["event_id"]: r.body for r in events}
@@ -118,8 +158,7 @@ async def test_sigkill_mid_stream_loses_nothing_and_duplicates_nothing(
 
     rows = await db.fetch("SELECT outcome, count(*) FROM inbox GROUP BY outcome")
     assert sum(r["count"] for r in rows) == len(expected)
-    duplicates = len(events) - len(by_event_id)
-    print(f"outcomes before kill: {outcomes_at_kill}; redelivered duplicates: {duplicates}")
+    return len(events) - len(by_event_id)
 
 
 def _get_json(url: str) -> dict[str, Any]:
