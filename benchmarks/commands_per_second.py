@@ -61,14 +61,21 @@ class Service:
     def topics(self, family: str) -> DocumentTopics:
         return DocumentTopics.for_family(family, self.prefix)
 
-    def peak_rss_mib(self) -> float:
-        status = Path(f"/proc/{self.process.pid}/status").read_text()
-        line = next(line for line in status.splitlines() if line.startswith("VmHWM:"))
-        return int(line.split()[1]) / 1024
+    def peak_rss_mib(self) -> tuple[float, float]:
+        """Peak RSS of the service process and of its relay child."""
+        pid = self.process.pid
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        return _peak_rss_mib(pid), sum(_peak_rss_mib(int(child)) for child in children)
 
     def stop(self) -> None:
         self.process.terminate()
         self.process.wait(30)
+
+
+def _peak_rss_mib(pid: int) -> float:
+    status = Path(f"/proc/{pid}/status").read_text()
+    line = next(line for line in status.splitlines() if line.startswith("VmHWM:"))
+    return int(line.split()[1]) / 1024
 
 
 class Client:
@@ -218,7 +225,8 @@ async def run(stack: Endpoints, work: Path, documents: int, order_documents: int
             f" {rate:,.0f} commands/s"
         )
         await co.stop()
-        print(f"  peak RSS of the service: {running.peak_rss_mib():.0f} MiB")
+        service_mib, relay_mib = running.peak_rss_mib()
+        print(f"  peak RSS: service {service_mib:.0f} MiB, its relay process {relay_mib:.0f} MiB")
 
     with service(stack, work, BATCH_MAX_RECORDS="1") as running:
         po = await client_for(running, stack, PURCHASE_ORDERS, "purchase_order_id")

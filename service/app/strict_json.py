@@ -57,8 +57,9 @@ def read_json(raw: bytes, max_nesting: int = MAX_NESTING) -> tuple[Any, bool]:
         ) from None
     if text.startswith("\ufeff"):
         raise UnreadableBody("body starts with a byte-order mark; send UTF-8 JSON without one")
-    depth = nesting_depth(text)
-    if depth > max_nesting:
+    # Nesting cannot be deeper than the number of opening brackets: most bodies need no scan.
+    opening = text.count("[") + text.count("{")
+    if opening > max_nesting and (depth := nesting_depth(text)) > max_nesting:
         raise UnreadableBody(f"body nests {depth} levels deep; the limit is {max_nesting}")
     try:
         return json.loads(text, parse_constant=_refuse_constant), _may_hold_unstorable(text)
@@ -75,7 +76,7 @@ def read_json(raw: bytes, max_nesting: int = MAX_NESTING) -> tuple[Any, bool]:
 
 
 def _may_hold_unstorable(text: str) -> bool:
-    return bool(_UNSTORABLE.search(text) or _UNSTORABLE_ESCAPE.search(text))
+    return not is_storable(text) or ("\\u" in text and bool(_UNSTORABLE_ESCAPE.search(text)))
 
 
 def nesting_depth(text: str) -> int:
@@ -123,6 +124,9 @@ def text_rule_broken(text: str) -> str | None:
 
 
 def is_storable(text: str) -> bool:
+    # The character class search is slow on long texts; an ASCII text can only hold NUL.
+    if text.isascii():
+        return "\x00" not in text
     return _UNSTORABLE.search(text) is None
 
 

@@ -51,6 +51,8 @@ class _FinishBatchBeforeRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
 
 
 def _without_headers(record: Any) -> Any:
+    if not record.headers:
+        return record
     stripped = copy.copy(record)
     stripped.headers = []
     return stripped

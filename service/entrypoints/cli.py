@@ -93,6 +93,23 @@ def dev() -> None:
 
 
 @cli.command()
+def relay(
+    status_file: Annotated[
+        Path | None, typer.Option(help="where to report status (used by `serve`)")
+    ] = None,
+) -> None:
+    """Run only the outbox relay: publish committed outcomes until stopped.
+
+    `serve` starts one as its child; run more on other machines for failover (one publishes at
+    a time)."""
+    from service.entrypoints.relay_process import run_relay
+
+    settings = _settings()
+    configure_logging(settings.log_level)
+    asyncio.run(run_relay(settings, status_file))
+
+
+@cli.command()
 def migrate() -> None:
     """Apply pending database migrations and exit."""
     from service.adapters.database import migrate as apply

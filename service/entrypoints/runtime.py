@@ -5,29 +5,29 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import shutil
+import tempfile
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import asyncpg
-from aiokafka import AIOKafkaProducer
 
 from contracts.topics import INVENTORY_MOVEMENTS, all_topics
 from service.adapters.database import create_pool, migrate
-from service.adapters.kafka import ensure_topics, make_producer
-from service.adapters.relay import OutboxRelay
+from service.adapters.kafka import ensure_topics
 from service.adapters.store import PostgresStore
 from service.app.family import BatchDecider, Family, OneByOne
 from service.app.orders.handler import OrderHandler, order_family
 from service.app.processor import CommandProcessor, RetryPolicy
 from service.app.purchase_orders.handler import PurchaseOrderDecider, purchase_order_family
+from service.entrypoints.relay_process import RelayProcess
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
 
-# A relay that has not finished a cycle for this long is reported unhealthy.
-RELAY_STALL_SECONDS = 60.0
 
 
 @dataclass
@@ -54,9 +54,9 @@ class Runtime:
     deciders: tuple[BatchDecider[Any], ...] = field(init=False)
     consumer: ConsumerStatus = field(default_factory=ConsumerStatus)
     _pool: asyncpg.Pool | None = None
-    _producer: AIOKafkaProducer | None = None
-    _relay: OutboxRelay | None = None
+    _relay: RelayProcess | None = None
     _relay_task: asyncio.Task[None] | None = None
+    _relay_dir: Path | None = None
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     _processors: dict[str, CommandProcessor[Any]] = field(default_factory=dict)
 
@@ -96,19 +96,10 @@ class Runtime:
             )
             for decider in self.deciders
         }
-        self._producer = make_producer(
-            s.kafka_bootstrap_servers, idempotent=s.kafka_idempotent_producer
-        )
-        await self._producer.start()
-        self._relay = OutboxRelay(
-            s.database_url,
-            self._producer,
-            batch_size=s.relay_batch_size,
-            poll_interval_seconds=s.relay_poll_interval_seconds,
-            inbox_retention_hours=s.inbox_retention_hours,
-            max_backoff_seconds=s.retry_max_backoff_seconds,
-        )
-        self._relay_task = asyncio.create_task(self._relay.run(self._stop), name="outbox-relay")
+        self._relay_dir = Path(tempfile.mkdtemp(prefix="order-service-relay-"))
+        self._relay = RelayProcess(s, self._relay_dir / "status.json")
+        self._relay.start()
+        self._relay_task = asyncio.create_task(self._relay.supervise(self._stop), name="relay")
 
     def stop_processing(self) -> None:
         for processor in self._processors.values():
@@ -120,8 +111,10 @@ class Runtime:
         if self._relay_task is not None:
             with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
                 await asyncio.wait_for(self._relay_task, 10)
-        if self._producer is not None:
-            await self._producer.stop()
+        if self._relay is not None:
+            await asyncio.to_thread(self._relay.stop)
+        if self._relay_dir is not None:
+            shutil.rmtree(self._relay_dir, ignore_errors=True)
         if self._pool is not None:
             await self._pool.close()
 
@@ -143,20 +136,9 @@ class Runtime:
         except Exception as error:
             healthy = False
             checks["database"] = f"error: {type(error).__name__}"
-        relay = self._relay.status if self._relay is not None else None
-        relay_alive = (
-            relay is not None
-            and self._relay_task is not None
-            and not self._relay_task.done()
-            and time.monotonic() - relay.last_cycle_at < RELAY_STALL_SECONDS
-        )
-        healthy = healthy and relay_alive
-        checks["relay"] = {
-            "alive": relay_alive,
-            "leader": relay.leader if relay else False,
-            "published_total": relay.published_total if relay else 0,
-            "last_error": relay.last_error if relay else None,
-        }
+        relay = self._relay.status() if self._relay is not None else {"alive": False}
+        healthy = healthy and relay["alive"]
+        checks["relay"] = relay
         in_flight = self.consumer.in_flight.values()
         stuck_for = time.monotonic() - min(in_flight) if in_flight else 0.0
         unanswered = {

@@ -16,7 +16,7 @@ from service.errors import ProvisioningError
 _PR_SET_PDEATHSIG = 1
 
 
-def _die_with_parent(sig: signal.Signals) -> Callable[[], None]:
+def die_with_parent(sig: signal.Signals) -> Callable[[], None]:
     def set_parent_death_signal() -> None:
         # Runs in the child after it changed user; the kernel then signals it when we die, so a
         # crashed test run or a killed `make run` leaves no server behind.
@@ -81,7 +81,7 @@ def start_server(
             stdin=subprocess.DEVNULL,
             user=user,
             env={**os.environ, **(env or {})},
-            preexec_fn=_die_with_parent(parent_death_signal),
+            preexec_fn=die_with_parent(parent_death_signal),
         )
     finally:
         log.close()

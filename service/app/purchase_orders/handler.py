@@ -105,8 +105,11 @@ def accepted_messages(
     for transition in transitions:
         after = transition.after
         event_id = new_event_id()
+        # Built once: the created and updated events carry it, and history keeps it.
+        snapshot = snapshot_to_wire(after) if isinstance(after, po.PurchaseOrder) else None
         event = _wire_event(
             transition,
+            snapshot,
             event_id=event_id,
             tenant_id=after.tenant_id,
             purchase_order_id=after.purchase_order_id,
@@ -115,10 +118,15 @@ def accepted_messages(
             occurred_at=occurred_at,
         )
         output.messages.append(event_message(topics.events, after.purchase_order_id, event))
-        if isinstance(after, po.PurchaseOrder):
-            snapshot = snapshot_to_wire(after).model_dump_json().encode()
+        if snapshot is not None:
             output.history.append(
-                HistoryEntry(after.version, command_id, event_id, event.type, snapshot)
+                HistoryEntry(
+                    after.version,
+                    command_id,
+                    event_id,
+                    event.type,
+                    snapshot.model_dump_json().encode(),
+                )
             )
         source = MovementSource(
             type="purchase_order",
@@ -138,18 +146,20 @@ def accepted_messages(
     return output
 
 
-def _wire_event(transition: po.Transition, **metadata: Any) -> wire.PurchaseOrderEventMessage:
+def _wire_event(
+    transition: po.Transition, snapshot: wire.PurchaseOrderSnapshot | None, **metadata: Any
+) -> wire.PurchaseOrderEventMessage:
     after = transition.after
     match transition.event:
         case po.PurchaseOrderCreated():
-            assert isinstance(after, po.PurchaseOrder)
+            assert snapshot is not None
             return wire.PurchaseOrderCreated(
-                type="purchase_order.created", data=snapshot_to_wire(after), **metadata
+                type="purchase_order.created", data=snapshot, **metadata
             )
         case po.PurchaseOrderUpdated():
-            assert isinstance(after, po.PurchaseOrder)
+            assert snapshot is not None
             return wire.PurchaseOrderUpdated(
-                type="purchase_order.updated", data=snapshot_to_wire(after), **metadata
+                type="purchase_order.updated", data=snapshot, **metadata
             )
         case po.ShippingDetailsUpdated(changes=changes):
             assert isinstance(after, po.PurchaseOrder)
