@@ -93,6 +93,7 @@ class Client:
         )
         self.sent_at: dict[str, float] = {}
         self.answered_at: dict[str, float] = {}
+        self.erasure_receipt_at: dict[str, float] = {}
         self._reader: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -108,8 +109,11 @@ class Client:
 
     async def _read(self) -> None:
         async for record in self.consumer:
-            command_id = json.loads(record.value)["command_id"]
-            self.answered_at.setdefault(command_id, time.perf_counter())
+            body = json.loads(record.value)
+            now = time.perf_counter()
+            self.answered_at.setdefault(body["command_id"], now)
+            if body.get("type") == "customer.redacted":
+                self.erasure_receipt_at[body["command_id"]] = now
 
     async def send(self, body: Command) -> None:
         self.sent_at[body["command_id"]] = time.perf_counter()
@@ -123,6 +127,13 @@ class Client:
             if time.perf_counter() > deadline:
                 missing = sum(c["command_id"] not in self.answered_at for c in commands)
                 raise TimeoutError(f"{missing} commands unanswered after {timeout}s")
+            await asyncio.sleep(0.01)
+
+    async def wait_for_receipt(self, command_id: str, timeout: float = 120) -> None:
+        deadline = time.perf_counter() + timeout
+        while command_id not in self.erasure_receipt_at:
+            if time.perf_counter() > deadline:
+                raise TimeoutError(f"no customer.redacted after {timeout}s")
             await asyncio.sleep(0.01)
 
     def latencies_ms(self, commands: list[Command]) -> list[float]:
@@ -223,6 +234,22 @@ async def run(stack: Endpoints, work: Path, documents: int, order_documents: int
         print(
             f"customer orders: {order_documents} creates then {order_documents} cancels:"
             f" {rate:,.0f} commands/s"
+        )
+        # Every one of those orders is CUST-1's and cancelled: erase the customer across them.
+        redact = {
+            "command_id": str(uuid.uuid4()),
+            "type": "customer.redact",
+            "tenant_id": "tenant-a",
+            "customer_id": "CUST-1",
+            "payload": {},
+        }
+        co.id_field = "customer_id"
+        await co.send(redact)
+        await co.wait_for_receipt(redact["command_id"])
+        took = co.erasure_receipt_at[redact["command_id"]] - co.sent_at[redact["command_id"]]
+        print(
+            f"  customer.redact of a customer with {order_documents} cancelled orders, command"
+            f" -> customer.redacted: {took * 1000:,.0f} ms"
         )
         await co.stop()
         service_mib, relay_mib = running.peak_rss_mib()

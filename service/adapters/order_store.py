@@ -164,34 +164,9 @@ class PostgresOrders:
             sorted(g.value for g in order.redacted),
             sorted(g.value for g in order.redaction_pending),
         )
-        await self._conn.execute(
-            "DELETE FROM order_items WHERE tenant_id = $1 AND order_id = $2", *key
-        )
-        await self._conn.execute(
-            """
-            INSERT INTO order_items (tenant_id, order_id, line_no, sku, quantity, unit_price,
-                                     currency)
-            SELECT $1, $2, line_no, sku, quantity, unit_price, currency
-            FROM unnest($3::text[], $4::int[], $5::numeric[], $6::text[]) WITH ORDINALITY
-                AS i(sku, quantity, unit_price, currency, line_no)
-            """,
-            *key,
-            [i.sku for i in d.items],
-            [i.quantity for i in d.items],
-            [i.unit_price for i in d.items],
-            [i.currency for i in d.items],
-        )
-        # Two statements: in one, the INSERT would not see the DELETE and collide with it.
-        await self._conn.execute(
-            "DELETE FROM order_vouchers WHERE tenant_id = $1 AND order_id = $2", *key
-        )
-        if d.voucher_code is not None and order.status in HOLDS_VOUCHER:
-            await self._conn.execute(
-                "INSERT INTO order_vouchers (tenant_id, voucher_code, order_id)"
-                " VALUES ($1, $3, $2)",
-                *key,
-                d.voucher_code,
-            )
+        if previous is None or previous.details.items != d.items:
+            await self._replace_items(order, new=previous is None)
+        await self._move_voucher(order, previous)
         await self._conn.executemany(
             """
             INSERT INTO order_history (tenant_id, order_id, version, command_id, event_id,
@@ -212,6 +187,47 @@ class PostgresOrders:
                 for entry in history
             ],
         )
+
+    async def _replace_items(self, order: orders.Order, *, new: bool) -> None:
+        key = (order.tenant_id, order.order_id)
+        items = order.details.items
+        if not new:
+            await self._conn.execute(
+                "DELETE FROM order_items WHERE tenant_id = $1 AND order_id = $2", *key
+            )
+        await self._conn.execute(
+            """
+            INSERT INTO order_items (tenant_id, order_id, line_no, sku, quantity, unit_price,
+                                     currency)
+            SELECT $1, $2, line_no, sku, quantity, unit_price, currency
+            FROM unnest($3::text[], $4::int[], $5::numeric[], $6::text[]) WITH ORDINALITY
+                AS i(sku, quantity, unit_price, currency, line_no)
+            """,
+            *key,
+            [i.sku for i in items],
+            [i.quantity for i in items],
+            [i.unit_price for i in items],
+            [i.currency for i in items],
+        )
+
+    async def _move_voucher(self, order: orders.Order, previous: orders.Order | None) -> None:
+        """The voucher row follows whether the order holds its voucher; untouched otherwise."""
+        holds = _held_voucher(order)
+        held = _held_voucher(previous) if previous is not None else None
+        if holds == held:
+            return
+        key = (order.tenant_id, order.order_id)
+        if held is not None:
+            await self._conn.execute(
+                "DELETE FROM order_vouchers WHERE tenant_id = $1 AND order_id = $2", *key
+            )
+        if holds is not None:
+            await self._conn.execute(
+                "INSERT INTO order_vouchers (tenant_id, voucher_code, order_id)"
+                " VALUES ($1, $3, $2)",
+                *key,
+                holds,
+            )
 
     async def delete(self, tombstone: orders.DeletedOrder) -> None:
         key = (tombstone.tenant_id, tombstone.order_id)
@@ -234,7 +250,7 @@ class PostgresOrders:
         """The record of each group: the current one while unchanged, else a new one."""
         current = groups_of(order.details)
         before = groups_of(previous.details) if previous is not None else {}
-        existing = None
+        kept: dict[DataGroup, uuid.UUID] = {}
         if previous is not None:
             existing = await self._conn.fetchrow(
                 "SELECT shipping_record, billing_record, contact_record FROM orders"
@@ -242,21 +258,25 @@ class PostgresOrders:
                 order.tenant_id,
                 order.order_id,
             )
-        records = []
-        for group, column in RECORD_COLUMNS.items():
-            if existing is not None and before.get(group) == current[group]:
-                records.append(existing[column])
-            else:
-                records.append(
-                    await self._vault.store(
-                        order.tenant_id,
-                        order.order_id,
-                        order.details.customer_id,
-                        group,
-                        current[group],
-                    )
-                )
-        return records
+            if existing is not None:
+                kept = {
+                    group: existing[column]
+                    for group, column in RECORD_COLUMNS.items()
+                    if before.get(group) == current[group]
+                }
+        changed = {group: value for group, value in current.items() if group not in kept}
+        stored = await self._vault.store_many(
+            order.tenant_id,
+            order.order_id,
+            order.details.customer_id,
+            changed,
+            new_order=previous is None,
+        )
+        return [kept.get(group) or stored[group] for group in RECORD_COLUMNS]
+
+
+def _held_voucher(order: orders.Order) -> str | None:
+    return order.details.voucher_code if order.status in HOLDS_VOUCHER else None
 
 
 def _order_from_row(

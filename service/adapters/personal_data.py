@@ -96,30 +96,46 @@ class PersonalDataVault:
         self._master = master
         self._keys: dict[tuple[str, str, DataGroup], tuple[uuid.UUID, bytes]] = {}
 
-    async def store(
+    async def store_many(
         self,
         tenant_id: str,
         order_id: str,
         customer_id: str,
-        group: DataGroup,
-        value: dict[str, Any],
-    ) -> uuid.UUID:
-        """A new record holding `value`, sealed under the order's key for `group`."""
-        key_id, key = await self._data_key(tenant_id, order_id, customer_id, group)
-        record_id = uuid.uuid4()
-        plaintext = json.dumps(value, separators=(",", ":")).encode()
-        ciphertext = seal(key, plaintext, _context(tenant_id, order_id, group, record_id))
+        values: Mapping[DataGroup, dict[str, Any]],
+        *,
+        new_order: bool = False,
+    ) -> dict[DataGroup, uuid.UUID]:
+        """A new record per group holding its value, sealed under the order's key for that
+        group (created if the group has none yet): three statements at most, for any number
+        of groups. A `new_order` has no keys yet (ids are never reused), so none are looked
+        up."""
+        if not values:
+            return {}
+        keys = await self._data_keys(
+            tenant_id, order_id, customer_id, list(values), look_up=not new_order
+        )
+        records = {group: uuid.uuid4() for group in values}
         await self._conn.execute(
             "INSERT INTO personal_data (record_id, tenant_id, order_id, field_group, key_id,"
-            " ciphertext) VALUES ($1, $2, $3, $4, $5, $6)",
-            record_id,
+            " ciphertext)"
+            " SELECT record_id, $1, $2, field_group, key_id, ciphertext"
+            " FROM unnest($3::uuid[], $4::text[], $5::uuid[], $6::bytea[])"
+            " AS r(record_id, field_group, key_id, ciphertext)",
             tenant_id,
             order_id,
-            group.value,
-            key_id,
-            ciphertext,
+            [records[group] for group in values],
+            [group.value for group in values],
+            [keys[group][0] for group in values],
+            [
+                seal(
+                    keys[group][1],
+                    json.dumps(value, separators=(",", ":")).encode(),
+                    _context(tenant_id, order_id, group, records[group]),
+                )
+                for group, value in values.items()
+            ],
         )
-        return record_id
+        return records
 
     async def read(
         self, tenant_id: str, order_id: str, records: Mapping[DataGroup, uuid.UUID]
@@ -170,36 +186,55 @@ class PersonalDataVault:
             "DELETE FROM personal_data WHERE tenant_id = $1 AND order_id = $2", tenant_id, order_id
         )
 
-    async def _data_key(
-        self, tenant_id: str, order_id: str, customer_id: str, group: DataGroup
-    ) -> tuple[uuid.UUID, bytes]:
-        cached = self._keys.get((tenant_id, order_id, group))
-        if cached is not None:
-            return cached
-        row = await self._conn.fetchrow(
-            "SELECT key_id, wrapped_key FROM data_keys"
-            " WHERE tenant_id = $1 AND order_id = $2 AND field_group = $3",
-            tenant_id,
-            order_id,
-            group.value,
-        )
-        if row is not None:
-            found = (row["key_id"], self._master.unwrap(row["wrapped_key"], row["key_id"]))
-        else:
-            key_id, key = uuid.uuid4(), new_key()
+    async def _data_keys(
+        self,
+        tenant_id: str,
+        order_id: str,
+        customer_id: str,
+        groups: Sequence[DataGroup],
+        *,
+        look_up: bool = True,
+    ) -> dict[DataGroup, tuple[uuid.UUID, bytes]]:
+        """The order's data key of each group, made and stored wrapped where there is none."""
+        found = {
+            g: self._keys[(tenant_id, order_id, g)]
+            for g in groups
+            if (tenant_id, order_id, g) in self._keys
+        }
+        wanted = [g for g in groups if g not in found]
+        if wanted and look_up:
+            rows = await self._conn.fetch(
+                "SELECT field_group, key_id, wrapped_key FROM data_keys"
+                " WHERE tenant_id = $1 AND order_id = $2 AND field_group = ANY($3::text[])",
+                tenant_id,
+                order_id,
+                [g.value for g in wanted],
+            )
+            for row in rows:
+                found[DataGroup(row["field_group"])] = (
+                    row["key_id"],
+                    self._master.unwrap(row["wrapped_key"], row["key_id"]),
+                )
+        missing = [g for g in groups if g not in found]
+        if missing:
+            made = {g: (uuid.uuid4(), new_key()) for g in missing}
             await self._conn.execute(
                 "INSERT INTO data_keys (key_id, tenant_id, order_id, customer_id, field_group,"
-                " wrapped_key, master_key_id) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                key_id,
+                " wrapped_key, master_key_id)"
+                " SELECT key_id, $1, $2, $3, field_group, wrapped_key, $4"
+                " FROM unnest($5::uuid[], $6::text[], $7::bytea[])"
+                " AS k(key_id, field_group, wrapped_key)",
                 tenant_id,
                 order_id,
                 customer_id,
-                group.value,
-                self._master.wrap(key, key_id),
                 self._master.key_id,
+                [made[g][0] for g in missing],
+                [g.value for g in missing],
+                [self._master.wrap(made[g][1], made[g][0]) for g in missing],
             )
-            found = (key_id, key)
-        self._keys[(tenant_id, order_id, group)] = found
+            found.update(made)
+        for group, key in found.items():
+            self._keys[(tenant_id, order_id, group)] = key
         return found
 
 

@@ -112,9 +112,10 @@ async def test_every_malformed_message_gets_exactly_one_answer_in_both_families(
         committed = await committed_offsets(
             settings.kafka_bootstrap_servers, group, wire.topics.commands
         )
-        assert committed == await end_offsets(
-            settings.kafka_bootstrap_servers, wire.topics.commands
-        )
+        ends = await end_offsets(settings.kafka_bootstrap_servers, wire.topics.commands)
+        # Every partition that received anything is committed to its end; an empty one has
+        # nothing to commit.
+        assert committed == {partition: end for partition, end in ends.items() if end}
 
     assert treatment[PURCHASE_ORDERS] == treatment[ORDERS], "both families answer alike"
 
