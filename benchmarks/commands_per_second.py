@@ -29,7 +29,7 @@ from contracts.topics import ORDERS, PURCHASE_ORDERS, DocumentTopics
 from service.adapters.crypto import MasterKey
 from service.infra.processes import free_port
 from service.infra.provision import Endpoints, provisioned
-from tests.support import change_status, create, create_order, order_status
+from tests.support import change_status, create, create_order, order_status, redact_customer
 
 Command = dict[str, Any]
 
@@ -236,13 +236,7 @@ async def run(stack: Endpoints, work: Path, documents: int, order_documents: int
             f" {rate:,.0f} commands/s"
         )
         # Every one of those orders is CUST-1's and cancelled: erase the customer across them.
-        redact = {
-            "command_id": str(uuid.uuid4()),
-            "type": "customer.redact",
-            "tenant_id": "tenant-a",
-            "customer_id": "CUST-1",
-            "payload": {},
-        }
+        redact = redact_customer("CUST-1")
         co.id_field = "customer_id"
         await co.send(redact)
         await co.wait_for_receipt(redact["command_id"])

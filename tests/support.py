@@ -173,6 +173,19 @@ def delete_order(order_id: str, **kwargs: Any) -> dict[str, Any]:
     return order_command("order.delete", order_id, {}, **kwargs)
 
 
+def redact_customer(
+    customer_id: str, tenant_id: str = "tenant-a", **payload: Any
+) -> dict[str, Any]:
+    """customer.redact: keyed by the customer, not by an order."""
+    return {
+        "command_id": str(uuid.uuid4()),
+        "type": "customer.redact",
+        "tenant_id": tenant_id,
+        "customer_id": customer_id,
+        "payload": payload,
+    }
+
+
 @dataclass
 class Record:
     topic: str

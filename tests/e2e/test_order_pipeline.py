@@ -18,6 +18,7 @@ from tests.support import (
     delete_order,
     order_details,
     order_status,
+    redact_customer,
     running_service,
     update_order,
 )
@@ -260,13 +261,7 @@ async def test_invalid_order_commands_name_the_field(
 async def test_a_customer_is_erased_with_one_receipt_and_no_new_data_is_taken_for_them(
     settings: Settings, order_probe: WireProbe, db: asyncpg.Connection
 ) -> None:
-    erase = {
-        "command_id": str(uuid.uuid4()),
-        "type": "customer.redact",
-        "tenant_id": "tenant-a",
-        "customer_id": "CUST-1",
-        "payload": {},
-    }
+    erase = redact_customer("CUST-1")
     async with running_service(settings):
         await order_probe.send_and_wait(create_order("O-20"))
         for status in ("ready", "fulfilled", "sent"):

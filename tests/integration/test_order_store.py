@@ -23,7 +23,14 @@ from service.app.orders.handler import OrderHandler, order_family
 from service.app.ports import Outcome
 from service.app.processor import CommandProcessor
 from service.domain import orders
-from tests.support import address, create_order, delete_order, order_status, update_order
+from tests.support import (
+    address,
+    create_order,
+    delete_order,
+    order_status,
+    redact_customer,
+    update_order,
+)
 
 FAMILY = order_family("it.")
 MASTER = MasterKey(new_key())
@@ -221,13 +228,7 @@ async def test_dead_letters_of_orders_are_sealed_kept_for_a_while_and_erased_wit
     subjects = await db.fetch("SELECT customer_id FROM dead_letter_keys ORDER BY customer_id")
     assert [s["customer_id"] for s in subjects] == ["C-9", None]
 
-    erase = {
-        "command_id": str(uuid.uuid4()),
-        "type": "customer.redact",
-        "tenant_id": "tenant-a",
-        "customer_id": "C-9",
-        "payload": {},
-    }
+    erase = redact_customer("C-9")
     erased = IncomingMessage("it.orders", 0, next(offsets), 1, b"C-9", json.dumps(erase).encode())
     assert await processor.process(erased) is Outcome.ACCEPTED
     assert await open_dead_letter(db, MASTER, key_id, first["payload"]) is None
