@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 
 import asyncpg
@@ -16,7 +16,7 @@ from service.adapters.personal_data import (
     addresses_from,
     groups_of,
 )
-from service.app.ports import HistoryEntry
+from service.app.ports import HistoryEntry, OrderSave
 from service.domain import orders
 from service.domain.orders import DataGroup
 from service.domain.orders.rules import HOLDS_VOUCHER
@@ -28,8 +28,8 @@ RECORD_COLUMNS = {
 }
 
 _LOAD = """
-SELECT o.customer_id, o.warehouse_id, o.status, o.cancel_reason, o.version, o.voucher_code,
-       o.shipping_record, o.billing_record, o.contact_record, o.redacted_groups,
+SELECT o.order_id, o.customer_id, o.warehouse_id, o.status, o.cancel_reason, o.version,
+       o.voucher_code, o.shipping_record, o.billing_record, o.contact_record, o.redacted_groups,
        o.redaction_pending,
        (SELECT json_agg(json_build_object('sku', i.sku, 'quantity', i.quantity,
                                           'unit_price', i.unit_price::text,
@@ -37,7 +37,7 @@ SELECT o.customer_id, o.warehouse_id, o.status, o.cancel_reason, o.version, o.vo
         FROM order_items i WHERE i.tenant_id = o.tenant_id AND i.order_id = o.order_id
        )::text AS items
 FROM orders o
-WHERE o.tenant_id = $1 AND o.order_id = $2
+WHERE o.tenant_id = $1 AND o.order_id = ANY($2::text[])
 """
 
 
@@ -47,11 +47,9 @@ class PostgresOrders:
         self._vault = PersonalDataVault(conn, master)
 
     async def load(self, tenant_id: str, order_id: str) -> orders.State | None:
-        row = await self._conn.fetchrow(_LOAD, tenant_id, order_id)
-        if row is not None:
-            records = {group: row[column] for group, column in RECORD_COLUMNS.items()}
-            groups = await self._vault.read(tenant_id, order_id, records)
-            return _order_from_row(tenant_id, order_id, row, *addresses_from(groups))
+        found = await self.load_many(tenant_id, [order_id])
+        if order_id in found:
+            return found[order_id]
         tombstone = await self._conn.fetchrow(
             "SELECT last_version, deleted_at FROM order_tombstones"
             " WHERE tenant_id = $1 AND order_id = $2",
@@ -63,6 +61,20 @@ class PostgresOrders:
         return orders.DeletedOrder(
             tenant_id, order_id, tombstone["last_version"], tombstone["deleted_at"]
         )
+
+    async def load_many(self, tenant_id: str, order_ids: Sequence[str]) -> dict[str, orders.Order]:
+        rows = await self._conn.fetch(_LOAD, tenant_id, list(order_ids))
+        records = {
+            row["order_id"]: {group: row[column] for group, column in RECORD_COLUMNS.items()}
+            for row in rows
+        }
+        opened = await self._vault.read_many(tenant_id, records)
+        return {
+            row["order_id"]: _order_from_row(
+                tenant_id, row["order_id"], row, *addresses_from(opened.get(row["order_id"], {}))
+            )
+            for row in rows
+        }
 
     async def voucher_holder(self, tenant_id: str, voucher_code: str) -> str | None:
         # Held until commit, so two orders racing for one voucher are decided one after the other.
@@ -132,19 +144,42 @@ class PostgresOrders:
         history: Sequence[HistoryEntry],
         previous: orders.Order | None,
     ) -> None:
-        d = order.details
-        key = (order.tenant_id, order.order_id)
-        records = await self._records_for(order, previous)
-        erased = order.redacted - (previous.redacted if previous else frozenset())
-        if erased:
-            await self._vault.destroy_groups(*key, [g for g in erased])
+        await self.save_many([OrderSave(order, history, previous)])
+
+    async def save_many(self, saves: Sequence[OrderSave]) -> None:
+        """Orders, history and shredded groups in a few statements for any number of orders;
+        items, vouchers and new personal-data records order by order, only where they change."""
+        if not saves:
+            return
+        kept = await self._kept_records(saves)
+        records = {
+            _key(save.order): await self._records_for(save, kept.get(_key(save.order), {}))
+            for save in saves
+        }
+        await self._vault.destroy_many(
+            [
+                (save.order.tenant_id, save.order.order_id, group)
+                for save in saves
+                for group in save.order.redacted
+                - (save.previous.redacted if save.previous else frozenset())
+            ]
+        )
+        rows = [(save.order, records[_key(save.order)]) for save in saves]
         await self._conn.execute(
             """
             INSERT INTO orders (tenant_id, order_id, customer_id, warehouse_id, status,
                                 cancel_reason, version, voucher_code, shipping_record,
                                 billing_record, contact_record, redacted_groups,
                                 redaction_pending)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+            SELECT tenant_id, order_id, customer_id, warehouse_id, status, cancel_reason,
+                   version, voucher_code, shipping_record, billing_record, contact_record,
+                   string_to_array(redacted_groups, ','), string_to_array(redaction_pending, ',')
+            FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
+                        $6::text[], $7::bigint[], $8::text[], $9::uuid[], $10::uuid[],
+                        $11::uuid[], $12::text[], $13::text[])
+                AS o(tenant_id, order_id, customer_id, warehouse_id, status, cancel_reason,
+                     version, voucher_code, shipping_record, billing_record, contact_record,
+                     redacted_groups, redaction_pending)
             ON CONFLICT (tenant_id, order_id) DO UPDATE
             SET status = EXCLUDED.status, cancel_reason = EXCLUDED.cancel_reason,
                 version = EXCLUDED.version, shipping_record = EXCLUDED.shipping_record,
@@ -153,39 +188,47 @@ class PostgresOrders:
                 redacted_groups = EXCLUDED.redacted_groups,
                 redaction_pending = EXCLUDED.redaction_pending, updated_at = now()
             """,
-            *key,
-            d.customer_id,
-            d.warehouse_id,
-            order.status.value,
-            order.cancel_reason.value if order.cancel_reason else None,
-            order.version,
-            d.voucher_code,
-            *records,
-            sorted(g.value for g in order.redacted),
-            sorted(g.value for g in order.redaction_pending),
+            [o.tenant_id for o, _ in rows],
+            [o.order_id for o, _ in rows],
+            [o.details.customer_id for o, _ in rows],
+            [o.details.warehouse_id for o, _ in rows],
+            [o.status.value for o, _ in rows],
+            [o.cancel_reason.value if o.cancel_reason else None for o, _ in rows],
+            [o.version for o, _ in rows],
+            [o.details.voucher_code for o, _ in rows],
+            *([r[i] for _, r in rows] for i in range(len(RECORD_COLUMNS))),
+            [",".join(sorted(g.value for g in o.redacted)) for o, _ in rows],
+            [",".join(sorted(g.value for g in o.redaction_pending)) for o, _ in rows],
         )
-        if previous is None or previous.details.items != d.items:
-            await self._replace_items(order, new=previous is None)
-        await self._move_voucher(order, previous)
-        await self._conn.executemany(
+        for save in saves:
+            if save.previous is None or save.previous.details.items != save.order.details.items:
+                await self._replace_items(save.order, new=save.previous is None)
+            await self._move_voucher(save.order, save.previous)
+        entries = [
+            (save.order, entry, records[_key(save.order)])
+            for save in saves
+            for entry in save.history
+        ]
+        await self._conn.execute(
             """
             INSERT INTO order_history (tenant_id, order_id, version, command_id, event_id,
                                        event_type, document, shipping_record, billing_record,
                                        contact_record)
-            VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10)
+            SELECT tenant_id, order_id, version, command_id, event_id, event_type,
+                   document::jsonb, shipping_record, billing_record, contact_record
+            FROM unnest($1::text[], $2::text[], $3::bigint[], $4::uuid[], $5::uuid[],
+                        $6::text[], $7::text[], $8::uuid[], $9::uuid[], $10::uuid[])
+                AS h(tenant_id, order_id, version, command_id, event_id, event_type, document,
+                     shipping_record, billing_record, contact_record)
             """,
-            [
-                (
-                    *key,
-                    entry.version,
-                    entry.command_id,
-                    entry.event_id,
-                    entry.event_type,
-                    entry.snapshot.decode(),
-                    *records,
-                )
-                for entry in history
-            ],
+            [o.tenant_id for o, _, _ in entries],
+            [o.order_id for o, _, _ in entries],
+            [e.version for _, e, _ in entries],
+            [e.command_id for _, e, _ in entries],
+            [e.event_id for _, e, _ in entries],
+            [e.event_type for _, e, _ in entries],
+            [e.snapshot.decode() for _, e, _ in entries],
+            *([r[i] for _, _, r in entries] for i in range(len(RECORD_COLUMNS))),
         )
 
     async def _replace_items(self, order: orders.Order, *, new: bool) -> None:
@@ -244,35 +287,56 @@ class PostgresOrders:
             tombstone.version,
         )
 
+    async def _kept_records(
+        self, saves: Sequence[OrderSave]
+    ) -> dict[tuple[str, str], dict[DataGroup, uuid.UUID]]:
+        """Per order that existed, the records of the groups unchanged since `previous`."""
+        existing = [save for save in saves if save.previous is not None]
+        if not existing:
+            return {}
+        rows = await self._conn.fetch(
+            "SELECT o.tenant_id, o.order_id, o.shipping_record, o.billing_record,"
+            " o.contact_record FROM orders o"
+            " JOIN unnest($1::text[], $2::text[]) AS k(tenant_id, order_id)"
+            " USING (tenant_id, order_id)",
+            [save.order.tenant_id for save in existing],
+            [save.order.order_id for save in existing],
+        )
+        by_key = {(row["tenant_id"], row["order_id"]): row for row in rows}
+        kept: dict[tuple[str, str], dict[DataGroup, uuid.UUID]] = {}
+        for save in existing:
+            row = by_key.get(_key(save.order))
+            assert save.previous is not None
+            if row is None:
+                continue
+            before, current = groups_of(save.previous.details), groups_of(save.order.details)
+            kept[_key(save.order)] = {
+                group: row[column]
+                for group, column in RECORD_COLUMNS.items()
+                if before.get(group) == current[group]
+            }
+        return kept
+
     async def _records_for(
-        self, order: orders.Order, previous: orders.Order | None
+        self, save: OrderSave, kept: Mapping[DataGroup, uuid.UUID]
     ) -> list[uuid.UUID]:
         """The record of each group: the current one while unchanged, else a new one."""
-        current = groups_of(order.details)
-        before = groups_of(previous.details) if previous is not None else {}
-        kept: dict[DataGroup, uuid.UUID] = {}
-        if previous is not None:
-            existing = await self._conn.fetchrow(
-                "SELECT shipping_record, billing_record, contact_record FROM orders"
-                " WHERE tenant_id = $1 AND order_id = $2",
-                order.tenant_id,
-                order.order_id,
-            )
-            if existing is not None:
-                kept = {
-                    group: existing[column]
-                    for group, column in RECORD_COLUMNS.items()
-                    if before.get(group) == current[group]
-                }
-        changed = {group: value for group, value in current.items() if group not in kept}
+        order = save.order
+        changed = {
+            group: value for group, value in groups_of(order.details).items() if group not in kept
+        }
         stored = await self._vault.store_many(
             order.tenant_id,
             order.order_id,
             order.details.customer_id,
             changed,
-            new_order=previous is None,
+            new_order=save.previous is None,
         )
         return [kept.get(group) or stored[group] for group in RECORD_COLUMNS]
+
+
+def _key(order: orders.Order) -> tuple[str, str]:
+    return (order.tenant_id, order.order_id)
 
 
 def _held_voucher(order: orders.Order) -> str | None:

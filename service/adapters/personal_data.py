@@ -137,45 +137,53 @@ class PersonalDataVault:
         )
         return records
 
-    async def read(
-        self, tenant_id: str, order_id: str, records: Mapping[DataGroup, uuid.UUID]
-    ) -> dict[DataGroup, dict[str, Any]]:
+    async def read_many(
+        self, tenant_id: str, records: Mapping[str, Mapping[DataGroup, uuid.UUID]]
+    ) -> dict[str, dict[DataGroup, dict[str, Any]]]:
+        """Per order, the values of its groups' records; a group whose key is destroyed is
+        absent."""
         rows = await self._conn.fetch(
-            "SELECT p.record_id, p.field_group, p.ciphertext, k.key_id, k.wrapped_key"
-            " FROM personal_data p JOIN data_keys k ON k.key_id = p.key_id"
+            "SELECT p.order_id, p.record_id, p.field_group, p.ciphertext, k.key_id,"
+            " k.wrapped_key FROM personal_data p JOIN data_keys k ON k.key_id = p.key_id"
             " WHERE p.record_id = ANY($1::uuid[])",
-            list(records.values()),
+            [record for groups in records.values() for record in groups.values()],
         )
-        opened: dict[DataGroup, dict[str, Any]] = {}
+        opened: dict[str, dict[DataGroup, dict[str, Any]]] = {}
         for row in rows:
             group = DataGroup(row["field_group"])
             key = self._master.unwrap(row["wrapped_key"], row["key_id"])
-            context = _context(tenant_id, order_id, group, row["record_id"])
-            opened[group] = json.loads(open_sealed(key, row["ciphertext"], context))
+            context = _context(tenant_id, row["order_id"], group, row["record_id"])
+            value = json.loads(open_sealed(key, row["ciphertext"], context))
+            opened.setdefault(row["order_id"], {})[group] = value
         return opened
 
-    async def destroy_groups(
-        self, tenant_id: str, order_id: str, groups: Sequence[DataGroup]
-    ) -> None:
-        """Crypto-shred the groups: every record of every version becomes unreadable at once.
-        The ciphertext is cleared too, so nothing of it is left to attack later."""
-        names = [g.value for g in groups]
-        await self._conn.execute(
-            "DELETE FROM data_keys WHERE tenant_id = $1 AND order_id = $2"
-            " AND field_group = ANY($3::text[])",
-            tenant_id,
-            order_id,
-            names,
+    async def destroy_many(self, groups: Sequence[tuple[str, str, DataGroup]]) -> None:
+        """Crypto-shred (tenant, order, group) triples: every record of every version becomes
+        unreadable at once. The ciphertext is cleared too, so nothing of it is left to attack
+        later."""
+        if not groups:
+            return
+        arguments = (
+            [tenant for tenant, _, _ in groups],
+            [order for _, order, _ in groups],
+            [group.value for _, _, group in groups],
         )
         await self._conn.execute(
-            "UPDATE personal_data SET ciphertext = NULL WHERE tenant_id = $1 AND order_id = $2"
-            " AND field_group = ANY($3::text[])",
-            tenant_id,
-            order_id,
-            names,
+            "DELETE FROM data_keys k USING unnest($1::text[], $2::text[], $3::text[])"
+            " AS g(tenant_id, order_id, field_group) WHERE k.tenant_id = g.tenant_id"
+            " AND k.order_id = g.order_id AND k.field_group = g.field_group",
+            *arguments,
         )
-        for group in groups:
-            self._keys.pop((tenant_id, order_id, group), None)
+        await self._conn.execute(
+            "UPDATE personal_data p SET ciphertext = NULL"
+            " FROM unnest($1::text[], $2::text[], $3::text[])"
+            " AS g(tenant_id, order_id, field_group)"
+            " WHERE p.tenant_id = g.tenant_id AND p.order_id = g.order_id"
+            " AND p.field_group = g.field_group",
+            *arguments,
+        )
+        for tenant, order, group in groups:
+            self._keys.pop((tenant, order, group), None)
 
     async def destroy_order(self, tenant_id: str, order_id: str) -> None:
         """Crypto-shred every group of the order: keys first, then the ciphertext."""

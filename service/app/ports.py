@@ -90,6 +90,16 @@ class PurchaseOrderRepository(Protocol):
         history included, leaving only their tombstones."""
 
 
+@dataclass(frozen=True)
+class OrderSave:
+    """An order to write: its new state, the history entries that led there, and the state it
+    was loaded in (None for a new order)."""
+
+    order: orders.Order
+    history: Sequence[HistoryEntry]
+    previous: orders.Order | None
+
+
 class OrderRepository(Protocol):
     async def load(self, tenant_id: str, order_id: str) -> orders.State | None:
         """The live order with its items and addresses, its tombstone, or None."""
@@ -120,6 +130,12 @@ class OrderRepository(Protocol):
     ) -> None:
         """Write the order, its items, its voucher and (encrypted) its personal data; groups
         unchanged since `previous` keep their records, groups newly redacted lose their keys."""
+
+    async def save_many(self, saves: Sequence[OrderSave]) -> None:
+        """`save` for many orders at once, in a few statements."""
+
+    async def load_many(self, tenant_id: str, order_ids: Sequence[str]) -> dict[str, orders.Order]:
+        """The live orders among `order_ids`, with their personal data, in two statements."""
 
     async def delete(self, tombstone: orders.DeletedOrder) -> None:
         """Remove the order, its items and history, free its voucher, shred its personal data."""

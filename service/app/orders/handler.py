@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 from uuid import uuid4
@@ -14,7 +14,7 @@ from service.app.family import Decided, Family
 from service.app.orders.translate import command_from_wire, groups_to_wire, snapshot_to_wire
 from service.app.outcomes import event_message, movement_message, rejection_message
 from service.app.parse import CommandSpec, ValidCommand
-from service.app.ports import HistoryEntry, OutboxMessage, UnitOfWork
+from service.app.ports import HistoryEntry, OrderSave, OutboxMessage, UnitOfWork
 from service.domain import orders
 from service.domain.orders.stock import movements
 
@@ -95,9 +95,8 @@ class OrderHandler:
         order_ids = await uow.orders.orders_of_customer(tenant, command.customer_id)
         # Order locks first, then the customer's: the order every writer takes them in.
         await uow.lock_documents([(tenant, order_id) for order_id in order_ids])
-        for order_id in order_ids:
-            order = await uow.orders.load(tenant, order_id)
-            if isinstance(order, orders.Order) and order.details.customer_id == command.customer_id:
+        for order_id, order in (await uow.orders.load_many(tenant, order_ids)).items():
+            if order.details.customer_id == command.customer_id:
                 loaded[order_id] = order
         await uow.orders.lock_customer(tenant, command.customer_id)
         decision = orders.decide_customer_redaction(command, loaded)
@@ -108,13 +107,21 @@ class OrderHandler:
         erased_now: list[str] = []
         scheduled: list[str] = []
         keys_destroyed = 0
+        saves: list[OrderSave] = []
+        stock_keys: set[str] = set()
         for order, events in decision.per_order:
-            order_cmd = replace(cmd, document_id=order.order_id)
-            messages += await self._apply(uow, order_cmd, order, events, now)
-            done = orders.fold(order, events, tenant, order.order_id)[-1].after
+            output = self._outputs(replace(cmd, document_id=order.order_id), order, events, now)
+            done = output.final
             assert isinstance(done, orders.Order)
+            saves.append(OrderSave(done, output.history, order))
+            messages += output.messages
+            stock_keys.update(output.stock_keys)
             keys_destroyed += len(done.redacted - order.redacted)
             (erased_now if done.redacted > order.redacted else scheduled).append(order.order_id)
+        # Every order of the customer in a few statements, however many there are.
+        await uow.orders.save_many(saves)
+        if stock_keys:
+            await uow.lock_stock_items(sorted(stock_keys))
         keys_destroyed += await uow.orders.destroy_dead_letters_of(tenant, command.customer_id)
         redactions = await uow.orders.record_customer_erasure(tenant, command.customer_id)
         receipt = wire.CustomerRedacted(
@@ -153,11 +160,27 @@ class OrderHandler:
         events: tuple[orders.OrderEvent, ...],
         now: datetime,
     ) -> list[OutboxMessage]:
-        """Per event: the wire event, a history entry, stock movements; then the new state."""
+        """The events' outputs, then the new state written."""
+        output = self._outputs(cmd, current, events, now)
+        if isinstance(output.final, orders.DeletedOrder):
+            await uow.orders.delete(output.final)
+        else:
+            previous = current if isinstance(current, orders.Order) else None
+            await uow.orders.save(output.final, output.history, previous)
+        if output.stock_keys:
+            await uow.lock_stock_items(output.stock_keys)
+        return output.messages
+
+    def _outputs(
+        self,
+        cmd: ValidCommand[orders.CommandForOrders],
+        current: orders.State | None,
+        events: tuple[orders.OrderEvent, ...],
+        now: datetime,
+    ) -> OrderOutput:
+        """Per event: the wire event, a history entry, stock movements; and the final state."""
         transitions = orders.fold(current, events, cmd.tenant_id, cmd.document_id)
-        messages: list[OutboxMessage] = []
-        history: list[HistoryEntry] = []
-        stock_keys: list[str] = []
+        output = OrderOutput(transitions[-1].after)
         for transition in transitions:
             after = transition.after
             event_id = uuid4()
@@ -170,32 +193,35 @@ class OrderHandler:
                 command_id=cmd.command_id,
                 occurred_at=now,
             )
-            messages.append(event_message(self._family.topics.events, cmd.document_id, event))
+            output.messages.append(
+                event_message(self._family.topics.events, cmd.document_id, event)
+            )
             if isinstance(after, orders.Order):
                 snapshot = snapshot_to_wire(after).model_dump_json().encode()
-                history.append(
+                output.history.append(
                     HistoryEntry(after.version, cmd.command_id, event_id, event.type, snapshot)
                 )
             source = MovementSource(
                 type="order", id=cmd.document_id, version=after.version, event_id=event_id
             )
             for m in movements(transition.before, after):
-                stock_keys.append(movement_key(cmd.tenant_id, m.warehouse_id, m.sku))
-                messages.append(
+                output.stock_keys.append(movement_key(cmd.tenant_id, m.warehouse_id, m.sku))
+                output.messages.append(
                     movement_message(
                         self._movements_topic, cmd.tenant_id, m, source, event.type, now
                     )
                 )
+        return output
 
-        final = transitions[-1].after
-        if isinstance(final, orders.DeletedOrder):
-            await uow.orders.delete(final)
-        else:
-            previous = current if isinstance(current, orders.Order) else None
-            await uow.orders.save(final, history, previous)
-        if stock_keys:
-            await uow.lock_stock_items(stock_keys)
-        return messages
+
+@dataclass
+class OrderOutput:
+    """What a command's events produce: the messages, the final state, history, stock items."""
+
+    final: orders.State
+    messages: list[OutboxMessage] = field(default_factory=list)
+    history: list[HistoryEntry] = field(default_factory=list)
+    stock_keys: list[str] = field(default_factory=list)
 
 
 def _wire_event(transition: orders.Transition, **metadata: Any) -> wire.OrderEventMessage:
