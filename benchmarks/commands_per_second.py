@@ -23,6 +23,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from contracts.topics import ORDERS, PURCHASE_ORDERS, DocumentTopics
@@ -215,8 +216,70 @@ async def client_for(running: Service, stack: Endpoints, family: str, id_field: 
     return client
 
 
-async def run(stack: Endpoints, work: Path, documents: int, order_documents: int) -> None:
+PRELOAD_SNAPSHOT = json.dumps(
+    {
+        **create("PRE")["payload"],
+        "status": "open",
+        "receipts": [],
+        "invoices": [],
+    }
+)
+TABLES = ("purchase_orders", "purchase_order_history", "orders", "order_history", "inbox", "outbox")
+
+
+async def preload(database_url: str, count: int) -> None:
+    """`count` open purchase orders with two history rows each and their inbox keys, written
+    directly, as if that many had been decided before: the workload then runs beside them."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        started = time.perf_counter()
+        await conn.execute(
+            "INSERT INTO purchase_orders (tenant_id, purchase_order_id, status, version, document)"
+            " SELECT 'preload', 'PRE-' || g, 'open', 2, $1::jsonb FROM generate_series(1, $2) g",
+            PRELOAD_SNAPSHOT,
+            count,
+        )
+        await conn.execute(
+            "INSERT INTO purchase_order_history (tenant_id, purchase_order_id, version,"
+            " command_id, event_id, event_type, document)"
+            " SELECT 'preload', 'PRE-' || g, v, gen_random_uuid(), gen_random_uuid(),"
+            " 'purchase_order.status_changed', $1::jsonb"
+            " FROM generate_series(1, $2) g, (VALUES (1), (2)) AS versions(v)",
+            PRELOAD_SNAPSHOT,
+            count,
+        )
+        await conn.execute(
+            "INSERT INTO inbox (message_key, request_hash, outcome)"
+            " SELECT gen_random_uuid()::text, '\\x00', 'accepted' FROM generate_series(1, $1)",
+            2 * count,
+        )
+        await conn.execute("ANALYZE")
+        print(f"preloaded {count:,} purchase orders in {time.perf_counter() - started:.0f} s")
+    finally:
+        await conn.close()
+
+
+async def table_sizes(database_url: str) -> str:
+    conn = await asyncpg.connect(database_url)
+    try:
+        rows = await conn.fetch(
+            "SELECT relname, n_live_tup, pg_total_relation_size(relid) AS bytes"
+            " FROM pg_stat_user_tables WHERE relname = ANY($1::text[]) ORDER BY relname",
+            list(TABLES),
+        )
+    finally:
+        await conn.close()
+    return ", ".join(
+        f"{r['relname']} {r['n_live_tup']:,} rows {r['bytes'] / 2**20:,.0f} MiB" for r in rows
+    )
+
+
+async def run(
+    stack: Endpoints, work: Path, documents: int, order_documents: int, preloaded: int
+) -> None:
     with service(stack, work) as running:
+        if preloaded:
+            await preload(stack.database_url, preloaded)
         po = await client_for(running, stack, PURCHASE_ORDERS, "purchase_order_id")
         rate = await throughput(po, list(purchase_orders("PO", documents)))
         print(
@@ -246,6 +309,7 @@ async def run(stack: Endpoints, work: Path, documents: int, order_documents: int
             f" -> customer.redacted: {took * 1000:,.0f} ms"
         )
         await co.stop()
+        print(f"  tables: {await table_sizes(stack.database_url)}")
         service_mib, relay_mib = running.peak_rss_mib()
         print(f"  peak RSS: service {service_mib:.0f} MiB, its relay process {relay_mib:.0f} MiB")
 
@@ -263,7 +327,10 @@ async def run(stack: Endpoints, work: Path, documents: int, order_documents: int
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--documents", type=int, default=10_000)
-    parser.add_argument("--order-documents", type=int, default=2_500)
+    parser.add_argument("--order-documents", type=int, default=1_000)
+    parser.add_argument(
+        "--preload", type=int, default=0, help="purchase orders already in the tables"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as directory:
         work = Path(directory)
@@ -273,7 +340,7 @@ def main() -> None:
                 f"Postgres: {stack.database_origin}, Kafka: {stack.kafka_origin}, durable commits,"
                 f" {os.cpu_count()} cores"
             )
-            asyncio.run(run(stack, work, args.documents, args.order_documents))
+            asyncio.run(run(stack, work, args.documents, args.order_documents, args.preload))
 
 
 if __name__ == "__main__":
