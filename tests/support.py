@@ -21,6 +21,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from contracts.topics import DocumentTopics
 from service.adapters.kafka import ensure_topics
 from service.entrypoints.app import create_app
+from service.infra.processes import stop_server
 from service.settings import Settings
 
 
@@ -383,13 +384,8 @@ class ServiceProcess:
         self._process.wait(10)
 
     def stop(self) -> None:
-        if self._process is not None and self._process.poll() is None:
-            self._process.terminate()
-            try:
-                self._process.wait(20)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait(5)
+        if self._process is not None:
+            stop_server(self._process, signal.SIGTERM, timeout=20)
 
     def log(self) -> str:
         return self._log_path.read_text(errors="replace")[-5000:]

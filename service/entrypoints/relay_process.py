@@ -19,7 +19,7 @@ from typing import Any
 
 from service.adapters.kafka import make_producer
 from service.adapters.relay import OutboxRelay, RelayStatus
-from service.infra.processes import die_with_parent
+from service.infra.processes import die_with_parent, stop_server
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -109,14 +109,8 @@ class RelayProcess:
                 self.start()
 
     def stop(self) -> None:
-        if self._process is None or self._process.poll() is not None:
-            return
-        self._process.terminate()
-        try:
-            self._process.wait(15)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait(5)
+        if self._process is not None:
+            stop_server(self._process, signal.SIGTERM, timeout=15)
 
     def status(self) -> dict[str, Any]:
         try:
