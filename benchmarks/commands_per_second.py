@@ -38,7 +38,7 @@ Command = dict[str, Any]
 class Service:
     """The service as a separate process, configured like `make run`."""
 
-    def __init__(self, stack: Endpoints, log: Path, **settings: str) -> None:
+    def __init__(self, stack: Endpoints, log: Path, checkout: Path | None, **settings: str) -> None:
         self.prefix = f"bench{uuid.uuid4().hex[:6]}."
         self.health_port = free_port()
         env = {
@@ -56,7 +56,11 @@ class Service:
         }
         with log.open("ab") as out:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "service", "serve"], env=env, stdout=out, stderr=out
+                [sys.executable, "-m", "service", "serve"],
+                env=env,
+                stdout=out,
+                stderr=out,
+                cwd=checkout,  # `-m service` imports the package of the working directory
             )
 
     def topics(self, family: str) -> DocumentTopics:
@@ -187,8 +191,10 @@ async def offered(client: Client, make: Callable[[int], Command], rate: int, sec
 
 
 @contextmanager
-def service(stack: Endpoints, work: Path, **settings: str) -> Iterator[Service]:
-    running = Service(stack, work / "service.log", **settings)
+def service(
+    stack: Endpoints, work: Path, checkout: Path | None, **settings: str
+) -> Iterator[Service]:
+    running = Service(stack, work / "service.log", checkout, **settings)
     try:
         _wait_healthy(running)
         yield running
@@ -260,24 +266,28 @@ async def preload(database_url: str, count: int) -> None:
 
 
 async def table_sizes(database_url: str) -> str:
+    """Exact row counts (the statistics' estimates lag behind) and sizes with indexes."""
     conn = await asyncpg.connect(database_url)
     try:
-        rows = await conn.fetch(
-            "SELECT relname, n_live_tup, pg_total_relation_size(relid) AS bytes"
-            " FROM pg_stat_user_tables WHERE relname = ANY($1::text[]) ORDER BY relname",
-            list(TABLES),
-        )
+        sizes = []
+        for table in TABLES:
+            rows = await conn.fetchval(f"SELECT count(*) FROM {table}")
+            size = await conn.fetchval("SELECT pg_total_relation_size($1::regclass)", table)
+            sizes.append(f"{table} {rows:,} rows {size / 2**20:,.0f} MiB")
     finally:
         await conn.close()
-    return ", ".join(
-        f"{r['relname']} {r['n_live_tup']:,} rows {r['bytes'] / 2**20:,.0f} MiB" for r in rows
-    )
+    return ", ".join(sizes)
 
 
 async def run(
-    stack: Endpoints, work: Path, documents: int, order_documents: int, preloaded: int
+    stack: Endpoints,
+    work: Path,
+    documents: int,
+    order_documents: int,
+    preloaded: int,
+    checkout: Path | None,
 ) -> None:
-    with service(stack, work) as running:
+    with service(stack, work, checkout) as running:
         if preloaded:
             await preload(stack.database_url, preloaded)
         po = await client_for(running, stack, PURCHASE_ORDERS, "purchase_order_id")
@@ -313,12 +323,14 @@ async def run(
         service_mib, relay_mib = running.peak_rss_mib()
         print(f"  peak RSS: service {service_mib:.0f} MiB, its relay process {relay_mib:.0f} MiB")
 
-    with service(stack, work, BATCH_MAX_RECORDS="1") as running:
+    if checkout is not None:
+        return  # an earlier build has no batches to shrink
+    with service(stack, work, None, BATCH_MAX_RECORDS="1") as running:
         po = await client_for(running, stack, PURCHASE_ORDERS, "purchase_order_id")
         small = max(500, documents // 10)
         rate = await throughput(po, list(purchase_orders("ONE", small)))
         print(
-            f"batches of one (the previous design's transaction per command), purchase orders,"
+            f"batches of one (a transaction per command), purchase orders,"
             f" {small} + {small}: {rate:,.0f} commands/s"
         )
         await po.stop()
@@ -331,6 +343,12 @@ def main() -> None:
     parser.add_argument(
         "--preload", type=int, default=0, help="purchase orders already in the tables"
     )
+    parser.add_argument(
+        "--checkout",
+        type=Path,
+        default=None,
+        help="run the service of another checkout (an earlier commit: the before figures)",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as directory:
         work = Path(directory)
@@ -340,7 +358,16 @@ def main() -> None:
                 f"Postgres: {stack.database_origin}, Kafka: {stack.kafka_origin}, durable commits,"
                 f" {os.cpu_count()} cores"
             )
-            asyncio.run(run(stack, work, args.documents, args.order_documents, args.preload))
+            asyncio.run(
+                run(
+                    stack,
+                    work,
+                    args.documents,
+                    args.order_documents,
+                    args.preload,
+                    args.checkout,
+                )
+            )
 
 
 if __name__ == "__main__":
