@@ -5,21 +5,22 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from decimal import Decimal
 
 import asyncpg
 
 from service.adapters.crypto import MasterKey
+from service.adapters.locks import LockSpace, lock_name, lock_striped
 from service.adapters.personal_data import (
     PersonalDataVault,
+    SealRequest,
     addresses_from,
     groups_of,
 )
-from service.app.ports import HistoryEntry, OrderSave
+from service.app.ports import DocumentKey, OrderSave
 from service.domain import orders
 from service.domain.orders import DataGroup
-from service.domain.orders.rules import HOLDS_VOUCHER
 
 RECORD_COLUMNS = {
     DataGroup.SHIPPING_ADDRESS: "shipping_record",
@@ -28,17 +29,22 @@ RECORD_COLUMNS = {
 }
 
 _LOAD = """
-SELECT o.order_id, o.customer_id, o.warehouse_id, o.status, o.cancel_reason, o.version,
-       o.voucher_code, o.shipping_record, o.billing_record, o.contact_record, o.redacted_groups,
-       o.redaction_pending,
+SELECT o.tenant_id, o.order_id, o.customer_id, o.warehouse_id, o.status, o.cancel_reason,
+       o.version, o.voucher_code, o.shipping_record, o.billing_record, o.contact_record,
+       o.redacted_groups, o.redaction_pending,
        (SELECT json_agg(json_build_object('sku', i.sku, 'quantity', i.quantity,
                                           'unit_price', i.unit_price::text,
                                           'currency', i.currency) ORDER BY i.line_no)
         FROM order_items i WHERE i.tenant_id = o.tenant_id AND i.order_id = o.order_id
        )::text AS items
-FROM orders o
-WHERE o.tenant_id = $1 AND o.order_id = ANY($2::text[])
+FROM orders o JOIN unnest($1::text[], $2::text[]) AS k(tenant_id, order_id)
+    USING (tenant_id, order_id)
 """
+
+
+def _split(keys: Sequence[tuple[str, str]]) -> tuple[list[str], list[str]]:
+    """Pairs as the two arrays an `unnest($1::text[], $2::text[])` join takes."""
+    return [first for first, _ in keys], [second for _, second in keys]
 
 
 class PostgresOrders:
@@ -47,65 +53,80 @@ class PostgresOrders:
         self._vault = PersonalDataVault(conn, master)
 
     async def load(self, tenant_id: str, order_id: str) -> orders.State | None:
-        found = await self.load_many(tenant_id, [order_id])
-        if order_id in found:
-            return found[order_id]
-        tombstone = await self._conn.fetchrow(
-            "SELECT last_version, deleted_at FROM order_tombstones"
-            " WHERE tenant_id = $1 AND order_id = $2",
-            tenant_id,
-            order_id,
-        )
-        if tombstone is None:
-            return None
-        return orders.DeletedOrder(
-            tenant_id, order_id, tombstone["last_version"], tombstone["deleted_at"]
-        )
+        return (await self.load_states([(tenant_id, order_id)])).get((tenant_id, order_id))
+
+    async def load_states(self, keys: Sequence[DocumentKey]) -> dict[DocumentKey, orders.State]:
+        found: dict[DocumentKey, orders.State] = dict(await self._load_live(keys))
+        missing = [key for key in keys if key not in found]
+        if missing:
+            rows = await self._conn.fetch(
+                "SELECT t.tenant_id, t.order_id, t.last_version, t.deleted_at"
+                " FROM order_tombstones t JOIN unnest($1::text[], $2::text[])"
+                " AS k(tenant_id, order_id) USING (tenant_id, order_id)",
+                *_split(missing),
+            )
+            for row in rows:
+                found[(row["tenant_id"], row["order_id"])] = orders.DeletedOrder(
+                    row["tenant_id"], row["order_id"], row["last_version"], row["deleted_at"]
+                )
+        return found
 
     async def load_many(self, tenant_id: str, order_ids: Sequence[str]) -> dict[str, orders.Order]:
-        rows = await self._conn.fetch(_LOAD, tenant_id, list(order_ids))
+        live = await self._load_live([(tenant_id, order_id) for order_id in order_ids])
+        return {order_id: order for (_, order_id), order in live.items()}
+
+    async def _load_live(self, keys: Sequence[DocumentKey]) -> dict[DocumentKey, orders.Order]:
+        if not keys:
+            return {}
+        rows = await self._conn.fetch(_LOAD, *_split(keys))
         records = {
-            row["order_id"]: {group: row[column] for group, column in RECORD_COLUMNS.items()}
+            (row["tenant_id"], row["order_id"]): {
+                group: row[column] for group, column in RECORD_COLUMNS.items()
+            }
             for row in rows
         }
-        opened = await self._vault.read_many(tenant_id, records)
-        return {
-            row["order_id"]: _order_from_row(
-                tenant_id, row["order_id"], row, *addresses_from(opened.get(row["order_id"], {}))
-            )
-            for row in rows
-        }
+        opened = await self._vault.read_many(records)
+        loaded: dict[DocumentKey, orders.Order] = {}
+        for row in rows:
+            key = (row["tenant_id"], row["order_id"])
+            loaded[key] = _order_from_row(key, row, *addresses_from(opened.get(key, {})))
+        return loaded
 
-    async def voucher_holder(self, tenant_id: str, voucher_code: str) -> str | None:
-        # Held until commit, so two orders racing for one voucher are decided one after the other.
-        await self._conn.execute(
-            "SELECT pg_advisory_xact_lock(hashtextextended($1, 2))",
-            f"{tenant_id}\x1f{voucher_code}",
+    async def voucher_holders(
+        self, vouchers: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], str]:
+        # Held until commit, so orders racing for one voucher are decided one after the other.
+        await lock_striped(
+            self._conn, LockSpace.VOUCHERS, [lock_name(t, code) for t, code in vouchers]
         )
-        holder: str | None = await self._conn.fetchval(
-            "SELECT order_id FROM order_vouchers WHERE tenant_id = $1 AND voucher_code = $2",
-            tenant_id,
-            voucher_code,
+        if not vouchers:
+            return {}
+        rows = await self._conn.fetch(
+            "SELECT v.tenant_id, v.voucher_code, v.order_id FROM order_vouchers v"
+            " JOIN unnest($1::text[], $2::text[]) AS k(tenant_id, voucher_code)"
+            " USING (tenant_id, voucher_code)",
+            *_split(vouchers),
         )
-        return holder
+        return {(row["tenant_id"], row["voucher_code"]): row["order_id"] for row in rows}
 
-    async def lock_customer(self, tenant_id: str, customer_id: str) -> None:
+    async def lock_customers(self, customers: Sequence[tuple[str, str]]) -> None:
         # Serialises an erasure with writes of the customer's personal data; every caller holds
         # its order locks first, so the lock order is the same everywhere.
-        await self._conn.execute(
-            "SELECT pg_advisory_xact_lock(hashtextextended($1, 3))",
-            f"{tenant_id}\x1f{customer_id}",
+        await lock_striped(
+            self._conn, LockSpace.CUSTOMERS, [lock_name(t, customer) for t, customer in customers]
         )
 
-    async def customer_erased(self, tenant_id: str, customer_id: str) -> bool:
-        await self.lock_customer(tenant_id, customer_id)
-        erased: bool = await self._conn.fetchval(
-            "SELECT EXISTS (SELECT 1 FROM erased_customers"
-            " WHERE tenant_id = $1 AND customer_id = $2)",
-            tenant_id,
-            customer_id,
+    async def erased_customers(self, customers: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
+        await self.lock_customers(customers)
+        if not customers:
+            return set()
+        rows = await self._conn.fetch(
+            "SELECT e.tenant_id, e.customer_id FROM erased_customers e"
+            " JOIN unnest($1::text[], $2::text[]) AS k(tenant_id, customer_id)"
+            " USING (tenant_id, customer_id)",
+            *_split(customers),
         )
-        return erased
+        return {(row["tenant_id"], row["customer_id"]) for row in rows}
 
     async def orders_of_customer(self, tenant_id: str, customer_id: str) -> list[str]:
         rows = await self._conn.fetch(
@@ -138,24 +159,13 @@ class PostgresOrders:
         )
         return redactions
 
-    async def save(
-        self,
-        order: orders.Order,
-        history: Sequence[HistoryEntry],
-        previous: orders.Order | None,
-    ) -> None:
-        await self.save_many([OrderSave(order, history, previous)])
-
     async def save_many(self, saves: Sequence[OrderSave]) -> None:
-        """Orders, history and shredded groups in a few statements for any number of orders;
-        items, vouchers and new personal-data records order by order, only where they change."""
+        """Orders, items, vouchers, history and personal-data records in a few statements for
+        any number of orders: groups unchanged since `previous` keep their records, changed
+        ones get new records, and newly redacted ones lose their keys."""
         if not saves:
             return
-        kept = await self._kept_records(saves)
-        records = {
-            _key(save.order): await self._records_for(save, kept.get(_key(save.order), {}))
-            for save in saves
-        }
+        records = await self._records(saves)
         await self._vault.destroy_many(
             [
                 (save.order.tenant_id, save.order.order_id, group)
@@ -164,7 +174,7 @@ class PostgresOrders:
                 - (save.previous.redacted if save.previous else frozenset())
             ]
         )
-        rows = [(save.order, records[_key(save.order)]) for save in saves]
+        rows = [(save.order, records[(_key(save.order), save.order.version)]) for save in saves]
         await self._conn.execute(
             """
             INSERT INTO orders (tenant_id, order_id, customer_id, warehouse_id, status,
@@ -200,14 +210,18 @@ class PostgresOrders:
             [",".join(sorted(g.value for g in o.redacted)) for o, _ in rows],
             [",".join(sorted(g.value for g in o.redaction_pending)) for o, _ in rows],
         )
-        for save in saves:
-            if save.previous is None or save.previous.details.items != save.order.details.items:
-                await self._replace_items(save.order, new=save.previous is None)
-            await self._move_voucher(save.order, save.previous)
+        await self._replace_items(
+            [
+                save
+                for save in saves
+                if save.previous is None or save.previous.details.items != save.order.details.items
+            ]
+        )
+        await self._move_vouchers(saves)
         entries = [
-            (save.order, entry, records[_key(save.order)])
+            (save.order, version.entry, records[(_key(save.order), version.state.version)])
             for save in saves
-            for entry in save.history
+            for version in save.versions
         ]
         await self._conn.execute(
             """
@@ -231,67 +245,120 @@ class PostgresOrders:
             *([r[i] for _, _, r in entries] for i in range(len(RECORD_COLUMNS))),
         )
 
-    async def _replace_items(self, order: orders.Order, *, new: bool) -> None:
-        key = (order.tenant_id, order.order_id)
-        items = order.details.items
-        if not new:
+    async def _replace_items(self, saves: Sequence[OrderSave]) -> None:
+        """The item rows of orders that are new or whose items changed."""
+        replaced = [_key(save.order) for save in saves if save.previous is not None]
+        if replaced:
             await self._conn.execute(
-                "DELETE FROM order_items WHERE tenant_id = $1 AND order_id = $2", *key
+                "DELETE FROM order_items i USING unnest($1::text[], $2::text[])"
+                " AS k(tenant_id, order_id)"
+                " WHERE i.tenant_id = k.tenant_id AND i.order_id = k.order_id",
+                *_split(replaced),
             )
+        lines = [
+            (save.order, line_no, item)
+            for save in saves
+            for line_no, item in enumerate(save.order.details.items, start=1)
+        ]
+        if not lines:
+            return
         await self._conn.execute(
             """
             INSERT INTO order_items (tenant_id, order_id, line_no, sku, quantity, unit_price,
                                      currency)
-            SELECT $1, $2, line_no, sku, quantity, unit_price, currency
-            FROM unnest($3::text[], $4::int[], $5::numeric[], $6::text[]) WITH ORDINALITY
-                AS i(sku, quantity, unit_price, currency, line_no)
+            SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::int[],
+                                 $6::numeric[], $7::text[])
             """,
-            *key,
-            [i.sku for i in items],
-            [i.quantity for i in items],
-            [i.unit_price for i in items],
-            [i.currency for i in items],
+            [order.tenant_id for order, _, _ in lines],
+            [order.order_id for order, _, _ in lines],
+            [line_no for _, line_no, _ in lines],
+            [item.sku for _, _, item in lines],
+            [item.quantity for _, _, item in lines],
+            [item.unit_price for _, _, item in lines],
+            [item.currency for _, _, item in lines],
         )
 
-    async def _move_voucher(self, order: orders.Order, previous: orders.Order | None) -> None:
-        """The voucher row follows whether the order holds its voucher; untouched otherwise."""
-        holds = _held_voucher(order)
-        held = _held_voucher(previous) if previous is not None else None
-        if holds == held:
-            return
-        key = (order.tenant_id, order.order_id)
-        if held is not None:
+    async def _move_vouchers(self, saves: Sequence[OrderSave]) -> None:
+        """A voucher row follows whether its order holds the voucher; untouched otherwise."""
+        moved = [
+            (save.order, orders.held_voucher(save.order), orders.held_voucher(save.previous))
+            for save in saves
+        ]
+        freed = [_key(order) for order, holds, held in moved if held is not None and holds != held]
+        taken = [
+            (order, holds) for order, holds, held in moved if holds is not None and holds != held
+        ]
+        if freed:
             await self._conn.execute(
-                "DELETE FROM order_vouchers WHERE tenant_id = $1 AND order_id = $2", *key
+                "DELETE FROM order_vouchers v USING unnest($1::text[], $2::text[])"
+                " AS k(tenant_id, order_id)"
+                " WHERE v.tenant_id = k.tenant_id AND v.order_id = k.order_id",
+                *_split(freed),
             )
-        if holds is not None:
+        if taken:
             await self._conn.execute(
                 "INSERT INTO order_vouchers (tenant_id, voucher_code, order_id)"
-                " VALUES ($1, $3, $2)",
-                *key,
-                holds,
+                " SELECT * FROM unnest($1::text[], $2::text[], $3::text[])",
+                [order.tenant_id for order, _ in taken],
+                [code for _, code in taken],
+                [order.order_id for order, _ in taken],
             )
 
-    async def delete(self, tombstone: orders.DeletedOrder) -> None:
-        key = (tombstone.tenant_id, tombstone.order_id)
-        # Items and the voucher row go with the order (ON DELETE CASCADE); its personal data is
-        # crypto-shredded with it.
-        await self._conn.execute("DELETE FROM orders WHERE tenant_id = $1 AND order_id = $2", *key)
+    async def delete_many(self, tombstones: Sequence[orders.DeletedOrder]) -> None:
+        """Remove the orders (their items and voucher rows go with them: ON DELETE CASCADE)
+        and their history, crypto-shred their personal data, and leave their tombstones."""
+        if not tombstones:
+            return
+        keys = [(t.tenant_id, t.order_id) for t in tombstones]
+        for table in ("orders", "order_history"):
+            await self._conn.execute(
+                f"DELETE FROM {table} t USING unnest($1::text[], $2::text[])"
+                " AS k(tenant_id, order_id)"
+                " WHERE t.tenant_id = k.tenant_id AND t.order_id = k.order_id",
+                *_split(keys),
+            )
+        await self._vault.destroy_orders(keys)
         await self._conn.execute(
-            "DELETE FROM order_history WHERE tenant_id = $1 AND order_id = $2", *key
-        )
-        await self._vault.destroy_order(*key)
-        await self._conn.execute(
-            "INSERT INTO order_tombstones (tenant_id, order_id, last_version) VALUES ($1, $2, $3)",
-            *key,
-            tombstone.version,
+            "INSERT INTO order_tombstones (tenant_id, order_id, last_version)"
+            " SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[])",
+            *_split(keys),
+            [t.version for t in tombstones],
         )
 
-    async def _kept_records(
+    async def _records(
         self, saves: Sequence[OrderSave]
-    ) -> dict[tuple[str, str], dict[DataGroup, uuid.UUID]]:
-        """Per order that existed, the records of the groups unchanged since `previous`."""
-        existing = [save for save in saves if save.previous is not None]
+    ) -> dict[tuple[DocumentKey, int], list[uuid.UUID]]:
+        """Per order and version, the record of each group: the one before while the group is
+        unchanged, else a new one."""
+        current = await self._current_records(saves)
+        requests = []
+        for save in saves:
+            key = _key(save.order)
+            before = groups_of(save.previous.details) if key in current and save.previous else {}
+            for version in save.versions:
+                values = groups_of(version.state.details)
+                changed = {g: v for g, v in values.items() if before.get(g) != v}
+                requests.append(
+                    SealRequest(
+                        *key, save.order.details.customer_id, changed, save.previous is None
+                    )
+                )
+                before = values
+        stored = iter(await self._vault.store_many(requests))
+        records: dict[tuple[DocumentKey, int], list[uuid.UUID]] = {}
+        for save in saves:
+            key = _key(save.order)
+            latest = dict(current.get(key, {}))
+            for version in save.versions:
+                latest.update(next(stored))
+                records[(key, version.state.version)] = [latest[g] for g in RECORD_COLUMNS]
+        return records
+
+    async def _current_records(
+        self, saves: Sequence[OrderSave]
+    ) -> dict[DocumentKey, dict[DataGroup, uuid.UUID]]:
+        """Per order that existed, the record of each group it holds now."""
+        existing = [_key(save.order) for save in saves if save.previous is not None]
         if not existing:
             return {}
         rows = await self._conn.fetch(
@@ -299,53 +366,22 @@ class PostgresOrders:
             " o.contact_record FROM orders o"
             " JOIN unnest($1::text[], $2::text[]) AS k(tenant_id, order_id)"
             " USING (tenant_id, order_id)",
-            [save.order.tenant_id for save in existing],
-            [save.order.order_id for save in existing],
+            *_split(existing),
         )
-        by_key = {(row["tenant_id"], row["order_id"]): row for row in rows}
-        kept: dict[tuple[str, str], dict[DataGroup, uuid.UUID]] = {}
-        for save in existing:
-            row = by_key.get(_key(save.order))
-            assert save.previous is not None
-            if row is None:
-                continue
-            before, current = groups_of(save.previous.details), groups_of(save.order.details)
-            kept[_key(save.order)] = {
-                group: row[column]
-                for group, column in RECORD_COLUMNS.items()
-                if before.get(group) == current[group]
+        return {
+            (row["tenant_id"], row["order_id"]): {
+                group: row[column] for group, column in RECORD_COLUMNS.items()
             }
-        return kept
-
-    async def _records_for(
-        self, save: OrderSave, kept: Mapping[DataGroup, uuid.UUID]
-    ) -> list[uuid.UUID]:
-        """The record of each group: the current one while unchanged, else a new one."""
-        order = save.order
-        changed = {
-            group: value for group, value in groups_of(order.details).items() if group not in kept
+            for row in rows
         }
-        stored = await self._vault.store_many(
-            order.tenant_id,
-            order.order_id,
-            order.details.customer_id,
-            changed,
-            new_order=save.previous is None,
-        )
-        return [kept.get(group) or stored[group] for group in RECORD_COLUMNS]
 
 
 def _key(order: orders.Order) -> tuple[str, str]:
     return (order.tenant_id, order.order_id)
 
 
-def _held_voucher(order: orders.Order) -> str | None:
-    return order.details.voucher_code if order.status in HOLDS_VOUCHER else None
-
-
 def _order_from_row(
-    tenant_id: str,
-    order_id: str,
+    key: DocumentKey,
     row: asyncpg.Record,
     shipping: orders.Address,
     billing: orders.Address,
@@ -364,8 +400,7 @@ def _order_from_row(
     )
     reason = row["cancel_reason"]
     return orders.Order(
-        tenant_id,
-        order_id,
+        *key,
         orders.Status(row["status"]),
         row["version"],
         details,

@@ -9,11 +9,13 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
 
 from service.adapters.crypto import MasterKey, new_key, open_sealed, seal
+from service.app.ports import DocumentKey
 from service.domain import orders
 from service.domain.orders import DataGroup
 
@@ -88,76 +90,88 @@ def _context(tenant_id: str, order_id: str, group: DataGroup, record_id: uuid.UU
     return "\x1f".join((tenant_id, order_id, group.value, str(record_id))).encode()
 
 
+@dataclass(frozen=True)
+class SealRequest:
+    """Values of some groups of one order, each to be sealed in a new record."""
+
+    tenant_id: str
+    order_id: str
+    customer_id: str
+    values: Mapping[DataGroup, dict[str, Any]]
+    new_order: bool = False
+    """A new order has no keys yet (ids are never reused), so none are looked up."""
+
+
+GroupKey = tuple[str, str, DataGroup]
+"""(tenant, order, group): what one data key covers."""
+
+
 class PersonalDataVault:
-    """Seals and opens one transaction's personal-data records."""
+    """Seals and opens one transaction's personal-data records, for any number of orders in a
+    few statements."""
 
     def __init__(self, conn: asyncpg.Connection, master: MasterKey) -> None:
         self._conn = conn
         self._master = master
-        self._keys: dict[tuple[str, str, DataGroup], tuple[uuid.UUID, bytes]] = {}
+        self._keys: dict[GroupKey, tuple[uuid.UUID, bytes]] = {}
 
-    async def store_many(
-        self,
-        tenant_id: str,
-        order_id: str,
-        customer_id: str,
-        values: Mapping[DataGroup, dict[str, Any]],
-        *,
-        new_order: bool = False,
-    ) -> dict[DataGroup, uuid.UUID]:
-        """A new record per group holding its value, sealed under the order's key for that
-        group (created if the group has none yet): three statements at most, for any number
-        of groups. A `new_order` has no keys yet (ids are never reused), so none are looked
-        up."""
-        if not values:
-            return {}
-        keys = await self._data_keys(
-            tenant_id, order_id, customer_id, list(values), look_up=not new_order
-        )
-        records = {group: uuid.uuid4() for group in values}
+    async def store_many(self, requests: Sequence[SealRequest]) -> list[dict[DataGroup, uuid.UUID]]:
+        """Per request, a new record for each of its groups, sealed under its order's key for
+        that group (created where there is none yet): three statements at most, however many
+        orders and versions."""
+        stored: list[dict[DataGroup, uuid.UUID]] = [
+            {group: uuid.uuid4() for group in request.values} for request in requests
+        ]
+        rows = [
+            (request, group, value, records[group])
+            for request, records in zip(requests, stored, strict=True)
+            for group, value in request.values.items()
+        ]
+        if not rows:
+            return stored
+        keys = await self._data_keys(requests)
         await self._conn.execute(
             "INSERT INTO personal_data (record_id, tenant_id, order_id, field_group, key_id,"
             " ciphertext)"
-            " SELECT record_id, $1, $2, field_group, key_id, ciphertext"
-            " FROM unnest($3::uuid[], $4::text[], $5::uuid[], $6::bytea[])"
-            " AS r(record_id, field_group, key_id, ciphertext)",
-            tenant_id,
-            order_id,
-            [records[group] for group in values],
-            [group.value for group in values],
-            [keys[group][0] for group in values],
+            " SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::uuid[],"
+            " $6::bytea[])",
+            [record for _, _, _, record in rows],
+            [r.tenant_id for r, _, _, _ in rows],
+            [r.order_id for r, _, _, _ in rows],
+            [group.value for _, group, _, _ in rows],
+            [keys[(r.tenant_id, r.order_id, group)][0] for r, group, _, _ in rows],
             [
                 seal(
-                    keys[group][1],
+                    keys[(r.tenant_id, r.order_id, group)][1],
                     json.dumps(value, separators=(",", ":")).encode(),
-                    _context(tenant_id, order_id, group, records[group]),
+                    _context(r.tenant_id, r.order_id, group, record),
                 )
-                for group, value in values.items()
+                for r, group, value, record in rows
             ],
         )
-        return records
+        return stored
 
     async def read_many(
-        self, tenant_id: str, records: Mapping[str, Mapping[DataGroup, uuid.UUID]]
-    ) -> dict[str, dict[DataGroup, dict[str, Any]]]:
+        self, records: Mapping[DocumentKey, Mapping[DataGroup, uuid.UUID]]
+    ) -> dict[DocumentKey, dict[DataGroup, dict[str, Any]]]:
         """Per order, the values of its groups' records; a group whose key is destroyed is
         absent."""
         rows = await self._conn.fetch(
-            "SELECT p.order_id, p.record_id, p.field_group, p.ciphertext, k.key_id,"
+            "SELECT p.tenant_id, p.order_id, p.record_id, p.field_group, p.ciphertext, k.key_id,"
             " k.wrapped_key FROM personal_data p JOIN data_keys k ON k.key_id = p.key_id"
             " WHERE p.record_id = ANY($1::uuid[])",
             [record for groups in records.values() for record in groups.values()],
         )
-        opened: dict[str, dict[DataGroup, dict[str, Any]]] = {}
+        opened: dict[DocumentKey, dict[DataGroup, dict[str, Any]]] = {}
         for row in rows:
             group = DataGroup(row["field_group"])
             key = self._master.unwrap(row["wrapped_key"], row["key_id"])
-            context = _context(tenant_id, row["order_id"], group, row["record_id"])
+            context = _context(row["tenant_id"], row["order_id"], group, row["record_id"])
             value = json.loads(open_sealed(key, row["ciphertext"], context))
-            opened.setdefault(row["order_id"], {})[group] = value
+            opened.setdefault((row["tenant_id"], row["order_id"]), {})[group] = value
         return opened
 
-    async def destroy_many(self, groups: Sequence[tuple[str, str, DataGroup]]) -> None:
+    async def destroy_many(self, groups: Sequence[GroupKey]) -> None:
         """Crypto-shred (tenant, order, group) triples: every record of every version becomes
         unreadable at once. The ciphertext is cleared too, so nothing of it is left to attack
         later."""
@@ -182,67 +196,68 @@ class PersonalDataVault:
             " AND p.field_group = g.field_group",
             *arguments,
         )
-        for tenant, order, group in groups:
-            self._keys.pop((tenant, order, group), None)
+        for group in groups:
+            self._keys.pop(group, None)
 
-    async def destroy_order(self, tenant_id: str, order_id: str) -> None:
-        """Crypto-shred every group of the order: keys first, then the ciphertext."""
-        await self._conn.execute(
-            "DELETE FROM data_keys WHERE tenant_id = $1 AND order_id = $2", tenant_id, order_id
-        )
-        await self._conn.execute(
-            "DELETE FROM personal_data WHERE tenant_id = $1 AND order_id = $2", tenant_id, order_id
-        )
+    async def destroy_orders(self, orders_gone: Sequence[DocumentKey]) -> None:
+        """Crypto-shred every group of the orders: keys first, then the ciphertext."""
+        if not orders_gone:
+            return
+        for table in ("data_keys", "personal_data"):
+            await self._conn.execute(
+                f"DELETE FROM {table} t USING unnest($1::text[], $2::text[])"
+                " AS g(tenant_id, order_id)"
+                " WHERE t.tenant_id = g.tenant_id AND t.order_id = g.order_id",
+                [tenant for tenant, _ in orders_gone],
+                [order for _, order in orders_gone],
+            )
+        gone = set(orders_gone)
+        for group in [group for group in self._keys if group[:2] in gone]:
+            del self._keys[group]
 
     async def _data_keys(
-        self,
-        tenant_id: str,
-        order_id: str,
-        customer_id: str,
-        groups: Sequence[DataGroup],
-        *,
-        look_up: bool = True,
-    ) -> dict[DataGroup, tuple[uuid.UUID, bytes]]:
-        """The order's data key of each group, made and stored wrapped where there is none."""
-        found = {
-            g: self._keys[(tenant_id, order_id, g)]
-            for g in groups
-            if (tenant_id, order_id, g) in self._keys
-        }
-        wanted = [g for g in groups if g not in found]
-        if wanted and look_up:
+        self, requests: Sequence[SealRequest]
+    ) -> dict[GroupKey, tuple[uuid.UUID, bytes]]:
+        """Each requested group's data key, made and stored wrapped where there is none."""
+        wanted = {(r.tenant_id, r.order_id, group): r for r in requests for group in r.values}
+        found = {group: self._keys[group] for group in wanted if group in self._keys}
+        look_up = [group for group, r in wanted.items() if group not in found and not r.new_order]
+        if look_up:
             rows = await self._conn.fetch(
-                "SELECT field_group, key_id, wrapped_key FROM data_keys"
-                " WHERE tenant_id = $1 AND order_id = $2 AND field_group = ANY($3::text[])",
-                tenant_id,
-                order_id,
-                [g.value for g in wanted],
+                "SELECT k.tenant_id, k.order_id, k.field_group, k.key_id, k.wrapped_key"
+                " FROM data_keys k JOIN unnest($1::text[], $2::text[], $3::text[])"
+                " AS g(tenant_id, order_id, field_group)"
+                " USING (tenant_id, order_id, field_group)",
+                [t for t, _, _ in look_up],
+                [o for _, o, _ in look_up],
+                [g.value for _, _, g in look_up],
             )
             for row in rows:
-                found[DataGroup(row["field_group"])] = (
+                group_key = (row["tenant_id"], row["order_id"], DataGroup(row["field_group"]))
+                found[group_key] = (
                     row["key_id"],
                     self._master.unwrap(row["wrapped_key"], row["key_id"]),
                 )
-        missing = [g for g in groups if g not in found]
+        missing = [group for group in wanted if group not in found]
         if missing:
-            made = {g: (uuid.uuid4(), new_key()) for g in missing}
+            made = {group: (uuid.uuid4(), new_key()) for group in missing}
             await self._conn.execute(
                 "INSERT INTO data_keys (key_id, tenant_id, order_id, customer_id, field_group,"
                 " wrapped_key, master_key_id)"
-                " SELECT key_id, $1, $2, $3, field_group, wrapped_key, $4"
-                " FROM unnest($5::uuid[], $6::text[], $7::bytea[])"
-                " AS k(key_id, field_group, wrapped_key)",
-                tenant_id,
-                order_id,
-                customer_id,
+                " SELECT key_id, tenant_id, order_id, customer_id, field_group, wrapped_key, $1"
+                " FROM unnest($2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[],"
+                " $7::bytea[])"
+                " AS k(key_id, tenant_id, order_id, customer_id, field_group, wrapped_key)",
                 self._master.key_id,
                 [made[g][0] for g in missing],
-                [g.value for g in missing],
+                [t for t, _, _ in missing],
+                [o for _, o, _ in missing],
+                [wanted[g].customer_id for g in missing],
+                [group.value for _, _, group in missing],
                 [self._master.wrap(made[g][1], made[g][0]) for g in missing],
             )
             found.update(made)
-        for group, key in found.items():
-            self._keys[(tenant_id, order_id, group)] = key
+        self._keys.update(found)
         return found
 
 

@@ -14,6 +14,7 @@ import asyncpg
 from service.adapters.crypto import MasterKey
 from service.adapters.database import TRANSIENT_ERRORS
 from service.adapters.headers import encode_headers
+from service.adapters.locks import LockSpace, lock_name, lock_striped
 from service.adapters.order_store import PostgresOrders
 from service.adapters.personal_data import seal_dead_letter
 from service.adapters.purchase_order_store import PostgresPurchaseOrders
@@ -21,11 +22,6 @@ from service.app.ports import Answer, Claim, OutboxMessage
 from service.errors import TransientError
 
 OUTBOX_CHANNEL = "outbox_pending"
-
-# Advisory lock spaces (the first key of pg_advisory_xact_lock(int, int)) and stripes per space.
-DOCUMENT_LOCKS = 1
-STOCK_ITEM_LOCKS = 2
-LOCK_STRIPES = 1024
 
 
 class PostgresUnitOfWork:
@@ -110,29 +106,11 @@ class PostgresUnitOfWork:
         return bool(inserted)
 
     async def lock_documents(self, documents: Sequence[tuple[str, str]]) -> None:
-        await self._lock(
-            DOCUMENT_LOCKS, [f"{tenant}\x1f{document}" for tenant, document in documents]
-        )
+        names = [lock_name(tenant, document) for tenant, document in documents]
+        await lock_striped(self._conn, LockSpace.DOCUMENTS, names)
 
     async def lock_stock_items(self, keys: Sequence[str]) -> None:
-        await self._lock(STOCK_ITEM_LOCKS, keys)
-
-    async def _lock(self, space: int, names: Sequence[str]) -> None:
-        """Striped advisory locks: each name hashes to one of LOCK_STRIPES locks of its space,
-        so a transaction holds at most LOCK_STRIPES of them however large its batch (Postgres'
-        shared lock table is max_locks_per_transaction x max_connections). Taken sorted, so
-        two transactions never wait on each other in opposite orders. An advisory lock also
-        covers documents that do not exist yet (two racing creates)."""
-        if not names:
-            return
-        await self._conn.execute(
-            "SELECT pg_advisory_xact_lock($1, stripe) FROM ("
-            " SELECT DISTINCT (hashtext(name) & $2) AS stripe FROM unnest($3::text[]) AS name"
-            " ORDER BY 1) AS stripes",
-            space,
-            LOCK_STRIPES - 1,
-            list(names),
-        )
+        await lock_striped(self._conn, LockSpace.STOCK_ITEMS, keys)
 
     async def answer_many(
         self, answers: Sequence[Answer], extra: Sequence[OutboxMessage] = ()

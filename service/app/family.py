@@ -37,20 +37,6 @@ class Decided:
     messages: list[OutboxMessage]
 
 
-class Handler(Protocol[C]):
-    """Decides one valid command of its family inside the caller's transaction.
-
-    The processor has already claimed the command and locked its document; the handler loads,
-    decides, writes the new state and returns the messages that answer the command.
-    OneByOne makes a BatchDecider of it.
-    """
-
-    @property
-    def family(self) -> Family[C]: ...
-
-    async def handle(self, uow: UnitOfWork, command: ValidCommand[C], now: datetime) -> Decided: ...
-
-
 class BatchDecider(Protocol[C]):
     """Decides a batch of valid commands of its family inside the caller's transaction.
 
@@ -65,20 +51,3 @@ class BatchDecider(Protocol[C]):
     async def decide(
         self, uow: UnitOfWork, commands: Sequence[ValidCommand[C]], now: datetime
     ) -> list[Decided]: ...
-
-
-class OneByOne(Generic[C]):
-    """A batch decided one command at a time by a Handler: each loads what its predecessors
-    wrote in the same transaction."""
-
-    def __init__(self, handler: Handler[C]) -> None:
-        self._handler = handler
-
-    @property
-    def family(self) -> Family[C]:
-        return self._handler.family
-
-    async def decide(
-        self, uow: UnitOfWork, commands: Sequence[ValidCommand[C]], now: datetime
-    ) -> list[Decided]:
-        return [await self._handler.handle(uow, command, now) for command in commands]

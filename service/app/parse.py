@@ -105,9 +105,7 @@ def parse_command(
         flagged = {problem.field for problem in unstorable}
         problems = _problems_of(error, identity.type, spec.personal_paths)
         # A field name that breaks a text rule is reported once, on its parent, never quoted.
-        others = tuple(
-            p for p in problems if p.field not in flagged and is_storable(p.field or "")
-        )
+        others = tuple(p for p in problems if p.field not in flagged and is_storable(p.field or ""))
         return InvalidCommand(identity, unstorable + others, raw_hash)
     if unstorable:
         return InvalidCommand(identity, unstorable, raw_hash)

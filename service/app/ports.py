@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -91,27 +91,76 @@ class PurchaseOrderRepository(Protocol):
 
 
 @dataclass(frozen=True)
-class OrderSave:
-    """An order to write: its new state, the history entries that led there, and the state it
-    was loaded in (None for a new order)."""
+class OrderVersion:
+    """A version of an order a command produced, and its history entry."""
 
-    order: orders.Order
-    history: Sequence[HistoryEntry]
+    state: orders.Order
+    entry: HistoryEntry
+
+
+@dataclass(frozen=True)
+class OrderSave:
+    """An order to write: the state it was loaded in (None for a new order) and the versions
+    that followed, in order; the last is the order's new state."""
+
     previous: orders.Order | None
+    versions: Sequence[OrderVersion]
+
+    @property
+    def order(self) -> orders.Order:
+        return self.versions[-1].state
+
+
+@dataclass
+class OrderChanges:
+    """What a batch changed: per order it touched, the state it was loaded in, the versions
+    its commands produced and its final state."""
+
+    loaded: Mapping[DocumentKey, orders.State]
+    final: dict[DocumentKey, orders.State] = field(default_factory=dict)
+    versions: dict[DocumentKey, list[OrderVersion]] = field(default_factory=dict)
+
+    def record(self, state: orders.State, versions: Sequence[OrderVersion]) -> None:
+        key = (state.tenant_id, state.order_id)
+        self.final[key] = state
+        self.versions.setdefault(key, []).extend(versions)
+
+    def saves(self) -> list[OrderSave]:
+        """The orders that live on, with every version the batch gave them."""
+        saves = []
+        for key, state in self.final.items():
+            if isinstance(state, orders.Order):
+                loaded = self.loaded.get(key)
+                previous = loaded if isinstance(loaded, orders.Order) else None
+                saves.append(OrderSave(previous, self.versions[key]))
+        return saves
+
+    def deletions(self) -> list[orders.DeletedOrder]:
+        return [state for state in self.final.values() if isinstance(state, orders.DeletedOrder)]
 
 
 class OrderRepository(Protocol):
     async def load(self, tenant_id: str, order_id: str) -> orders.State | None:
         """The live order with its items and addresses, its tombstone, or None."""
 
-    async def voucher_holder(self, tenant_id: str, voucher_code: str) -> str | None:
-        """Lock the voucher for this transaction and return the live order holding it, if any."""
+    async def load_states(self, keys: Sequence[DocumentKey]) -> dict[DocumentKey, orders.State]:
+        """The live orders (with items and addresses) and tombstones among `keys`; orders that
+        never existed are absent. A few statements, however many keys."""
 
-    async def lock_customer(self, tenant_id: str, customer_id: str) -> None:
-        """Serialise an erasure of the customer with writes of their personal data."""
+    async def load_many(self, tenant_id: str, order_ids: Sequence[str]) -> dict[str, orders.Order]:
+        """The live orders among `order_ids`."""
 
-    async def customer_erased(self, tenant_id: str, customer_id: str) -> bool:
-        """Whether the customer was erased; locks the customer until commit."""
+    async def voucher_holders(
+        self, vouchers: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], str]:
+        """Lock the (tenant, voucher code) pairs for this transaction and return the live order
+        holding each one that is held."""
+
+    async def lock_customers(self, customers: Sequence[tuple[str, str]]) -> None:
+        """Serialise an erasure of these (tenant, customer) pairs with writes of their data."""
+
+    async def erased_customers(self, customers: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
+        """Those of the (tenant, customer) pairs that were erased; locks them until commit."""
 
     async def orders_of_customer(self, tenant_id: str, customer_id: str) -> list[str]:
         """The ids of the customer's live orders in the tenant."""
@@ -122,23 +171,14 @@ class OrderRepository(Protocol):
     async def record_customer_erasure(self, tenant_id: str, customer_id: str) -> int:
         """Mark the customer erased; returns how many redactions they have had."""
 
-    async def save(
-        self,
-        order: orders.Order,
-        history: Sequence[HistoryEntry],
-        previous: orders.Order | None,
-    ) -> None:
-        """Write the order, its items, its voucher and (encrypted) its personal data; groups
-        unchanged since `previous` keep their records, groups newly redacted lose their keys."""
-
     async def save_many(self, saves: Sequence[OrderSave]) -> None:
-        """`save` for many orders at once, in a few statements."""
+        """Write the orders, their items, vouchers, history and (encrypted) personal data, in a
+        few statements however many: each version keeps the records of the groups it did not
+        change; groups newly redacted lose their keys."""
 
-    async def load_many(self, tenant_id: str, order_ids: Sequence[str]) -> dict[str, orders.Order]:
-        """The live orders among `order_ids`, with their personal data, in two statements."""
-
-    async def delete(self, tombstone: orders.DeletedOrder) -> None:
-        """Remove the order, its items and history, free its voucher, shred its personal data."""
+    async def delete_many(self, tombstones: Sequence[orders.DeletedOrder]) -> None:
+        """Remove the orders, their items and history, free their vouchers, shred their
+        personal data, and leave their tombstones."""
 
 
 class UnitOfWork(Protocol):

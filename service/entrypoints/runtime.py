@@ -19,15 +19,14 @@ from contracts.topics import INVENTORY_MOVEMENTS, all_topics
 from service.adapters.database import create_pool, migrate
 from service.adapters.kafka import ensure_topics
 from service.adapters.store import PostgresStore
-from service.app.family import BatchDecider, Family, OneByOne
-from service.app.orders.handler import OrderHandler, order_family
+from service.app.family import BatchDecider, Family
+from service.app.orders.handler import OrderDecider, order_family
 from service.app.processor import CommandProcessor, RetryPolicy
 from service.app.purchase_orders.handler import PurchaseOrderDecider, purchase_order_family
 from service.entrypoints.relay_process import RelayProcess
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
-
 
 
 @dataclass
@@ -65,7 +64,7 @@ class Runtime:
         movements = f"{prefix}{INVENTORY_MOVEMENTS}"
         self.deciders = (
             PurchaseOrderDecider(purchase_order_family(prefix), movements),
-            OneByOne(OrderHandler(order_family(prefix), movements)),
+            OrderDecider(order_family(prefix), movements),
         )
 
     @property

@@ -63,7 +63,7 @@ async def test_an_order_is_created_and_its_event_carries_no_personal_data(
         "SELECT sku, quantity, unit_price::text FROM order_items"
         " WHERE order_id = 'O-1' ORDER BY line_no"
     )
-    assert [tuple(i) for i in items] == [("MUG-RED", 2, "12.5000"), ("TEA-1KG", 1, "30.0000")]
+    assert [tuple(i) for i in items] == [("MUG-RED", 2, "12.50"), ("TEA-1KG", 1, "30.00")]
     groups = await db.fetch("SELECT field_group FROM data_keys ORDER BY 1")
     assert [g["field_group"] for g in groups] == ["billing_address", "contact", "shipping_address"]
     assert await db.fetchval("SELECT count(*) FROM personal_data WHERE order_id = 'O-1'") == 3

@@ -17,9 +17,8 @@ from service.adapters.headers import decode_headers
 from service.adapters.personal_data import open_dead_letter, rewrap_data_keys
 from service.adapters.relay import delete_expired
 from service.adapters.store import PostgresStore
-from service.app.family import OneByOne
 from service.app.incoming import IncomingMessage
-from service.app.orders.handler import OrderHandler, order_family
+from service.app.orders.handler import OrderDecider, order_family
 from service.app.ports import Outcome
 from service.app.processor import CommandProcessor
 from service.domain import orders
@@ -44,9 +43,8 @@ def message(body: dict[str, Any]) -> IncomingMessage:
 
 @pytest.fixture
 def processor(pool: asyncpg.Pool) -> CommandProcessor[Any]:
-    handler = OrderHandler(FAMILY, "it.movements")
     return CommandProcessor(
-        PostgresStore(pool, MASTER), OneByOne(handler), max_command_bytes=65536
+        PostgresStore(pool, MASTER), OrderDecider(FAMILY, "it.movements"), max_command_bytes=65536
     )
 
 
@@ -210,9 +208,7 @@ async def test_dead_letters_of_orders_are_sealed_kept_for_a_while_and_erased_wit
         FAMILY.topics.dead_letters,
     )
     assert len(letters) == 2
-    published = b"".join(
-        r["payload"] + r["headers"] + r["message_key"] for r in letters
-    )
+    published = b"".join(r["payload"] + r["headers"] + r["message_key"] for r in letters)
     for value in CANARIES.values():
         assert value.encode() not in published, value
     rejections = await db.fetch(

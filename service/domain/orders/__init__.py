@@ -33,6 +33,7 @@ from service.domain.orders.model import (
     UpdateOrder,
 )
 from service.domain.orders.rules import TRANSITIONS
+from service.domain.orders.vouchers import held_voucher
 
 __all__ = [
     "EVERY_GROUP",
@@ -72,4 +73,5 @@ __all__ = [
     "decide_customer_redaction",
     "evolve",
     "fold",
+    "held_voucher",
 ]
