@@ -12,5 +12,5 @@ ENV HEALTH_HOST=0.0.0.0 \
     HEALTH_PORT=8080
 EXPOSE 8080
 HEALTHCHECK --interval=10s --timeout=3s --retries=3 \
-    CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8080/health', timeout=2)"
+    CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8080/health/ready', timeout=2)"
 CMD ["order-service", "serve"]

@@ -334,6 +334,14 @@ async def run(
             f" {small} + {small}: {rate:,.0f} commands/s"
         )
         await po.stop()
+    with service(stack, work, None, METRICS_ENABLED="false") as running:
+        po = await client_for(running, stack, PURCHASE_ORDERS, "purchase_order_id")
+        rate = await throughput(po, list(purchase_orders("OFF", documents)))
+        print(
+            f"metrics off (METRICS_ENABLED=false), purchase orders, {documents} + {documents}:"
+            f" {rate:,.0f} commands/s"
+        )
+        await po.stop()
 
 
 def main() -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -65,6 +65,21 @@ class Settings(BaseSettings):
     unexpected_failure_attempts: Annotated[int, Field(ge=1)] = 3
     database_pool_size: Annotated[int, Field(ge=2)] = 8
     log_level: str = "INFO"
+    log_format: Literal["text", "json"] = Field(
+        default="text", description="`json`: one JSON object per line, for log pipelines."
+    )
+    metrics_enabled: bool = Field(
+        default=True, description="Serve Prometheus metrics on GET /metrics."
+    )
+    ready_max_batch_seconds: Annotated[float, Field(gt=0)] = Field(
+        default=30.0,
+        description="/health/ready turns red when a batch has been deciding this long (blocked"
+        " on a lock, or retrying through an outage).",
+    )
+    ready_max_outbox_age_seconds: Annotated[float, Field(gt=0)] = Field(
+        default=30.0,
+        description="/health/ready turns red when an outcome has waited this long to be published.",
+    )
     master_key_file: Path | None = Field(
         default=None,
         description="File holding the base64 master key that wraps every data key.",

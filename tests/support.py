@@ -353,6 +353,8 @@ def service_env(s: Settings) -> dict[str, str]:
         "HEALTH_PORT": str(s.health_port),
         "RELAY_POLL_INTERVAL_SECONDS": str(s.relay_poll_interval_seconds),
         "KAFKA_SESSION_TIMEOUT_MS": str(s.kafka_session_timeout_ms),
+        "READY_MAX_BATCH_SECONDS": str(s.ready_max_batch_seconds),
+        "LOG_FORMAT": s.log_format,
         "MASTER_KEY": s.master_key.get_secret_value(),
     }
 

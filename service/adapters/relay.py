@@ -34,6 +34,7 @@ class RelayStatus:
     leader: bool = False
     last_cycle_at: float = field(default_factory=time.monotonic)
     published_total: int = 0
+    errors_total: int = 0
     last_error: str | None = None
 
 
@@ -65,6 +66,7 @@ class OutboxRelay:
                 backoff = 0.1
             except Exception as error:  # the relay must outlive any failure; it retries
                 self.status.leader = False
+                self.status.errors_total += 1
                 self.status.last_error = f"{type(error).__name__}: {error}"
                 log.warning(
                     "relay interrupted, retrying in %.1fs: %s", backoff, self.status.last_error

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -22,6 +23,7 @@ from uuid import UUID
 
 from service.app.family import BatchDecider
 from service.app.incoming import IncomingMessage
+from service.app.observer import NoObserver, ProcessingObserver, RetryCause, Settled
 from service.app.outcomes import (
     dead_letter_message,
     rejection_message,
@@ -80,6 +82,18 @@ class Received(Generic[C]):
         command_id = self.identity.command_id
         return str(command_id) if command_id is not None else f"kafka:{self.message.source}"
 
+    def log_fields(self) -> dict[str, object]:
+        """Where the message came from and what it claims to be, for structured logs; never
+        any of its content beyond identifiers."""
+        command_id = self.identity.command_id
+        return {
+            "topic": self.message.topic,
+            "partition": self.message.partition,
+            "offset": self.message.offset,
+            "command_id": str(command_id) if command_id is not None else None,
+            "tenant_id": self.identity.tenant_id,
+        }
+
     @property
     def request_hash(self) -> bytes:
         if self.parsed is not None:
@@ -98,6 +112,7 @@ class CommandProcessor(Generic[C]):
         max_command_bytes: int,
         retry: RetryPolicy | None = None,
         clock: Clock = utc_now,
+        observer: ProcessingObserver | None = None,
     ) -> None:
         self._store = store
         self._decider = decider
@@ -105,6 +120,7 @@ class CommandProcessor(Generic[C]):
         self._max_command_bytes = max_command_bytes
         self._retry = retry or RetryPolicy()
         self._clock = clock
+        self._observer = observer or NoObserver()
         self._stopping = asyncio.Event()
         self.unanswered: dict[str, str] = {}
         """Messages whose parking keeps failing (source -> error type); their offsets wait."""
@@ -122,7 +138,20 @@ class CommandProcessor(Generic[C]):
         """Decide a batch, in order. Returns only once every outcome is committed, so the caller
         may commit the offsets; raises only ProcessingAbandonedError (stopping) or
         cancellation."""
-        return await self._settle([self._receive(message) for message in messages])
+        started = time.perf_counter()
+        batch = [self._receive(message) for message in messages]
+        outcomes = await self._settle(batch)
+        settled = [
+            Settled(
+                received.identity.type,
+                outcome,
+                received.identity.command_id is not None,
+                received.message.timestamp_ms,
+            )
+            for received, outcome in zip(batch, outcomes, strict=True)
+        ]
+        self._observer.batch_settled(self._family.name, settled, time.perf_counter() - started)
+        return outcomes
 
     def _receive(self, message: IncomingMessage) -> Received[C]:
         try:
@@ -138,10 +167,12 @@ class CommandProcessor(Generic[C]):
                 return await self._decide(batch)
             except TransientError as error:
                 log.warning("transient failure, retrying %d commands: %s", len(batch), error)
+                self._retried(RetryCause.TRANSIENT)
             except Exception as error:
                 if not await self._store.reachable():
                     # The server or connection failed, not the commands: wait it out.
                     log.warning("database unreachable, retrying: %s", _described(error))
+                    self._retried(RetryCause.DATABASE_UNREACHABLE)
                 elif len(batch) == 1:
                     return [await self._settle_alone(batch[0], error)]
                 else:
@@ -157,25 +188,38 @@ class CommandProcessor(Generic[C]):
     async def _settle_alone(self, received: Received[C], error: Exception) -> Outcome:
         """One message that failed unexpectedly: retried a few times, then parked."""
         source = received.message.source
-        log.error("unexpected failure processing %s", source, exc_info=error)
+        fields = received.log_fields()
+        log.error("unexpected failure processing %s", source, exc_info=error, extra=fields)
         failures, attempt = 1, 0
         while failures < self._retry.unexpected_failure_attempts:
+            self._retried(RetryCause.UNEXPECTED_FAILURE)
             await self._back_off(attempt)
             attempt += 1
             try:
                 [outcome] = await self._decide([received])
                 return outcome
             except TransientError as retry_error:
-                log.warning("transient failure on %s, retrying: %s", source, retry_error)
+                log.warning(
+                    "transient failure on %s, retrying: %s", source, retry_error, extra=fields
+                )
+                self._retried(RetryCause.TRANSIENT)
             except Exception as retry_error:
                 if not await self._store.reachable():
+                    self._retried(RetryCause.DATABASE_UNREACHABLE)
                     continue
                 failures += 1
                 error = retry_error
                 log.warning(
-                    "unexpected failure %d processing %s: %s", failures, source, _described(error)
+                    "unexpected failure %d processing %s: %s",
+                    failures,
+                    source,
+                    _described(error),
+                    extra=fields,
                 )
         return await self._park(received, f"unexpected failure: {_described(error)}")
+
+    def _retried(self, cause: RetryCause) -> None:
+        self._observer.retried(self._family.name, cause)
 
     async def _back_off(self, attempt: int) -> None:
         try:
@@ -224,6 +268,7 @@ class CommandProcessor(Generic[C]):
                 received.message.source,
                 received.identity.command_id or "unreadable",
                 received.parsed.reason,
+                extra=received.log_fields(),
             )
         return outcomes
 
@@ -299,17 +344,30 @@ class CommandProcessor(Generic[C]):
                             parked.insert(0, self._not_processed(received.identity, command_id))
                         await uow.answer_many([Answer(received.inbox_key, Outcome.PARKED, parked)])
                 self.unanswered.pop(source, None)
-                log.warning("parked %s in the dead-letter topic: %s", source, reason)
+                log.warning(
+                    "parked %s in the dead-letter topic: %s",
+                    source,
+                    reason,
+                    extra=received.log_fields(),
+                )
                 return Outcome.PARKED
             except TransientError as error:
-                log.warning("transient failure while parking %s, retrying: %s", source, error)
+                log.warning(
+                    "transient failure while parking %s, retrying: %s",
+                    source,
+                    error,
+                    extra=received.log_fields(),
+                )
+                self._retried(RetryCause.TRANSIENT)
             except Exception as error:
+                self._retried(RetryCause.PARKING_FAILED)
                 self.unanswered[source] = type(error).__name__
                 log.error(
                     "parking %s failed (%s); its offset stays uncommitted, retrying",
                     source,
                     _described(error),
                     exc_info=attempt == 0,
+                    extra=received.log_fields(),
                 )
             await self._back_off(attempt)
             attempt += 1

@@ -18,13 +18,18 @@ from faststream.asgi import AsgiFastStream, AsgiResponse, get
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from faststream.message import StreamMessage
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from service.app.incoming import IncomingMessage
-from service.entrypoints.runtime import Runtime
+from service.entrypoints.metrics import ServiceMetrics
+from service.entrypoints.runtime import ConsumerStatus, Runtime
 from service.errors import ProcessingAbandonedError
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
+# FastStream's own default loggers carry handlers of their own; through this one its lines
+# reach the root handler like every other, in the configured format.
+FASTSTREAM_LOG = logging.getLogger("service.faststream")
 
 # How long a rebalance waits for the batch in flight to commit before giving its partitions up.
 REVOKE_WAIT_SECONDS = 10.0
@@ -33,20 +38,26 @@ REVOKE_WAIT_SECONDS = 10.0
 class _FinishBatchBeforeRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
     """aiokafka awaits this before it gives partitions away: the batch in flight finishes and
     commits its offsets first, so the next owner does not decide it again (it would only be
-    absorbed by the inbox, but would cost a redelivery)."""
+    absorbed by the inbox, but would cost a redelivery). It also keeps the family's partitions
+    for readiness."""
 
-    def __init__(self, in_flight: asyncio.Lock) -> None:
-        self._in_flight = in_flight
+    def __init__(self, status: ConsumerStatus, family: str) -> None:
+        self._status = status
+        self._family = family
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
         # Not for ever: a batch retrying through a database outage must not stall the group;
         # after the wait it is redelivered to the next owner and absorbed by the inbox.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._in_flight.acquire(), REVOKE_WAIT_SECONDS)
-            self._in_flight.release()
+            await asyncio.wait_for(self._status.in_flight_lock.acquire(), REVOKE_WAIT_SECONDS)
+            self._status.in_flight_lock.release()
+        owned = self._status.assigned.setdefault(self._family, set())
+        owned -= {(tp.topic, tp.partition) for tp in revoked}
         log.info("partitions revoked: %s", sorted(str(tp) for tp in revoked))
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
+        owned = self._status.assigned.setdefault(self._family, set())
+        owned |= {(tp.topic, tp.partition) for tp in assigned}
         log.info("partitions assigned: %s", sorted(str(tp) for tp in assigned))
 
 
@@ -86,20 +97,41 @@ def _incoming(record: Any) -> IncomingMessage:
     )
 
 
-async def _commit(consumer: Any, batch: list[IncomingMessage]) -> None:
-    """Commit each partition of the batch once, at its last offset + 1. Never `message.ack()`:
-    FastStream's ack is a bare commit of every position the consumer has fetched."""
-    positions = {
+def _positions(batch: list[IncomingMessage]) -> dict[TopicPartition, int]:
+    """Each partition of the batch at its last offset + 1."""
+    return {
         TopicPartition(message.topic, message.partition): message.offset + 1 for message in batch
     }
+
+
+async def _commit(consumer: Any, positions: dict[TopicPartition, int]) -> None:
+    """Commit each partition of the batch once. Never `message.ack()`: FastStream's ack is a
+    bare commit of every position the consumer has fetched."""
     try:
         await consumer.commit(positions)
     except (CommitFailedError, IllegalStateError, KafkaError) as error:
         log.warning(
-            "offset commit for %d commands failed (%s); they will be redelivered and deduplicated",
-            len(batch),
+            "offset commit for %s failed (%s); its commands will be redelivered and deduplicated",
+            sorted(str(tp) for tp in positions),
             error,
         )
+
+
+def _record_lag(
+    metrics: ServiceMetrics, consumer: Any, positions: dict[TopicPartition, int]
+) -> None:
+    for tp, position in positions.items():
+        end = consumer.highwater(tp)  # as of the last fetch from the partition
+        if end is not None:
+            metrics.lag(tp.topic, tp.partition, max(0, end - position))
+
+
+def _json(body: dict[str, Any], ok: bool) -> AsgiResponse:
+    return AsgiResponse(
+        json.dumps(body).encode(),
+        status_code=200 if ok else 503,
+        headers={"content-type": "application/json"},
+    )
 
 
 def create_app(settings: Settings | None = None) -> AsgiFastStream:
@@ -111,6 +143,7 @@ def create_app(settings: Settings | None = None) -> AsgiFastStream:
         enable_idempotence=settings.kafka_idempotent_producer,
         # Per-batch "Received"/"Processed" lines are debugging detail, not operations.
         log_level=logging.DEBUG,
+        logger=FASTSTREAM_LOG,
     )
 
     async def on_commands(message: KafkaMessage) -> None:
@@ -125,8 +158,11 @@ def create_app(settings: Settings | None = None) -> AsgiFastStream:
             except ProcessingAbandonedError:
                 log.warning("stopping: %d commands left uncommitted for redelivery", len(batch))
                 return
-            await _commit(message.consumer, batch)
+            positions = _positions(batch)
+            await _commit(message.consumer, positions)
         runtime.consumer.processed_total += len(batch)
+        if runtime.metrics is not None:
+            _record_lag(runtime.metrics, message.consumer, positions)
 
     # One batch subscriber per family: a batch is decided in one transaction.
     for family in runtime.families:
@@ -144,18 +180,36 @@ def create_app(settings: Settings | None = None) -> AsgiFastStream:
             auto_offset_reset="earliest",
             parser=_parse_batch_without_decoding_headers,
             decoder=_bodies_as_bytes,
-            listener=_FinishBatchBeforeRevoke(runtime.consumer.in_flight_lock),
+            listener=_FinishBatchBeforeRevoke(runtime.consumer, family.name),
             title=commands,
         )(on_commands)
 
     @get
     async def health(scope: Any) -> AsgiResponse:
         healthy, checks = await runtime.health()
-        body = json.dumps({"status": "ok" if healthy else "unhealthy", "checks": checks})
+        return _json({"status": "ok" if healthy else "unhealthy", "checks": checks}, healthy)
+
+    @get
+    async def live(scope: Any) -> AsgiResponse:
+        # Answering at all shows the event loop runs; everything else is readiness's concern,
+        # so an outage of a dependency never gets the process restarted.
+        return _json({"status": "alive"}, True)
+
+    @get
+    async def ready(scope: Any) -> AsgiResponse:
+        reasons = await runtime.readiness()
+        return _json(
+            {"status": "not_ready" if reasons else "ready", "reasons": reasons}, not reasons
+        )
+
+    @get
+    async def metrics(scope: Any) -> AsgiResponse:
+        if runtime.metrics is None:
+            return AsgiResponse(b"metrics are off (METRICS_ENABLED=false)\n", status_code=404)
+        with contextlib.suppress(Exception):  # the database's gauges keep their last value
+            await runtime.outbox_backlog()
         return AsgiResponse(
-            body.encode(),
-            status_code=200 if healthy else 503,
-            headers={"content-type": "application/json"},
+            runtime.metrics.render(), status_code=200, headers={"content-type": CONTENT_TYPE_LATEST}
         )
 
     @asynccontextmanager
@@ -168,8 +222,14 @@ def create_app(settings: Settings | None = None) -> AsgiFastStream:
 
     return AsgiFastStream(
         broker,
-        asgi_routes=[("/health", health)],
+        asgi_routes=[
+            ("/health", health),
+            ("/health/live", live),
+            ("/health/ready", ready),
+            ("/metrics", metrics),
+        ],
         lifespan=lifespan,
+        logger=FASTSTREAM_LOG,
         # Runs before the broker stops, so a handler stuck retrying lets go at once.
         on_shutdown=[runtime.stop_processing],
     )

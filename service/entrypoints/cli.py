@@ -40,7 +40,12 @@ async def _serve(settings: Settings) -> None:
     app = create_app(settings)
     await app.run(
         log_level=logging.getLevelName(settings.log_level.upper()),
-        run_extra_options={"host": settings.health_host, "port": settings.health_port},
+        # log_config None: uvicorn's lines go through the root handler, in LOG_FORMAT.
+        run_extra_options={
+            "host": settings.health_host,
+            "port": settings.health_port,
+            "log_config": None,
+        },
     )
 
 
@@ -48,7 +53,7 @@ async def _serve(settings: Settings) -> None:
 def serve() -> None:
     """Run the service against DATABASE_URL and KAFKA_BOOTSTRAP_SERVERS."""
     settings = _settings()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     asyncio.run(_serve(settings))
 
 
@@ -105,7 +110,7 @@ def relay(
     from service.entrypoints.relay_process import run_relay
 
     settings = _settings()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     asyncio.run(run_relay(settings, status_file))
 
 

@@ -62,6 +62,7 @@ def _write_status(path: Path, status: RelayStatus) -> None:
         "leader": status.leader,
         "last_cycle_seconds_ago": round(time.monotonic() - status.last_cycle_at, 3),
         "published_total": status.published_total,
+        "errors_total": status.errors_total,
         "last_error": status.last_error,
         "written_at": time.time(),
     }
@@ -124,6 +125,7 @@ class RelayProcess:
             "alive": running and fresh and cycling,
             "leader": report.get("leader", False),
             "published_total": report.get("published_total", 0),
+            "errors_total": report.get("errors_total", 0),
             "last_error": report.get("last_error"),
             "restarts": self.restarts,
         }

@@ -23,6 +23,7 @@ from service.app.family import BatchDecider, Family
 from service.app.orders.handler import OrderDecider, order_family
 from service.app.processor import CommandProcessor, RetryPolicy
 from service.app.purchase_orders.handler import PurchaseOrderDecider, purchase_order_family
+from service.entrypoints.metrics import ServiceMetrics
 from service.entrypoints.relay_process import RelayProcess
 from service.settings import Settings
 
@@ -36,6 +37,15 @@ class ConsumerStatus:
     """First message of each batch being decided -> when its deciding started (monotonic)."""
     in_flight_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     """Held while a batch is decided and its offsets committed; a revoke waits for it."""
+    assigned: dict[str, set[tuple[str, int]]] = field(default_factory=dict)
+    """Per family, the (topic, partition) pairs its consumer owns now."""
+
+    def stuck_for(self) -> tuple[float, str | None]:
+        """How long the oldest batch in flight has been deciding, and where it starts."""
+        if not self.in_flight:
+            return 0.0, None
+        source, started = min(self.in_flight.items(), key=lambda item: item[1])
+        return time.monotonic() - started, source
 
     @contextlib.asynccontextmanager
     async def deciding(self, source: str) -> AsyncIterator[None]:
@@ -51,6 +61,7 @@ class ConsumerStatus:
 class Runtime:
     settings: Settings
     deciders: tuple[BatchDecider[Any], ...] = field(init=False)
+    metrics: ServiceMetrics | None = field(init=False)
     consumer: ConsumerStatus = field(default_factory=ConsumerStatus)
     _pool: asyncpg.Pool | None = None
     _relay: RelayProcess | None = None
@@ -66,6 +77,7 @@ class Runtime:
             PurchaseOrderDecider(purchase_order_family(prefix), movements),
             OrderDecider(order_family(prefix), movements),
         )
+        self.metrics = ServiceMetrics(self.families) if self.settings.metrics_enabled else None
 
     @property
     def families(self) -> tuple[Family[Any], ...]:
@@ -91,7 +103,11 @@ class Runtime:
         )
         self._processors = {
             decider.family.topics.commands: CommandProcessor(
-                store, decider, max_command_bytes=s.max_command_bytes, retry=retry
+                store,
+                decider,
+                max_command_bytes=s.max_command_bytes,
+                retry=retry,
+                observer=self.metrics,
             )
             for decider in self.deciders
         }
@@ -99,6 +115,8 @@ class Runtime:
         self._relay = RelayProcess(s, self._relay_dir / "status.json")
         self._relay.start()
         self._relay_task = asyncio.create_task(self._relay.supervise(self._stop), name="relay")
+        if self.metrics is not None:
+            self.metrics.watch_relay(self.relay_status)
 
     def stop_processing(self) -> None:
         for processor in self._processors.values():
@@ -117,39 +135,90 @@ class Runtime:
         if self._pool is not None:
             await self._pool.close()
 
+    def relay_status(self) -> dict[str, Any]:
+        return self._relay.status() if self._relay is not None else {"alive": False}
+
+    async def outbox_backlog(self) -> tuple[int, float]:
+        """Outcome messages not yet published, and how long the oldest has waited (seconds)."""
+        assert self._pool is not None, "the runtime is not started"
+        async with self._pool.acquire(timeout=2) as conn:
+            row = await conn.fetchrow(
+                "SELECT count(*) AS pending,"
+                " coalesce(extract(epoch FROM now() - min(created_at)), 0) AS oldest"
+                " FROM outbox",
+                timeout=2,
+            )
+        pending, oldest = int(row["pending"]), round(float(row["oldest"]), 3)
+        if self.metrics is not None:
+            self.metrics.outbox(pending, oldest)
+        return pending, oldest
+
+    def unanswered(self) -> dict[str, str]:
+        return {
+            source: error
+            for processor in self._processors.values()
+            for source, error in processor.unanswered.items()
+        }
+
     async def health(self) -> tuple[bool, dict[str, Any]]:
         """Whether the service does its work: database answers, relay cycles, consumer not stuck."""
         checks: dict[str, Any] = {}
         healthy = True
         try:
-            assert self._pool is not None
-            async with self._pool.acquire(timeout=2) as conn:
-                row = await conn.fetchrow(
-                    "SELECT count(*) AS pending,"
-                    " coalesce(extract(epoch FROM now() - min(created_at)), 0) AS oldest"
-                    " FROM outbox"
-                )
+            pending, oldest = await self.outbox_backlog()
             checks["database"] = "ok"
-            checks["outbox_unpublished"] = row["pending"]
-            checks["outbox_oldest_unpublished_seconds"] = round(float(row["oldest"]), 3)
+            checks["outbox_unpublished"] = pending
+            checks["outbox_oldest_unpublished_seconds"] = oldest
         except Exception as error:
             healthy = False
             checks["database"] = f"error: {type(error).__name__}"
-        relay = self._relay.status() if self._relay is not None else {"alive": False}
+        relay = self.relay_status()
         healthy = healthy and relay["alive"]
         checks["relay"] = relay
-        in_flight = self.consumer.in_flight.values()
-        stuck_for = time.monotonic() - min(in_flight) if in_flight else 0.0
-        unanswered = {
-            source: error
-            for processor in self._processors.values()
-            for source, error in processor.unanswered.items()
-        }
+        stuck_for, _ = self.consumer.stuck_for()
+        unanswered = self.unanswered()
         # A message that cannot even be parked holds its partition: someone must look.
         healthy = healthy and not unanswered
         checks["consumer"] = {
             "processed_total": self.consumer.processed_total,
             "in_flight_seconds": round(stuck_for, 3),
             "unanswered": unanswered,
+            "partitions": {
+                family: sorted(f"{topic}/{partition}" for topic, partition in assigned)
+                for family, assigned in self.consumer.assigned.items()
+            },
         }
         return healthy, checks
+
+    async def readiness(self) -> list[str]:
+        """Why the service should not be counted on now; empty when it is ready: the database
+        answers, every family's consumer owns partitions, the relay runs and keeps up, and no
+        batch is stuck."""
+        s = self.settings
+        reasons: list[str] = []
+        try:
+            _, oldest = await self.outbox_backlog()
+        except Exception as error:
+            reasons.append(f"database: unreachable ({type(error).__name__})")
+        else:
+            if oldest > s.ready_max_outbox_age_seconds:
+                reasons.append(
+                    f"relay: the oldest unpublished outcome has waited {oldest:.0f} s"
+                    f" (limit {s.ready_max_outbox_age_seconds:g} s)"
+                )
+        if not self.relay_status()["alive"]:
+            reasons.append("relay: not running or not completing cycles")
+        for family in self.families:
+            if not self.consumer.assigned.get(family.name):
+                reasons.append(f"consumer {family.name}: no partitions assigned yet")
+        stuck_for, source = self.consumer.stuck_for()
+        if stuck_for > s.ready_max_batch_seconds:
+            reasons.append(
+                f"consumer: the batch from {source} has been deciding for {stuck_for:.0f} s"
+                f" (limit {s.ready_max_batch_seconds:g} s): blocked on a lock, or retrying"
+            )
+        reasons += [
+            f"consumer: {message} cannot be parked ({failure})"
+            for message, failure in self.unanswered().items()
+        ]
+        return reasons
