@@ -9,6 +9,7 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from service.adapters.crypto import MasterKey
+from service.adapters.kafka_connection import KafkaConnection, SaslMechanism, SecurityProtocol
 from service.errors import ConfigurationError
 
 # Where `make run` puts its embedded servers; the CLI defaults match so it works with no setup.
@@ -43,6 +44,26 @@ class Settings(BaseSettings):
         " join only after half of it, so `order-service dev` and the tests use 2000; Apache"
         " Kafka refuses values below its group.min.session.timeout.ms (6000 by default).",
     )
+    kafka_security_protocol: SecurityProtocol = Field(
+        default="PLAINTEXT",
+        description="PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL (what managed Kafka services"
+        " require).",
+    )
+    kafka_sasl_mechanism: SaslMechanism = "PLAIN"
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_sasl_password_file: Path | None = Field(
+        default=None, description="A file holding the SASL password, e.g. a mounted secret."
+    )
+    kafka_ssl_ca_file: Path | None = Field(
+        default=None,
+        description="CA certificates (PEM) to verify the brokers; default: the system's.",
+    )
+    kafka_ssl_cert_file: Path | None = Field(
+        default=None, description="Client certificate (PEM), for brokers that require one."
+    )
+    kafka_ssl_key_file: Path | None = None
+    kafka_ssl_key_password: SecretStr | None = None
     kafka_idempotent_producer: bool = Field(
         default=True,
         description="Turn off only for brokers without InitProducerId (the embedded Tansu build).",
@@ -87,6 +108,31 @@ class Settings(BaseSettings):
     master_key: SecretStr | None = Field(
         default=None, description="The master key itself (base64), e.g. from a secret store."
     )
+
+    def kafka_connection(self) -> KafkaConnection:
+        """How every Kafka client of the service connects (the consumer, the relay, the topic
+        administrator, the CLI)."""
+        password = self.kafka_sasl_password
+        if password is None and self.kafka_sasl_password_file is not None:
+            try:
+                text = self.kafka_sasl_password_file.read_text().strip()
+            except OSError as error:
+                raise ConfigurationError(
+                    f"KAFKA_SASL_PASSWORD_FILE {self.kafka_sasl_password_file}: {error.strerror}"
+                ) from error
+            password = SecretStr(text)
+        key_password = self.kafka_ssl_key_password
+        return KafkaConnection(
+            bootstrap_servers=self.kafka_bootstrap_servers,
+            security_protocol=self.kafka_security_protocol,
+            sasl_mechanism=self.kafka_sasl_mechanism,
+            sasl_username=self.kafka_sasl_username,
+            sasl_password=password.get_secret_value() if password is not None else None,
+            ssl_ca_file=self.kafka_ssl_ca_file,
+            ssl_cert_file=self.kafka_ssl_cert_file,
+            ssl_key_file=self.kafka_ssl_key_file,
+            ssl_key_password=key_password.get_secret_value() if key_password else None,
+        )
 
     def load_master_key(self) -> MasterKey:
         """The configured master key; personal data cannot be stored or read without one."""

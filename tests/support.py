@@ -20,6 +20,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from contracts.topics import DocumentTopics
 from service.adapters.kafka import ensure_topics
+from service.adapters.kafka_connection import KafkaConnection
 from service.entrypoints.app import create_app
 from service.infra.processes import stop_server
 from service.settings import Settings
@@ -216,7 +217,11 @@ class WireProbe:
     _arrived: asyncio.Condition = field(default_factory=asyncio.Condition)
 
     async def start(self) -> None:
-        await ensure_topics(self.bootstrap_servers, (*self.topics.all(), self.movements_topic), 3)
+        await ensure_topics(
+            KafkaConnection(self.bootstrap_servers),
+            (*self.topics.all(), self.movements_topic),
+            3,
+        )
         self._producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap_servers, acks="all")
         await self._producer.start()
         self._consumer = AIOKafkaConsumer(

@@ -9,13 +9,15 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
+from service.adapters.kafka_connection import KafkaConnection
+
 log = logging.getLogger(__name__)
 
 
-def make_producer(bootstrap_servers: str, *, idempotent: bool) -> AIOKafkaProducer:
+def make_producer(connection: KafkaConnection, *, idempotent: bool) -> AIOKafkaProducer:
     # acks=all: a message counts as published only once every in-sync replica has it.
     return AIOKafkaProducer(
-        bootstrap_servers=bootstrap_servers,
+        **connection.client_options(),
         acks="all",
         enable_idempotence=idempotent,
         linger_ms=2,
@@ -24,9 +26,11 @@ def make_producer(bootstrap_servers: str, *, idempotent: bool) -> AIOKafkaProduc
     )
 
 
-async def ensure_topics(bootstrap_servers: str, topics: Iterable[str], partitions: int) -> None:
+async def ensure_topics(
+    connection: KafkaConnection, topics: Iterable[str], partitions: int
+) -> None:
     """Create missing topics; existing ones are left as they are."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    admin = AIOKafkaAdminClient(**connection.client_options())
     await admin.start()
     try:
         existing = set(await admin.list_topics())

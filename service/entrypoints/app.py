@@ -137,8 +137,10 @@ def _json(body: dict[str, Any], ok: bool) -> AsgiResponse:
 def create_app(settings: Settings | None = None) -> AsgiFastStream:
     settings = settings or Settings()
     runtime = Runtime(settings)
+    kafka = settings.kafka_connection()
     broker = KafkaBroker(
-        settings.kafka_bootstrap_servers,
+        kafka.bootstrap_servers,
+        security=kafka.security(),
         graceful_timeout=15.0,
         enable_idempotence=settings.kafka_idempotent_producer,
         # Per-batch "Received"/"Processed" lines are debugging detail, not operations.

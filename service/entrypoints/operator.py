@@ -46,7 +46,7 @@ async def send(
 
     topics = family.topics(settings)
     watcher = await _outcome_watcher(settings, topics) if wait else None
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all")
+    producer = AIOKafkaProducer(**settings.kafka_connection().client_options(), acks="all")
     await producer.start()
     try:
         await producer.send_and_wait(
@@ -68,7 +68,7 @@ async def send(
 async def _outcome_watcher(settings: Settings, topics: DocumentTopics) -> Any:
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers)
+    consumer = AIOKafkaConsumer(**settings.kafka_connection().client_options())
     await consumer.start()
     await consumer.topics()  # loads cluster metadata, so partitions are known
     partitions = [
@@ -117,7 +117,7 @@ async def tail(settings: Settings, from_beginning: bool, echo: Echo) -> None:
     consumer = AIOKafkaConsumer(
         *watched,
         f"{settings.topic_prefix}{INVENTORY_MOVEMENTS}",
-        bootstrap_servers=settings.kafka_bootstrap_servers,
+        **settings.kafka_connection().client_options(),
         group_id=None,
         auto_offset_reset="earliest" if from_beginning else "latest",
     )

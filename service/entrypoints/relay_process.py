@@ -17,6 +17,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from pydantic import SecretStr
+
 from service.adapters.kafka import make_producer
 from service.adapters.relay import OutboxRelay, RelayStatus
 from service.infra.processes import die_with_parent, stop_server
@@ -32,7 +34,7 @@ RELAY_STALL_SECONDS = 60.0
 async def run_relay(settings: Settings, status_file: Path | None) -> None:
     """Publish the outbox until SIGTERM or SIGINT."""
     producer = make_producer(
-        settings.kafka_bootstrap_servers, idempotent=settings.kafka_idempotent_producer
+        settings.kafka_connection(), idempotent=settings.kafka_idempotent_producer
     )
     await producer.start()
     relay = OutboxRelay(
@@ -76,7 +78,9 @@ def relay_environment(settings: Settings) -> dict[str, str]:
     the relay publishes bytes and never opens personal data)."""
     env = {k: v for k, v in os.environ.items() if k not in ("MASTER_KEY", "MASTER_KEY_FILE")}
     for name, value in settings.model_dump(exclude={"master_key", "master_key_file"}).items():
-        if value is not None:
+        if isinstance(value, SecretStr):
+            env[name.upper()] = value.get_secret_value()
+        elif value is not None:
             env[name.upper()] = str(value)
     return env
 

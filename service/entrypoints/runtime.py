@@ -92,9 +92,7 @@ class Runtime:
         s = self.settings
         master = s.load_master_key()  # refuse to start without one, before touching anything
         await migrate(s.database_url)
-        await ensure_topics(
-            s.kafka_bootstrap_servers, all_topics(s.topic_prefix), s.topic_partitions
-        )
+        await ensure_topics(s.kafka_connection(), all_topics(s.topic_prefix), s.topic_partitions)
         self._pool = await create_pool(s.database_url, s.database_pool_size)
         store = PostgresStore(self._pool, master, s.dead_letter_retention_hours)
         retry = RetryPolicy(

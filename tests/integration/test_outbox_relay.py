@@ -12,6 +12,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from service.adapters.kafka import ensure_topics, make_producer
+from service.adapters.kafka_connection import KafkaConnection
 from service.adapters.relay import OutboxRelay
 from service.infra.provision import Endpoints
 from tests.support import eventually
@@ -20,7 +21,8 @@ from tests.support import eventually
 @pytest.fixture
 async def producer(stack: Endpoints) -> AsyncIterator[AIOKafkaProducer]:
     producer = make_producer(
-        stack.kafka_bootstrap_servers, idempotent=stack.kafka_idempotent_producer
+        KafkaConnection(stack.kafka_bootstrap_servers),
+        idempotent=stack.kafka_idempotent_producer,
     )
     await producer.start()
     yield producer
@@ -30,7 +32,7 @@ async def producer(stack: Endpoints) -> AsyncIterator[AIOKafkaProducer]:
 @pytest.fixture
 async def topic(stack: Endpoints, topic_prefix: str) -> str:
     name = f"{topic_prefix}relay"
-    await ensure_topics(stack.kafka_bootstrap_servers, [name], 3)
+    await ensure_topics(KafkaConnection(stack.kafka_bootstrap_servers), [name], 3)
     return name
 
 

@@ -1,0 +1,88 @@
+"""How every Kafka client of the service connects: brokers, TLS and SASL, in one place.
+
+The service's consumer (through FastStream), the relay's producer, the topic administrator and
+the CLI all take their options from here, so a cluster that needs SASL_SSL is configured once.
+FastStream's own mapping from its security objects to aiokafka's options is reused for the
+plain aiokafka clients, so the two cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import ssl
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from aiokafka.helpers import create_ssl_context
+from faststream.kafka.security import parse_security
+from faststream.security import (
+    BaseSecurity,
+    SASLPlaintext,
+    SASLScram256,
+    SASLScram512,
+)
+
+from service.errors import ConfigurationError
+
+SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+
+_SASL = {"PLAIN": SASLPlaintext, "SCRAM-SHA-256": SASLScram256, "SCRAM-SHA-512": SASLScram512}
+
+
+@dataclass(frozen=True)
+class KafkaConnection:
+    bootstrap_servers: str
+    security_protocol: SecurityProtocol = "PLAINTEXT"
+    sasl_mechanism: SaslMechanism = "PLAIN"
+    sasl_username: str | None = None
+    sasl_password: str | None = field(default=None, repr=False)
+    ssl_ca_file: Path | None = None
+    """None: the system's trusted CAs."""
+    ssl_cert_file: Path | None = None
+    ssl_key_file: Path | None = None
+    ssl_key_password: str | None = field(default=None, repr=False)
+
+    @property
+    def uses_tls(self) -> bool:
+        return self.security_protocol in ("SSL", "SASL_SSL")
+
+    @property
+    def uses_sasl(self) -> bool:
+        return self.security_protocol in ("SASL_PLAINTEXT", "SASL_SSL")
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """The TLS context (server verified by hostname and CA; a client certificate if
+        configured), or None without TLS."""
+        if not self.uses_tls:
+            return None
+        if (self.ssl_cert_file is None) != (self.ssl_key_file is None):
+            raise ConfigurationError(
+                "KAFKA_SSL_CERT_FILE and KAFKA_SSL_KEY_FILE go together (a client certificate"
+                " and its key)"
+            )
+        context: ssl.SSLContext = create_ssl_context(
+            cafile=self.ssl_ca_file,
+            certfile=self.ssl_cert_file,
+            keyfile=self.ssl_key_file,
+            password=self.ssl_key_password,
+        )
+        return context
+
+    def security(self) -> BaseSecurity | None:
+        """For FastStream's KafkaBroker."""
+        context = self.ssl_context()
+        if not self.uses_sasl:
+            return BaseSecurity(ssl_context=context) if self.uses_tls else None
+        if not self.sasl_username or self.sasl_password is None:
+            raise ConfigurationError(
+                f"KAFKA_SECURITY_PROTOCOL={self.security_protocol} needs KAFKA_SASL_USERNAME"
+                " and KAFKA_SASL_PASSWORD (or KAFKA_SASL_PASSWORD_FILE)"
+            )
+        return _SASL[self.sasl_mechanism](
+            self.sasl_username, self.sasl_password, ssl_context=context, use_ssl=self.uses_tls
+        )
+
+    def client_options(self) -> dict[str, Any]:
+        """Keyword arguments for aiokafka's producer, consumer and admin client."""
+        return {"bootstrap_servers": self.bootstrap_servers, **parse_security(self.security())}
