@@ -437,3 +437,35 @@ async def end_offsets(bootstrap_servers: str, topic: str) -> dict[int, int]:
     finally:
         await consumer.stop()
     return {tp.partition: offset for tp, offset in ends.items()}
+
+
+@dataclass
+class Run:
+    code: int
+    stdout: str
+    stderr: str
+
+    def documents(self) -> list[dict[str, Any]]:
+        """The JSON documents `send` printed, one after another."""
+        decoder, text, found = json.JSONDecoder(), self.stdout.strip(), []
+        while text:
+            document, end = decoder.raw_decode(text)
+            found.append(document)
+            text = text[end:].strip()
+        return found
+
+
+async def order_service(settings: Settings, *args: str) -> Run:
+    env = service_env(settings)
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "service",
+        *args,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    stdout, stderr = await asyncio.wait_for(process.communicate(), 90)
+    assert process.returncode is not None
+    return Run(process.returncode, stdout.decode(), stderr.decode())

@@ -96,6 +96,14 @@ class PostgresUnitOfWork:
                 claims.append(Claim.REUSED)
         return claims
 
+    async def reopen_for_replay(self, keys: Sequence[str]) -> None:
+        if keys:
+            await self._conn.execute(
+                "DELETE FROM inbox WHERE message_key = ANY($1::text[])"
+                " AND outcome IN ('dead_lettered', 'parked')",
+                list(keys),
+            )
+
     async def claim_reuse(self, message_key: str, request_hash: bytes) -> bool:
         inserted = await self._conn.fetchval(
             "INSERT INTO inbox_reuse (message_key, request_hash) VALUES ($1, $2)"

@@ -21,6 +21,10 @@ from service.domain.stock import Movement
 DEAD_LETTER_REASON = "x-dead-letter-reason"
 DEAD_LETTER_SOURCE = "x-dead-letter-source"
 DEAD_LETTER_KEY = "x-dead-letter-key"
+DEAD_LETTER_HEADERS = (DEAD_LETTER_REASON, DEAD_LETTER_SOURCE, DEAD_LETTER_KEY)
+REPLAYED_FROM = "x-replayed-from"
+"""On a command re-published from a dead-letter topic: where it was parked. A replay may be
+decided again if it was only dead-lettered or parked before; the inbox still answers it once."""
 
 
 def rejection_message(

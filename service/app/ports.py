@@ -194,6 +194,10 @@ class UnitOfWork(Protocol):
         """Record (key, request hash) pairs in the inbox, in one go; a concurrent claim of the
         same key waits for this transaction. A key repeated in `keys` is new at most once."""
 
+    async def reopen_for_replay(self, keys: Sequence[str]) -> None:
+        """Forget the keys that were only dead-lettered or parked, so a replay of them is
+        decided; keys that were decided stay, so a replay never applies a command twice."""
+
     async def claim_reuse(self, message_key: str, request_hash: bytes) -> bool:
         """Record one reuse of a key with this content; False if already answered."""
 

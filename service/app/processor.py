@@ -25,6 +25,7 @@ from service.app.family import BatchDecider
 from service.app.incoming import IncomingMessage
 from service.app.observer import NoObserver, ProcessingObserver, RetryCause, Settled
 from service.app.outcomes import (
+    REPLAYED_FROM,
     dead_letter_message,
     rejection_message,
     sealed_dead_letter_envelope,
@@ -75,6 +76,11 @@ class Received(Generic[C]):
     @property
     def identity(self) -> Identity:
         return self.parsed.identity if self.parsed is not None else UNREADABLE
+
+    @property
+    def is_replay(self) -> bool:
+        """Re-published by an operator from a dead-letter topic."""
+        return any(name == REPLAYED_FROM for name, _ in self.message.headers)
 
     @property
     def inbox_key(self) -> str:
@@ -236,6 +242,7 @@ class CommandProcessor(Generic[C]):
         now = self._clock()
         refused: list[Received[C]] = []
         async with self._store.unit_of_work() as uow:
+            await uow.reopen_for_replay([r.inbox_key for r in batch if r.is_replay])
             claims = await uow.claim_many([(r.inbox_key, r.request_hash) for r in batch])
             new_commands = [
                 r.parsed
@@ -336,6 +343,8 @@ class CommandProcessor(Generic[C]):
         while True:
             try:
                 async with self._store.unit_of_work() as uow:
+                    if received.is_replay:
+                        await uow.reopen_for_replay([received.inbox_key])
                     [claim] = await uow.claim_many([(received.inbox_key, received.request_hash)])
                     if claim is Claim.NEW:
                         parked = [await self._dead_letter(uow, received, reason)]

@@ -13,10 +13,12 @@ from typing import Annotated, Any
 
 import typer
 
+from service.entrypoints import dead_letter_cli
 from service.entrypoints.logs import configure_logging
 from service.settings import Settings
 
 cli = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+cli.add_typer(dead_letter_cli.app, name="dead-letters")
 
 DEV_STACK_DIR = Path(".devstack")
 DEV_POSTGRES_PORT = 54329

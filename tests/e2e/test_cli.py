@@ -2,46 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import sys
-from dataclasses import dataclass
-from typing import Any
 
 from service.settings import Settings
-from tests.support import details, order_details, running_service, service_env
-
-
-@dataclass
-class Run:
-    code: int
-    stdout: str
-    stderr: str
-
-    def documents(self) -> list[dict[str, Any]]:
-        """The JSON documents `send` printed, one after another."""
-        decoder, text, found = json.JSONDecoder(), self.stdout.strip(), []
-        while text:
-            document, end = decoder.raw_decode(text)
-            found.append(document)
-            text = text[end:].strip()
-        return found
-
-
-async def order_service(settings: Settings, *args: str) -> Run:
-    env = service_env(settings)
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "service",
-        *args,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    stdout, stderr = await asyncio.wait_for(process.communicate(), 90)
-    assert process.returncode is not None
-    return Run(process.returncode, stdout.decode(), stderr.decode())
+from tests.support import details, order_details, order_service, running_service
 
 
 async def test_send_prints_every_outcome_and_show_reads_the_order_back(

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from itertools import count
 from typing import Any
 
@@ -16,6 +17,7 @@ from service.adapters.crypto import MasterKey, new_key
 from service.adapters.headers import decode_headers
 from service.adapters.store import PostgresStore
 from service.app.incoming import IncomingMessage
+from service.app.outcomes import REPLAYED_FROM
 from service.app.ports import Outcome
 from service.app.processor import CommandProcessor, RetryPolicy
 from service.app.purchase_orders.handler import PurchaseOrderDecider, purchase_order_family
@@ -160,3 +162,41 @@ async def test_a_message_that_keeps_failing_is_parked_and_processing_goes_on(
         )
         == "parked"
     )
+
+
+async def test_a_replayed_dead_letter_is_decided_once_after_the_fix(
+    pool: asyncpg.Pool, db: asyncpg.Connection
+) -> None:
+    fast = RetryPolicy(first_backoff_seconds=0.01, unexpected_failure_attempts=2)
+    buggy = CommandProcessor(
+        _BuggyStore(PostgresStore(pool, MASTER)),
+        PurchaseOrderDecider(FAMILY, "it.movements"),
+        max_command_bytes=65536,
+        retry=fast,
+    )
+    fixed = CommandProcessor(
+        PostgresStore(pool, MASTER),
+        PurchaseOrderDecider(FAMILY, "it.movements"),
+        max_command_bytes=65536,
+        retry=fast,
+    )
+    body = create("PO-BUG")
+    assert await buggy.process(message(body)) is Outcome.PARKED
+
+    def replayed() -> IncomingMessage:
+        original = message(body)
+        return replace(original, headers=((REPLAYED_FROM, b"it.cmds.dlq/0/7"),))
+
+    assert await fixed.process(message(body)) is Outcome.DUPLICATE  # a plain re-send: no
+    assert await fixed.process(replayed()) is Outcome.ACCEPTED  # the operator's replay: yes
+    assert await fixed.process(replayed()) is Outcome.DUPLICATE  # and only once
+    assert await db.fetchval("SELECT count(*) FROM purchase_order_history") == 1
+
+    # A replay that fails again is parked again, so the operator sees a new letter.
+    again = create("PO-BUG")
+    assert await buggy.process(message(again)) is Outcome.PARKED
+    assert await buggy.process(replace(message(again), headers=replayed().headers)) is (
+        Outcome.PARKED
+    )
+    letters = await db.fetchval("SELECT count(*) FROM outbox WHERE topic = $1", TOPICS.dead_letters)
+    assert letters == 3
