@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from service.adapters.crypto import MasterKey
 from service.adapters.kafka_connection import KafkaConnection, SaslMechanism, SecurityProtocol
+
+if TYPE_CHECKING:
+    from service.adapters.tracing import Tracing
 from service.errors import ConfigurationError
 
 # Where `make run` puts its embedded servers; the CLI defaults match so it works with no setup.
@@ -89,6 +92,11 @@ class Settings(BaseSettings):
     log_format: Literal["text", "json"] = Field(
         default="text", description="`json`: one JSON object per line, for log pipelines."
     )
+    tracing_enabled: bool = Field(
+        default=False,
+        description="Export OpenTelemetry traces over OTLP/HTTP to OTEL_EXPORTER_OTLP_ENDPOINT.",
+    )
+    otel_service_name: str = "order-lifecycle-service"
     metrics_enabled: bool = Field(
         default=True, description="Serve Prometheus metrics on GET /metrics."
     )
@@ -144,3 +152,12 @@ class Settings(BaseSettings):
             "no master key: set MASTER_KEY_FILE (a file with a base64 32-byte key, e.g."
             " `head -c 32 /dev/urandom | base64 > master.key`) or MASTER_KEY"
         )
+
+
+def tracing_from(settings: Settings) -> Tracing | None:
+    """The service's tracing when TRACING_ENABLED, else None (and OpenTelemetry not imported)."""
+    if not settings.tracing_enabled:
+        return None
+    from service.adapters.tracing import Tracing
+
+    return Tracing(settings.otel_service_name)

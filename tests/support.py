@@ -360,6 +360,7 @@ def service_env(s: Settings) -> dict[str, str]:
         "KAFKA_SESSION_TIMEOUT_MS": str(s.kafka_session_timeout_ms),
         "READY_MAX_BATCH_SECONDS": str(s.ready_max_batch_seconds),
         "LOG_FORMAT": s.log_format,
+        "TRACING_ENABLED": str(s.tracing_enabled).lower(),
         "MASTER_KEY": s.master_key.get_secret_value(),
     }
 

@@ -13,6 +13,7 @@ import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
@@ -20,6 +21,11 @@ from aiokafka import AIOKafkaProducer
 from service.adapters.database import RELAY_LEADER_LOCK_ID
 from service.adapters.headers import decode_headers
 from service.adapters.store import OUTBOX_CHANNEL
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import Span
+
+    from service.adapters.tracing import Tracing
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +54,7 @@ class OutboxRelay:
         poll_interval_seconds: float = 1.0,
         inbox_retention_hours: float = 168.0,
         max_backoff_seconds: float = 5.0,
+        tracing: Tracing | None = None,
     ) -> None:
         self._database_url = database_url
         self._producer = producer
@@ -55,6 +62,7 @@ class OutboxRelay:
         self._poll_interval = poll_interval_seconds
         self._inbox_retention_hours = inbox_retention_hours
         self._max_backoff = max_backoff_seconds
+        self._tracing = tracing
         self._wake = asyncio.Event()
         self.status = RelayStatus()
 
@@ -113,13 +121,15 @@ class OutboxRelay:
         if not rows:
             return 0
         deliveries = []
+        spans: list[Span] = []
         for row in rows:
+            headers = decode_headers(row["headers"])
+            if self._tracing is not None:
+                span, headers = self._tracing.publishing(row["topic"], headers)
+                spans.append(span)
             deliveries.append(
                 await self._producer.send(
-                    row["topic"],
-                    value=row["payload"],
-                    key=row["message_key"],
-                    headers=decode_headers(row["headers"]),
+                    row["topic"], value=row["payload"], key=row["message_key"], headers=headers
                 )
             )
         done: list[int] = []
@@ -130,6 +140,8 @@ class OutboxRelay:
         finally:
             # Delete what the broker confirmed, even when a later send failed; the rest is
             # published again on the next cycle, in order.
+            for span in spans:
+                span.end()
             if done:
                 await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", done)
                 self.status.published_total += len(done)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 from uuid import UUID, uuid5
@@ -22,6 +23,9 @@ DEAD_LETTER_REASON = "x-dead-letter-reason"
 DEAD_LETTER_SOURCE = "x-dead-letter-source"
 DEAD_LETTER_KEY = "x-dead-letter-key"
 DEAD_LETTER_HEADERS = (DEAD_LETTER_REASON, DEAD_LETTER_SOURCE, DEAD_LETTER_KEY)
+TRACE_CONTEXT_HEADERS = ("traceparent", "tracestate")
+"""W3C trace context: a command's, carried on to every answer, so its producer's trace reaches
+whoever consumes the outcome."""
 REPLAYED_FROM = "x-replayed-from"
 """On a command re-published from a dead-letter topic: where it was parked. A replay may be
 decided again if it was only dead-lettered or parked before; the inbox still answers it once."""
@@ -58,6 +62,22 @@ def rejection_message(
         (identity.document_id or str(command_id)).encode(),
         rejection.model_dump_json().encode(),
     )
+
+
+def with_trace_context(
+    messages: Sequence[OutboxMessage], incoming: Sequence[tuple[str, bytes]]
+) -> list[OutboxMessage]:
+    """The messages with the command's trace context headers added (unchanged without any)."""
+    context = tuple(
+        (name, value)
+        for name, value in incoming
+        # W3C limits: a traceparent is 55 characters, a tracestate at most 512; anything
+        # else is not trace context and is not copied onto every answer.
+        if name in TRACE_CONTEXT_HEADERS and len(value) <= 512 and value.isascii()
+    )
+    if not context:
+        return list(messages)
+    return [replace(m, headers=(*m.headers, *context)) for m in messages]
 
 
 def dead_letter_message(

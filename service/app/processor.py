@@ -30,6 +30,7 @@ from service.app.outcomes import (
     rejection_message,
     sealed_dead_letter_envelope,
     sealed_dead_letter_message,
+    with_trace_context,
 )
 from service.app.parse import (
     UNREADABLE,
@@ -260,7 +261,8 @@ class CommandProcessor(Generic[C]):
                 elif isinstance(received.parsed, ValidCommand):
                     decided = next(decisions)
                     outcome = Outcome.ACCEPTED if decided.accepted else Outcome.REJECTED
-                    answers.append(Answer(received.inbox_key, outcome, decided.messages))
+                    messages = with_trace_context(decided.messages, received.message.headers)
+                    answers.append(Answer(received.inbox_key, outcome, messages))
                     outcomes.append(outcome)
                 else:
                     messages = await self._refusal(uow, received, now)
@@ -291,7 +293,7 @@ class CommandProcessor(Generic[C]):
             rejection = rejection_message(
                 self._family, invalid.identity, command_id, invalid.problems, now
             )
-            messages.insert(0, rejection)
+            messages[:0] = with_trace_context([rejection], received.message.headers)
         return messages
 
     async def _answer_repeat(
@@ -314,8 +316,9 @@ class CommandProcessor(Generic[C]):
             "use a new command_id for a new request",
             "command_id",
         )
-        repeats.append(
-            rejection_message(self._family, received.identity, command_id, [problem], now)
+        repeats += with_trace_context(
+            [rejection_message(self._family, received.identity, command_id, [problem], now)],
+            received.message.headers,
         )
         return Outcome.REJECTED
 
@@ -350,7 +353,8 @@ class CommandProcessor(Generic[C]):
                         parked = [await self._dead_letter(uow, received, reason)]
                         command_id = received.identity.command_id
                         if command_id is not None:
-                            parked.insert(0, self._not_processed(received.identity, command_id))
+                            answer = self._not_processed(received.identity, command_id)
+                            parked[:0] = with_trace_context([answer], received.message.headers)
                         await uow.answer_many([Answer(received.inbox_key, Outcome.PARKED, parked)])
                 self.unanswered.pop(source, None)
                 log.warning(

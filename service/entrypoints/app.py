@@ -8,8 +8,8 @@ import copy
 import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
-from typing import Any
+from contextlib import AbstractContextManager, asynccontextmanager
+from typing import TYPE_CHECKING, Any
 
 from aiokafka import ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
@@ -25,6 +25,9 @@ from service.entrypoints.metrics import ServiceMetrics
 from service.entrypoints.runtime import ConsumerStatus, Runtime
 from service.errors import ProcessingAbandonedError
 from service.settings import Settings
+
+if TYPE_CHECKING:
+    from service.adapters.tracing import Tracing
 
 log = logging.getLogger(__name__)
 # FastStream's own default loggers carry handlers of their own; through this one its lines
@@ -126,6 +129,13 @@ def _record_lag(
             metrics.lag(tp.topic, tp.partition, max(0, end - position))
 
 
+def _traced(
+    tracing: Tracing | None, span: Callable[[Tracing], AbstractContextManager[None]]
+) -> AbstractContextManager[None]:
+    """The span when tracing, else nothing at all."""
+    return span(tracing) if tracing is not None else contextlib.nullcontext()
+
+
 def _json(body: dict[str, Any], ok: bool) -> AsgiResponse:
     return AsgiResponse(
         json.dumps(body).encode(),
@@ -154,14 +164,20 @@ def create_app(settings: Settings | None = None) -> AsgiFastStream:
         if not records:
             return
         batch = [_incoming(record) for record in records]
+        tracing = runtime.tracing
         async with runtime.consumer.deciding(batch[0].source):
-            try:
-                await runtime.processor(batch[0].topic).process_batch(batch)
-            except ProcessingAbandonedError:
-                log.warning("stopping: %d commands left uncommitted for redelivery", len(batch))
-                return
-            positions = _positions(batch)
-            await _commit(message.consumer, positions)
+            with _traced(
+                tracing, lambda t: t.consuming(batch[0].topic, [m.headers for m in batch])
+            ):
+                try:
+                    with _traced(tracing, lambda t: t.step("decide")):
+                        await runtime.processor(batch[0].topic).process_batch(batch)
+                except ProcessingAbandonedError:
+                    log.warning("stopping: %d commands left uncommitted for redelivery", len(batch))
+                    return
+                positions = _positions(batch)
+                with _traced(tracing, lambda t: t.step("commit offsets")):
+                    await _commit(message.consumer, positions)
         runtime.consumer.processed_total += len(batch)
         if runtime.metrics is not None:
             _record_lag(runtime.metrics, message.consumer, positions)

@@ -22,7 +22,7 @@ from pydantic import SecretStr
 from service.adapters.kafka import make_producer
 from service.adapters.relay import OutboxRelay, RelayStatus
 from service.infra.processes import die_with_parent, stop_server
-from service.settings import Settings
+from service.settings import Settings, tracing_from
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +37,7 @@ async def run_relay(settings: Settings, status_file: Path | None) -> None:
         settings.kafka_connection(), idempotent=settings.kafka_idempotent_producer
     )
     await producer.start()
+    tracing = tracing_from(settings)
     relay = OutboxRelay(
         settings.database_url,
         producer,
@@ -44,6 +45,7 @@ async def run_relay(settings: Settings, status_file: Path | None) -> None:
         poll_interval_seconds=settings.relay_poll_interval_seconds,
         inbox_retention_hours=settings.inbox_retention_hours,
         max_backoff_seconds=settings.retry_max_backoff_seconds,
+        tracing=tracing,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -57,6 +59,8 @@ async def run_relay(settings: Settings, status_file: Path | None) -> None:
             await asyncio.wait([running], timeout=STATUS_INTERVAL_SECONDS)
     finally:
         await producer.stop()
+        if tracing is not None:
+            tracing.shutdown()
 
 
 def _write_status(path: Path, status: RelayStatus) -> None:

@@ -11,7 +11,7 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
@@ -25,7 +25,10 @@ from service.app.processor import CommandProcessor, RetryPolicy
 from service.app.purchase_orders.handler import PurchaseOrderDecider, purchase_order_family
 from service.entrypoints.metrics import ServiceMetrics
 from service.entrypoints.relay_process import RelayProcess
-from service.settings import Settings
+from service.settings import Settings, tracing_from
+
+if TYPE_CHECKING:
+    from service.adapters.tracing import Tracing
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +65,7 @@ class Runtime:
     settings: Settings
     deciders: tuple[BatchDecider[Any], ...] = field(init=False)
     metrics: ServiceMetrics | None = field(init=False)
+    tracing: Tracing | None = field(init=False)
     consumer: ConsumerStatus = field(default_factory=ConsumerStatus)
     _pool: asyncpg.Pool | None = None
     _relay: RelayProcess | None = None
@@ -78,6 +82,7 @@ class Runtime:
             OrderDecider(order_family(prefix), movements),
         )
         self.metrics = ServiceMetrics(self.families) if self.settings.metrics_enabled else None
+        self.tracing = tracing_from(self.settings)
 
     @property
     def families(self) -> tuple[Family[Any], ...]:
@@ -132,6 +137,8 @@ class Runtime:
             shutil.rmtree(self._relay_dir, ignore_errors=True)
         if self._pool is not None:
             await self._pool.close()
+        if self.tracing is not None:
+            self.tracing.shutdown()
 
     def relay_status(self) -> dict[str, Any]:
         return self._relay.status() if self._relay is not None else {"alive": False}
