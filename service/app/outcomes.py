@@ -80,6 +80,16 @@ def with_trace_context(
     return [replace(m, headers=(*m.headers, *context)) for m in messages]
 
 
+def trace_id(headers: Sequence[tuple[str, bytes]]) -> str | None:
+    """The trace id of a W3C traceparent header (version-traceid-parentid-flags), if valid."""
+    for name, value in headers:
+        if name == "traceparent":
+            parts = value.split(b"-")
+            if len(parts) == 4 and len(parts[1]) == 32 and parts[1].isalnum():
+                return parts[1].decode("ascii").lower()
+    return None
+
+
 def dead_letter_message(
     family: Family[Any], message: IncomingMessage, reason: str
 ) -> OutboxMessage:

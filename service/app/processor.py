@@ -30,6 +30,7 @@ from service.app.outcomes import (
     rejection_message,
     sealed_dead_letter_envelope,
     sealed_dead_letter_message,
+    trace_id,
     with_trace_context,
 )
 from service.app.parse import (
@@ -99,6 +100,7 @@ class Received(Generic[C]):
             "offset": self.message.offset,
             "command_id": str(command_id) if command_id is not None else None,
             "tenant_id": self.identity.tenant_id,
+            "trace_id": trace_id(self.message.headers),
         }
 
     @property

@@ -194,7 +194,12 @@ async def test_json_logs_are_one_object_per_line_and_name_the_message(
         )
         refused = create_order("O-J1", tenant_id="tenant-j")
         refused["payload"]["shipping_address"]["email"] = "ada at example dot org"
-        await order_probe.send_and_wait(refused)
+        await order_probe.send_raw(
+            b"O-J1",
+            json.dumps(refused).encode(),
+            [("traceparent", b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")],
+        )
+        await order_probe.outcome(refused["command_id"])
         await eventually(lambda: "refused" in log_path.read_text(), timeout=10, what="logged")
     finally:
         service.stop()
@@ -209,6 +214,7 @@ async def test_json_logs_are_one_object_per_line_and_name_the_message(
     assert line["topic"] == f"{settings.topic_prefix}orders.commands"
     assert isinstance(line["partition"], int)
     assert isinstance(line["offset"], int)
+    assert line["trace_id"] == "4bf92f3577b34da6a3ce929d0e0e4736"
     # No personal data: neither the address nor the refused value.
     assert "lovelace" not in text.lower()
     assert "example dot org" not in text
