@@ -49,7 +49,47 @@ def specification() -> dict[str, Any]:
         description="Commands about purchase orders and customer orders, and their outcomes.",
     )
     result: dict[str, Any] = spec.to_specification().to_jsonable()
+    messages = result["components"]["messages"]
+    for name, message in messages.items():
+        if name.endswith(".commands:SubscribeMessage"):
+            message["headers"] = COMMAND_HEADERS
+        elif not name.endswith(".dlq:Message"):
+            message["headers"] = OUTCOME_HEADERS
     return result
+
+
+_TRACE_CONTEXT = {
+    "traceparent": {
+        "type": "string",
+        "pattern": "^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$",
+        "description": "W3C trace context; carried from a command to every one of its answers.",
+    },
+    "tracestate": {"type": "string", "maxLength": 512, "description": "W3C trace state."},
+}
+COMMAND_HEADERS: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "authorization": {
+            "type": "string",
+            "pattern": "^Bearer [A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]*$",
+            "description": "The sender's actor token (JWT), checked as AUTH_MODE says. Never"
+            " stored, logged or echoed.",
+        },
+        **_TRACE_CONTEXT,
+        "x-replayed-from": {
+            "type": "string",
+            "description": "Set by `order-service dead-letters replay`: the dead letter's"
+            " topic/partition/offset.",
+        },
+    },
+}
+OUTCOME_HEADERS: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "event_type": {"type": "string", "description": "Events only: their type."},
+        **_TRACE_CONTEXT,
+    },
+}
 
 
 def _family(

@@ -70,11 +70,14 @@ class EventMetadata(WireModel):
     version: Annotated[int, Field(ge=1)] = Field(description="Document version after this change.")
     command_id: UUID = Field(description="The command that caused this event.")
     occurred_at: datetime
+    actor: Actor | None = Field(
+        default=None,
+        description="Who sent the command: proven by its token when the service verifies"
+        " tokens, else as the command claimed; absent when it named no one.",
+    )
 
 
-ErrorType = Literal[
-    "validation", "not_found", "conflict", "forbidden", "unauthenticated", "system"
-]
+ErrorType = Literal["validation", "not_found", "conflict", "forbidden", "unauthenticated", "system"]
 ErrorCode = Literal[
     "invalid_request",
     "not_found",
@@ -88,6 +91,8 @@ ErrorCode = Literal[
     "already_fulfilled",
     "subject_erased",
     "processing_failed",
+    "unauthenticated",
+    "forbidden",
 ]
 
 

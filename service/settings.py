@@ -10,6 +10,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from service.adapters.crypto import MasterKey
 from service.adapters.kafka_connection import KafkaConnection, SaslMechanism, SecurityProtocol
+from service.app.auth import AuthMode, TokenVerifier
 
 if TYPE_CHECKING:
     from service.adapters.tracing import Tracing
@@ -97,6 +98,23 @@ class Settings(BaseSettings):
         description="Export OpenTelemetry traces over OTLP/HTTP to OTEL_EXPORTER_OTLP_ENDPOINT.",
     )
     otel_service_name: str = "order-lifecycle-service"
+    auth_mode: AuthMode = Field(
+        default=AuthMode.OFF,
+        description="off: the envelope's actor is believed; verify: a token, when sent, must be"
+        " valid and is who acted; required: no valid token, no decision.",
+    )
+    auth_keys_file: Path | None = Field(
+        default=None,
+        description="JWKS file of the keys tokens may be signed with (each with kid and alg);"
+        " read again when it changes.",
+    )
+    auth_issuers: str = Field(default="", description="Trusted `iss` values, comma-separated.")
+    auth_audience: str = Field(
+        default="order-lifecycle-service", description="The `aud` tokens must name."
+    )
+    auth_clock_skew_seconds: Annotated[float, Field(ge=0)] = 30.0
+    auth_role_claim: str = Field(default="role", description="Claim holding the actor type.")
+    auth_tenant_claim: str = Field(default="tenant", description="Claim holding the tenant.")
     metrics_enabled: bool = Field(
         default=True, description="Serve Prometheus metrics on GET /metrics."
     )
@@ -140,6 +158,23 @@ class Settings(BaseSettings):
             ssl_cert_file=self.kafka_ssl_cert_file,
             ssl_key_file=self.kafka_ssl_key_file,
             ssl_key_password=key_password.get_secret_value() if key_password else None,
+        )
+
+    def token_verifier(self) -> TokenVerifier | None:
+        """The verifier of actor tokens, or None with AUTH_MODE=off."""
+        if self.auth_mode is AuthMode.OFF:
+            return None
+        if self.auth_keys_file is None:
+            raise ConfigurationError(f"AUTH_MODE={self.auth_mode.value} needs AUTH_KEYS_FILE")
+        from service.adapters.jwt_tokens import JwtVerifier
+
+        return JwtVerifier(
+            self.auth_keys_file,
+            issuers=[i.strip() for i in self.auth_issuers.split(",") if i.strip()],
+            audience=self.auth_audience,
+            leeway_seconds=self.auth_clock_skew_seconds,
+            role_claim=self.auth_role_claim,
+            tenant_claim=self.auth_tenant_claim,
         )
 
     def load_master_key(self) -> MasterKey:

@@ -11,6 +11,7 @@ from decimal import Decimal
 import asyncpg
 
 from service.adapters.crypto import MasterKey
+from service.adapters.history import actor_columns
 from service.adapters.locks import LockSpace, lock_name, lock_striped
 from service.adapters.personal_data import (
     PersonalDataVault,
@@ -227,13 +228,16 @@ class PostgresOrders:
             """
             INSERT INTO order_history (tenant_id, order_id, version, command_id, event_id,
                                        event_type, document, shipping_record, billing_record,
-                                       contact_record)
+                                       contact_record, actor_type, actor_id, actor_issuer)
             SELECT tenant_id, order_id, version, command_id, event_id, event_type,
-                   document::jsonb, shipping_record, billing_record, contact_record
+                   document::jsonb, shipping_record, billing_record, contact_record,
+                   actor_type, actor_id, actor_issuer
             FROM unnest($1::text[], $2::text[], $3::bigint[], $4::uuid[], $5::uuid[],
-                        $6::text[], $7::text[], $8::uuid[], $9::uuid[], $10::uuid[])
+                        $6::text[], $7::text[], $8::uuid[], $9::uuid[], $10::uuid[],
+                        $11::text[], $12::text[], $13::text[])
                 AS h(tenant_id, order_id, version, command_id, event_id, event_type, document,
-                     shipping_record, billing_record, contact_record)
+                     shipping_record, billing_record, contact_record, actor_type, actor_id,
+                     actor_issuer)
             """,
             [o.tenant_id for o, _, _ in entries],
             [o.order_id for o, _, _ in entries],
@@ -243,6 +247,7 @@ class PostgresOrders:
             [e.event_type for _, e, _ in entries],
             [e.snapshot.decode() for _, e, _ in entries],
             *([r[i] for _, _, r in entries] for i in range(len(RECORD_COLUMNS))),
+            *actor_columns([e for _, e, _ in entries]),
         )
 
     async def _replace_items(self, saves: Sequence[OrderSave]) -> None:

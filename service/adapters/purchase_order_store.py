@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import asyncpg
 
 from contracts.purchase_orders import PurchaseOrderSnapshot
+from service.adapters.history import actor_columns
 from service.app.ports import DocumentKey, PurchaseOrderChanges
 from service.app.purchase_orders.translate import order_from_snapshot
 from service.domain.purchase_orders import DeletedPurchaseOrder, PurchaseOrder, State
@@ -33,12 +34,14 @@ WITH saved AS (
         document = EXCLUDED.document, updated_at = now()
 ), history AS (
     INSERT INTO purchase_order_history
-        (tenant_id, purchase_order_id, version, command_id, event_id, event_type, document)
+        (tenant_id, purchase_order_id, version, command_id, event_id, event_type, document,
+         actor_type, actor_id, actor_issuer)
     SELECT tenant_id, purchase_order_id, version, command_id, event_id, event_type,
-           document::jsonb
+           document::jsonb, actor_type, actor_id, actor_issuer
     FROM unnest($6::text[], $7::text[], $8::bigint[], $9::uuid[], $10::uuid[], $11::text[],
-                $12::text[])
-        AS h(tenant_id, purchase_order_id, version, command_id, event_id, event_type, document)
+                $12::text[], $16::text[], $17::text[], $18::text[])
+        AS h(tenant_id, purchase_order_id, version, command_id, event_id, event_type, document,
+             actor_type, actor_id, actor_issuer)
 ), gone AS (
     SELECT * FROM unnest($13::text[], $14::text[], $15::bigint[])
         AS g(tenant_id, purchase_order_id, last_version)
@@ -104,4 +107,5 @@ class PostgresPurchaseOrders:
             [s.tenant_id for s in gone],
             [s.purchase_order_id for s in gone],
             [s.version for s in gone],
+            *actor_columns([entry for _, entry in history]),
         )

@@ -10,12 +10,13 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID, uuid5
 
-from contracts.common import ErrorDetail
+from contracts.common import Actor, ErrorDetail
 from contracts.inventory import InventoryMovement, MovementSource, movement_key
+from service.app.auth import AUTHORIZATION
 from service.app.family import Family
 from service.app.incoming import IncomingMessage
 from service.app.parse import Identity
-from service.app.ports import OutboxMessage
+from service.app.ports import OutboxMessage, RecordedActor
 from service.domain.problems import Problem
 from service.domain.stock import Movement
 
@@ -99,8 +100,15 @@ def dead_letter_message(
         family.topics.dead_letters,
         message.key or b"",
         message.value or b"",
-        (*message.headers, *_why_and_where(message, reason)),
+        (*_without_credentials(message.headers), *_why_and_where(message, reason)),
     )
+
+
+def _without_credentials(
+    headers: Sequence[tuple[str, bytes]],
+) -> tuple[tuple[str, bytes], ...]:
+    """A token is never stored, not even in a dead letter (a replay sends a fresh one)."""
+    return tuple((name, value) for name, value in headers if name.lower() != AUTHORIZATION)
 
 
 def _why_and_where(message: IncomingMessage, reason: str) -> tuple[tuple[str, bytes], ...]:
@@ -121,7 +129,9 @@ def sealed_dead_letter_envelope(message: IncomingMessage) -> bytes:
     return json.dumps(
         {
             "key": text(message.key) if message.key is not None else None,
-            "headers": [[name, text(value)] for name, value in message.headers],
+            "headers": [
+                [name, text(value)] for name, value in _without_credentials(message.headers)
+            ],
             "value": text(message.value or b""),
         }
     ).encode()
@@ -134,6 +144,13 @@ def sealed_dead_letter_message(
     key is the source position, not the document id the sender chose."""
     headers = (*_why_and_where(message, reason), (DEAD_LETTER_KEY, str(key_id).encode()))
     return OutboxMessage(family.topics.dead_letters, message.source.encode(), sealed, headers)
+
+
+def event_actor(actor: RecordedActor | None) -> Actor | None:
+    """Who acted, as events tell it: type and id only (the issuer stays in history)."""
+    if actor is None:
+        return None
+    return Actor.model_validate({"type": actor.type, "id": actor.id})
 
 
 def event_message(topic: str, document_id: str, event: Any) -> OutboxMessage:

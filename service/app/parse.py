@@ -16,6 +16,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from contracts.common import CommandMetadata
 from service.app.incoming import IncomingMessage
+from service.app.ports import RecordedActor
 from service.app.strict_json import UnreadableBody, is_storable, read_json, unstorable_text
 from service.domain.problems import ErrorCode, Problem
 
@@ -33,6 +34,9 @@ class CommandSpec(Generic[C]):
     """Command types keyed by another id than `id_field` (customer.redact: customer_id)."""
     personal_paths: tuple[str, ...] = ()
     """Fields holding personal data: their errors name the rule, never a part of the value."""
+    with_actor: Callable[[C, str, str], C] | None = None
+    """Puts an actor proven by a token (type, id) into a domain command, for families whose
+    decisions depend on who acts."""
 
     def id_field_for(self, command_type: str | None) -> str:
         return self.id_fields.get(command_type or "", self.id_field)
@@ -61,6 +65,7 @@ class ValidCommand(Generic[C]):
     document_id: str
     command: C
     request_hash: bytes
+    actor: RecordedActor | None = None
 
 
 @dataclass(frozen=True)
@@ -132,6 +137,7 @@ def parse_command(
         document_id=document_id,
         command=spec.to_domain(contract),
         request_hash=request_hash(contract.model_dump(mode="json", exclude={"issued_at"})),
+        actor=RecordedActor(contract.actor.type, contract.actor.id) if contract.actor else None,
     )
 
 

@@ -52,12 +52,22 @@ class Answer:
 
 
 @dataclass(frozen=True)
+class RecordedActor:
+    """Who acted: proven by a token (with its issuer), or as the envelope claimed (no issuer)."""
+
+    type: str
+    id: str
+    issuer: str | None = None
+
+
+@dataclass(frozen=True)
 class HistoryEntry:
     version: int
     command_id: UUID
     event_id: UUID
     event_type: str
     snapshot: bytes
+    actor: RecordedActor | None = None
 
 
 DocumentKey = tuple[str, str]

@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from typing import Generic, TypeVar
 from uuid import UUID
 
+from service.app.auth import Gate, Unauthorized
 from service.app.family import BatchDecider
 from service.app.incoming import IncomingMessage
 from service.app.observer import NoObserver, ProcessingObserver, RetryCause, Settled
@@ -71,7 +72,7 @@ class Received(Generic[C]):
     """A consumed message and what the edge made of it."""
 
     message: IncomingMessage
-    parsed: ValidCommand[C] | InvalidCommand | None
+    parsed: ValidCommand[C] | InvalidCommand | Unauthorized | None
     defect: Exception | None = None
     """Parsing itself raised: a defect of the service, handled like any unexpected failure."""
 
@@ -105,7 +106,7 @@ class Received(Generic[C]):
 
     @property
     def request_hash(self) -> bytes:
-        if self.parsed is not None:
+        if isinstance(self.parsed, ValidCommand | InvalidCommand):
             return self.parsed.request_hash
         return hashlib.sha256(self.message.value or b"").digest()
 
@@ -122,6 +123,7 @@ class CommandProcessor(Generic[C]):
         retry: RetryPolicy | None = None,
         clock: Clock = utc_now,
         observer: ProcessingObserver | None = None,
+        gate: Gate[C] | None = None,
     ) -> None:
         self._store = store
         self._decider = decider
@@ -130,6 +132,7 @@ class CommandProcessor(Generic[C]):
         self._retry = retry or RetryPolicy()
         self._clock = clock
         self._observer = observer or NoObserver()
+        self._gate = gate
         self._stopping = asyncio.Event()
         self.unanswered: dict[str, str] = {}
         """Messages whose parking keeps failing (source -> error type); their offsets wait."""
@@ -165,6 +168,8 @@ class CommandProcessor(Generic[C]):
     def _receive(self, message: IncomingMessage) -> Received[C]:
         try:
             parsed = parse_command(message, self._max_command_bytes, self._family.commands)
+            if isinstance(parsed, ValidCommand) and self._gate is not None:
+                return Received(message, self._gate.admit(message.headers, parsed))
         except Exception as defect:
             return Received(message, None, defect)
         return Received(message, parsed)
@@ -246,7 +251,10 @@ class CommandProcessor(Generic[C]):
         refused: list[Received[C]] = []
         async with self._store.unit_of_work() as uow:
             await uow.reopen_for_replay([r.inbox_key for r in batch if r.is_replay])
-            claims = await uow.claim_many([(r.inbox_key, r.request_hash) for r in batch])
+            # A command refused at the gate is not claimed: with a valid token it is new.
+            claimable = [r for r in batch if not isinstance(r.parsed, Unauthorized)]
+            claimed = iter(await uow.claim_many([(r.inbox_key, r.request_hash) for r in claimable]))
+            claims = [None if isinstance(r.parsed, Unauthorized) else next(claimed) for r in batch]
             new_commands = [
                 r.parsed
                 for r, claim in zip(batch, claims, strict=True)
@@ -255,11 +263,19 @@ class CommandProcessor(Generic[C]):
             await uow.lock_documents([(c.tenant_id, c.document_id) for c in new_commands])
             decisions = iter(await self._decider.decide(uow, new_commands, now))
             answers: list[Answer] = []
-            repeats: list[OutboxMessage] = []
+            unrecorded: list[OutboxMessage] = []
+            """Answers that change no inbox outcome."""
             outcomes: list[Outcome] = []
             for received, claim in zip(batch, claims, strict=True):
-                if claim is not Claim.NEW:
-                    outcomes.append(await self._answer_repeat(uow, claim, received, now, repeats))
+                if claim is None:
+                    assert isinstance(received.parsed, Unauthorized)
+                    unrecorded += self._unauthorized(received, received.parsed, now)
+                    outcomes.append(Outcome.REJECTED)
+                    refused.append(received)
+                elif claim is not Claim.NEW:
+                    outcomes.append(
+                        await self._answer_repeat(uow, claim, received, now, unrecorded)
+                    )
                 elif isinstance(received.parsed, ValidCommand):
                     decided = next(decisions)
                     outcome = Outcome.ACCEPTED if decided.accepted else Outcome.REJECTED
@@ -271,9 +287,9 @@ class CommandProcessor(Generic[C]):
                     answers.append(Answer(received.inbox_key, Outcome.DEAD_LETTERED, messages))
                     outcomes.append(Outcome.DEAD_LETTERED)
                     refused.append(received)
-            await uow.answer_many(answers, repeats)
+            await uow.answer_many(answers, unrecorded)
         for received in refused:
-            assert isinstance(received.parsed, InvalidCommand)
+            assert isinstance(received.parsed, InvalidCommand | Unauthorized)
             log.warning(
                 "refused %s (command_id %s): %s",
                 received.message.source,
@@ -297,6 +313,16 @@ class CommandProcessor(Generic[C]):
             )
             messages[:0] = with_trace_context([rejection], received.message.headers)
         return messages
+
+    def _unauthorized(
+        self, received: Received[C], refused: Unauthorized, now: datetime
+    ) -> list[OutboxMessage]:
+        command_id = refused.identity.command_id
+        assert command_id is not None, "only a valid command reaches the gate"
+        rejection = rejection_message(
+            self._family, refused.identity, command_id, refused.problems, now
+        )
+        return with_trace_context([rejection], received.message.headers)
 
     async def _answer_repeat(
         self,

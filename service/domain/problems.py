@@ -28,6 +28,8 @@ class ErrorCode(StrEnum):
     ALREADY_FULFILLED = "already_fulfilled"
     SUBJECT_ERASED = "subject_erased"
     PROCESSING_FAILED = "processing_failed"
+    UNAUTHENTICATED = "unauthenticated"
+    FORBIDDEN = "forbidden"
 
 
 # One place says which kind of error each code is, so no caller can pair them wrongly.
@@ -45,6 +47,9 @@ ERROR_TYPE_OF: dict[ErrorCode, ErrorType] = {
     ErrorCode.SUBJECT_ERASED: ErrorType.CONFLICT,
     # The service could not process the command (it was parked); nothing changed.
     ErrorCode.PROCESSING_FAILED: ErrorType.SYSTEM,
+    # No valid token where one is needed; a valid one that does not allow the command.
+    ErrorCode.UNAUTHENTICATED: ErrorType.UNAUTHENTICATED,
+    ErrorCode.FORBIDDEN: ErrorType.FORBIDDEN,
 }
 
 

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
-from service.entrypoints import dead_letter_cli
+from service.entrypoints import dead_letter_cli, tokens
 from service.entrypoints.logs import configure_logging
 from service.settings import Settings
 
@@ -29,11 +29,17 @@ DEV_MASTER_KEY = Path(".dev-master.key")
 
 
 def _settings() -> Settings:
+    from service.entrypoints.tokens import DEV_AUTH_KEYS, DEV_ISSUER
+
     settings = Settings()
+    # Like the database and broker defaults: the CLI finds what `make run` set up.
+    found: dict[str, object] = {}
     if settings.master_key is None and settings.master_key_file is None and DEV_MASTER_KEY.exists():
-        # Like the database and broker defaults: the CLI finds what `make run` set up.
-        return settings.model_copy(update={"master_key_file": DEV_MASTER_KEY.resolve()})
-    return settings
+        found["master_key_file"] = DEV_MASTER_KEY.resolve()
+    if settings.auth_keys_file is None and DEV_AUTH_KEYS.exists():
+        found["auth_keys_file"] = DEV_AUTH_KEYS.resolve()
+        found["auth_issuers"] = settings.auth_issuers or DEV_ISSUER
+    return settings.model_copy(update=found) if found else settings
 
 
 async def _serve(settings: Settings) -> None:
@@ -90,6 +96,8 @@ def dev() -> None:
         # The embedded broker completes a first join after half the session timeout.
         os.environ.setdefault("KAFKA_SESSION_TIMEOUT_MS", str(DEV_SESSION_TIMEOUT_MS))
         os.environ.setdefault("MASTER_KEY_FILE", str(_dev_master_key()))
+        os.environ.setdefault("AUTH_KEYS_FILE", str(tokens.dev_auth_keys()))
+        os.environ.setdefault("AUTH_ISSUERS", tokens.DEV_ISSUER)
         settings = _settings()
         typer.echo(
             f"Postgres {endpoints.database_url}\nKafka    {endpoints.kafka_bootstrap_servers}\n"
@@ -166,6 +174,12 @@ def send(
     expected_version: Annotated[int | None, typer.Option(help="optimistic check")] = None,
     command_id: Annotated[str | None, typer.Option(help="default: a new UUID")] = None,
     wait: Annotated[bool, typer.Option(help="wait for and print the outcome")] = True,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            envvar="ORDER_SERVICE_TOKEN", help="actor token (JWT) sent as `authorization: Bearer`"
+        ),
+    ] = None,
 ) -> None:
     """Send one command and print its outcome (events or the rejection)."""
     from service.entrypoints import operator
@@ -189,8 +203,41 @@ def send(
     }
     if expected_version is not None:
         envelope["expected_version"] = expected_version
-    outcome_ok = asyncio.run(operator.send(_settings(), family, envelope, wait, typer.echo))
+    if token is not None and actor is None:
+        envelope.pop("actor")  # the token says who acts
+    outcome_ok = asyncio.run(
+        operator.send(_settings(), family, envelope, wait, typer.echo, token=token)
+    )
     raise typer.Exit(0 if outcome_ok else 1)
+
+
+@cli.command()
+def token(
+    subject: Annotated[str, typer.Option(help="who acts: the `sub` claim, e.g. CUST-1")],
+    role: Annotated[str, typer.Option(help="customer, user, service or system")] = "user",
+    tenant: Annotated[str, typer.Option(help="the tenant the token is for")] = "demo",
+    scope: Annotated[
+        list[str] | None,
+        typer.Option(help="e.g. orders:write (repeatable); default: every scope"),
+    ] = None,
+    ttl: Annotated[int, typer.Option(help="seconds until it expires")] = 3600,
+    kid: Annotated[str | None, typer.Option(help="key id in AUTH_KEYS_FILE")] = None,
+) -> None:
+    """Print an actor token signed with a key of AUTH_KEYS_FILE (make run makes one)."""
+    from service.app.auth import REQUIRED_SCOPE
+
+    scopes = scope or sorted(set(REQUIRED_SCOPE.values()))
+    typer.echo(
+        tokens.mint(
+            _settings(),
+            subject=subject,
+            role=role,
+            tenant=tenant,
+            scopes=scopes,
+            ttl_seconds=ttl,
+            key_id=kid,
+        )
+    )
 
 
 @cli.command()

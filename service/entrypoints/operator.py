@@ -40,7 +40,13 @@ def family_of(command_type: str) -> CliFamily | None:
 
 
 async def send(
-    settings: Settings, family: CliFamily, envelope: dict[str, Any], wait: bool, echo: Echo
+    settings: Settings,
+    family: CliFamily,
+    envelope: dict[str, Any],
+    wait: bool,
+    echo: Echo,
+    *,
+    token: str | None = None,
 ) -> bool:
     from aiokafka import AIOKafkaProducer
 
@@ -53,6 +59,7 @@ async def send(
             topics.commands,
             json.dumps(envelope).encode(),
             key=envelope[family.id_field].encode(),
+            headers=[("authorization", f"Bearer {token}".encode())] if token else None,
         )
     finally:
         await producer.stop()
@@ -225,7 +232,8 @@ async def _echo_tombstone(conn: Any, kind: str, tenant: str, document_id: str, e
 
 async def _echo_history(conn: Any, kind: str, tenant: str, document_id: str, echo: Echo) -> None:
     history = await conn.fetch(
-        f"SELECT version, event_type, command_id, recorded_at FROM {kind}_history"
+        f"SELECT version, event_type, command_id, recorded_at, actor_type, actor_id,"
+        f" actor_issuer FROM {kind}_history"
         f" WHERE tenant_id = $1 AND {kind}_id = $2 ORDER BY version",
         tenant,
         document_id,
@@ -234,5 +242,14 @@ async def _echo_history(conn: Any, kind: str, tenant: str, document_id: str, ech
     for entry in history:
         echo(
             f"  v{entry['version']}  {entry['recorded_at'].isoformat()}  {entry['event_type']}"
-            f"  command {entry['command_id']}"
+            f"  command {entry['command_id']}{_by(entry)}"
         )
+
+
+def _by(entry: Any) -> str:
+    """Who acted on a history version: proven by a token's issuer, or only claimed."""
+    if entry["actor_type"] is None:
+        return ""
+    who = f"  by {entry['actor_type']}:{entry['actor_id']}"
+    issuer = entry["actor_issuer"]
+    return f"{who} (verified, issuer {issuer})" if issuer else f"{who} (claimed)"

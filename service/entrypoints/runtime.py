@@ -19,6 +19,7 @@ from contracts.topics import INVENTORY_MOVEMENTS, all_topics
 from service.adapters.database import create_pool, migrate
 from service.adapters.kafka import ensure_topics
 from service.adapters.store import PostgresStore
+from service.app.auth import Gate
 from service.app.family import BatchDecider, Family
 from service.app.orders.handler import OrderDecider, order_family
 from service.app.processor import CommandProcessor, RetryPolicy
@@ -95,7 +96,9 @@ class Runtime:
 
     async def start(self) -> None:
         s = self.settings
-        master = s.load_master_key()  # refuse to start without one, before touching anything
+        # Refuse to start without a master key or with unusable token keys, before anything.
+        master = s.load_master_key()
+        verifier = s.token_verifier()
         await migrate(s.database_url)
         await ensure_topics(s.kafka_connection(), all_topics(s.topic_prefix), s.topic_partitions)
         self._pool = await create_pool(s.database_url, s.database_pool_size)
@@ -111,6 +114,7 @@ class Runtime:
                 max_command_bytes=s.max_command_bytes,
                 retry=retry,
                 observer=self.metrics,
+                gate=Gate(s.auth_mode, verifier, decider.family.commands.with_actor),
             )
             for decider in self.deciders
         }

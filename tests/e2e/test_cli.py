@@ -57,6 +57,12 @@ async def test_send_prints_every_outcome_and_show_reads_the_order_back(
         ("v4", "purchase_order.receipt_recorded"),
         ("v5", "purchase_order.status_changed"),
     ]
+    # `send` names its user as the actor; without token verification that is only claimed.
+    assert all(
+        " by user:" in line and line.endswith("(claimed)")
+        for line in shown.stdout.splitlines()
+        if line.startswith("  v")
+    )
     assert gone.code == 1
     assert "was deleted" in gone.stderr
     assert "last version 2" in gone.stderr

@@ -9,7 +9,7 @@ from uuid import uuid4
 from contracts import orders as wire
 from service.app.family import Decided, Family
 from service.app.orders.outputs import order_outputs
-from service.app.outcomes import event_message, rejection_message
+from service.app.outcomes import event_actor, event_message, rejection_message
 from service.app.parse import ValidCommand
 from service.app.ports import OrderSave, OutboxMessage, UnitOfWork
 from service.domain import orders
@@ -48,7 +48,7 @@ async def redact_customer(
     saves: list[OrderSave] = []
     for order, events in decision.per_order:
         transitions = orders.fold(order, events, tenant, order.order_id)
-        output = order_outputs(family.topics, movements_topic, cmd.command_id, transitions, now)
+        output = order_outputs(family.topics, movements_topic, cmd, transitions, now)
         done = output.final
         assert isinstance(done, orders.Order)
         saves.append(OrderSave(order, output.versions))
@@ -67,6 +67,7 @@ async def redact_customer(
         version=redactions,
         command_id=cmd.command_id,
         occurred_at=now,
+        actor=event_actor(cmd.actor),
         customer_id=command.customer_id,
         data=wire.CustomerRedactionReceipt(
             customer_id=command.customer_id,

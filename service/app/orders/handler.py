@@ -4,6 +4,7 @@ movements."""
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from datetime import datetime
 
 from contracts import orders as wire
@@ -34,6 +35,7 @@ def order_family(prefix: str = "") -> Family[orders.CommandForOrders]:
                 "payload.billing_address",
                 "payload.contact",
             ),
+            with_actor=_with_actor,
         ),
         rejection_model=wire.OrderRejection,
         seals_dead_letters=True,
@@ -110,7 +112,7 @@ class OrderDecider:
                 continue
             transitions = orders.fold(current, decision.events, *key)
             output = order_outputs(
-                self._family.topics, self._movements_topic, cmd.command_id, transitions, now
+                self._family.topics, self._movements_topic, cmd, transitions, now
             )
             states[key] = output.final
             changes.record(output.final, output.versions)
@@ -120,6 +122,12 @@ class OrderDecider:
         await uow.orders.save_many(changes.saves())
         await uow.orders.delete_many(changes.deletions())
         return decided
+
+
+def _with_actor(
+    command: orders.CommandForOrders, actor_type: str, actor_id: str
+) -> orders.CommandForOrders:
+    return replace(command, actor=orders.Actor(actor_type, actor_id))
 
 
 def _runs(commands: Sequence[OrderCommand]) -> Iterator[Sequence[OrderCommand]]:

@@ -7,13 +7,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
-from uuid import UUID, uuid4
+from uuid import uuid4
 
 from contracts import orders as wire
 from contracts.inventory import MovementSource, movement_key
 from contracts.topics import DocumentTopics
 from service.app.orders.translate import groups_to_wire, snapshot_to_wire
-from service.app.outcomes import event_message, movement_message
+from service.app.outcomes import event_actor, event_message, movement_message
+from service.app.parse import ValidCommand
 from service.app.ports import HistoryEntry, OrderVersion, OutboxMessage
 from service.domain import orders
 from service.domain.orders.stock import movements
@@ -33,12 +34,13 @@ class OrderOutput:
 def order_outputs(
     topics: DocumentTopics,
     movements_topic: str,
-    command_id: UUID,
+    cmd: ValidCommand[orders.CommandForOrders],
     transitions: Sequence[orders.Transition],
     now: datetime,
 ) -> OrderOutput:
     """Per transition: its event, its version while the order lives, its stock movements."""
     output = OrderOutput(transitions[-1].after)
+    command_id = cmd.command_id
     for transition in transitions:
         after = transition.after
         tenant_id, order_id = after.tenant_id, after.order_id
@@ -51,11 +53,14 @@ def order_outputs(
             version=after.version,
             command_id=command_id,
             occurred_at=now,
+            actor=event_actor(cmd.actor),
         )
         output.messages.append(event_message(topics.events, order_id, event))
         if isinstance(after, orders.Order):
             snapshot = snapshot_to_wire(after).model_dump_json().encode()
-            entry = HistoryEntry(after.version, command_id, event_id, event.type, snapshot)
+            entry = HistoryEntry(
+                after.version, command_id, event_id, event.type, snapshot, cmd.actor
+            )
             output.versions.append(OrderVersion(after, entry))
         source = MovementSource(type="order", id=order_id, version=after.version, event_id=event_id)
         for m in movements(transition.before, after):

@@ -12,7 +12,7 @@ from contracts import purchase_orders as wire
 from contracts.inventory import MovementSource, movement_key
 from contracts.topics import PURCHASE_ORDERS, DocumentTopics
 from service.app.family import Decided, Family
-from service.app.outcomes import event_message, movement_message, rejection_message
+from service.app.outcomes import event_actor, event_message, movement_message, rejection_message
 from service.app.parse import CommandSpec, ValidCommand
 from service.app.ports import HistoryEntry, OutboxMessage, PurchaseOrderChanges, UnitOfWork
 from service.app.purchase_orders.translate import (
@@ -80,7 +80,7 @@ class PurchaseOrderDecider:
                 continue
             transitions = po.fold(current, decision.events, cmd.tenant_id, cmd.document_id)
             output = accepted_messages(
-                self._family.topics, self._movements_topic, cmd.command_id, transitions, now
+                self._family.topics, self._movements_topic, cmd, transitions, now
             )
             states[key] = transitions[-1].after
             changes.record(transitions[-1].after, output.history)
@@ -95,13 +95,14 @@ class PurchaseOrderDecider:
 def accepted_messages(
     topics: DocumentTopics,
     movements_topic: str,
-    command_id: UUID,
+    cmd: ValidCommand[po.PurchaseOrderCommand],
     transitions: Sequence[po.Transition],
     occurred_at: datetime,
     new_event_id: Callable[[], UUID] = uuid4,
 ) -> AcceptedOutput:
     """Per transition: its event, a history entry while the order lives, its stock movements."""
     output = AcceptedOutput([], [], [])
+    command_id = cmd.command_id
     for transition in transitions:
         after = transition.after
         event_id = new_event_id()
@@ -116,6 +117,7 @@ def accepted_messages(
             version=after.version,
             command_id=command_id,
             occurred_at=occurred_at,
+            actor=event_actor(cmd.actor),
         )
         output.messages.append(event_message(topics.events, after.purchase_order_id, event))
         if snapshot is not None:
@@ -126,6 +128,7 @@ def accepted_messages(
                     event_id,
                     event.type,
                     snapshot.model_dump_json().encode(),
+                    cmd.actor,
                 )
             )
         source = MovementSource(
