@@ -10,7 +10,7 @@ from typing import Any
 from faststream.kafka import KafkaBroker
 from faststream.specification import AsyncAPI
 
-from contracts import orders
+from contracts import orders, previews
 from contracts import purchase_orders as po
 from contracts.inventory import InventoryMovement
 from contracts.topics import INVENTORY_MOVEMENTS, ORDERS, PURCHASE_ORDERS, DocumentTopics
@@ -28,9 +28,16 @@ def specification() -> dict[str, Any]:
         po.PurchaseOrderCommand,
         po.PurchaseOrderEvent,
         po.PurchaseOrderRejection,
+        previews.PurchaseOrderPreview,
     )
     _family(
-        broker, ORDERS, "order_id", orders.OrderCommand, orders.OrderEvent, orders.OrderRejection
+        broker,
+        ORDERS,
+        "order_id",
+        orders.OrderCommand,
+        orders.OrderEvent,
+        orders.OrderRejection,
+        previews.OrderPreview,
     )
     broker.publisher(
         INVENTORY_MOVEMENTS,
@@ -93,7 +100,13 @@ OUTCOME_HEADERS: dict[str, Any] = {
 
 
 def _family(
-    broker: KafkaBroker, family: str, id_field: str, command: Any, event: Any, rejection: Any
+    broker: KafkaBroker,
+    family: str,
+    id_field: str,
+    command: Any,
+    event: Any,
+    rejection: Any,
+    preview: Any,
 ) -> None:
     topics = DocumentTopics.for_family(family)
 
@@ -117,6 +130,16 @@ def _family(
         title=topics.rejections,
         description="Commands that changed nothing, with every problem found.",
         schema=rejection,
+    )
+    broker.publisher(
+        topics.previews,
+        title=topics.previews,
+        description=(
+            "What a command sent with dry_run would do now: would_accept, the events and"
+            " inventory movements it would cause, every error it would get. Nothing was written;"
+            " consumers of events never see previews."
+        ),
+        schema=preview,
     )
     broker.publisher(
         topics.dead_letters,

@@ -60,6 +60,11 @@ class CommandMetadata(WireModel):
     )
     actor: Actor | None = None
     issued_at: Timestamp | None = None
+    dry_run: bool = Field(
+        default=False,
+        description="Decide against the current state and publish the outcome as a preview on"
+        " the family's .previews topic; nothing is written.",
+    )
 
 
 class EventMetadata(WireModel):

@@ -12,7 +12,7 @@ from typing import Any, get_args
 
 from pydantic import BaseModel, TypeAdapter
 
-from contracts import inventory, orders
+from contracts import inventory, orders, previews
 from contracts import purchase_orders as po
 
 ROOT = Path(__file__).parent
@@ -32,6 +32,8 @@ MESSAGES: dict[str, Any] = {
     **_by_type(orders.OrderEventMessage),
     "order.rejection": orders.OrderRejection,
     "inventory.movement": inventory.InventoryMovement,
+    "purchase_order.preview": previews.PurchaseOrderPreview,
+    "order.preview": previews.OrderPreview,
 }
 
 

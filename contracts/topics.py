@@ -11,12 +11,13 @@ INVENTORY_MOVEMENTS = "inventory.movements"
 
 @dataclass(frozen=True)
 class DocumentTopics:
-    """The four topics of one document family, with the deployment's optional prefix applied."""
+    """The topics of one document family, with the deployment's optional prefix applied."""
 
     commands: str
     events: str
     rejections: str
     dead_letters: str
+    previews: str
 
     @classmethod
     def for_family(cls, family: str, prefix: str = "") -> DocumentTopics:
@@ -26,10 +27,11 @@ class DocumentTopics:
             events=f"{base}.events",
             rejections=f"{base}.rejections",
             dead_letters=f"{base}.commands.dlq",
+            previews=f"{base}.previews",
         )
 
     def all(self) -> tuple[str, ...]:
-        return (self.commands, self.events, self.rejections, self.dead_letters)
+        return (self.commands, self.events, self.rejections, self.dead_letters, self.previews)
 
 
 def all_topics(prefix: str = "") -> tuple[str, ...]:

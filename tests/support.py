@@ -228,6 +228,7 @@ class WireProbe:
             self.topics.events,
             self.topics.rejections,
             self.topics.dead_letters,
+            self.topics.previews,
             self.movements_topic,
             bootstrap_servers=self.bootstrap_servers,
             auto_offset_reset="earliest",
@@ -301,6 +302,16 @@ class WireProbe:
 
     def on(self, topic: str) -> list[Record]:
         return [r for r in self.records if r.topic == topic]
+
+    async def preview(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Send a command as a dry run and return its next preview."""
+        before = len(self.previews_of(body["command_id"]))
+        await self.send({**body, "dry_run": True})
+        await self.wait_for(lambda _: len(self.previews_of(body["command_id"])) > before)
+        return self.previews_of(body["command_id"])[before]
+
+    def previews_of(self, command_id: str) -> list[dict[str, Any]]:
+        return [r.body for r in self.on(self.topics.previews) if r.body["command_id"] == command_id]
 
     def movements(self) -> list[dict[str, Any]]:
         return [r.body for r in self.on(self.movements_topic)]

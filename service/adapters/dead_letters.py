@@ -21,6 +21,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from service.adapters.crypto import MasterKey
 from service.adapters.kafka_connection import KafkaConnection
 from service.adapters.personal_data import open_dead_letter
+from service.app.auth import AUTHORIZATION
 from service.app.outcomes import (
     DEAD_LETTER_HEADERS,
     DEAD_LETTER_KEY,
@@ -153,15 +154,19 @@ async def replay(
     commands_topic: str,
     db: asyncpg.Connection,
     letters: Sequence[tuple[DeadLetter, Original]],
+    token: str | None = None,
 ) -> None:
     """Publish each message again to the commands topic, as it arrived, naming where it was
-    parked; then record the replay."""
+    parked, with `token` as its actor token (letters never keep the one they came with);
+    then record the replay."""
     producer = AIOKafkaProducer(**connection.client_options(), acks="all")
     await producer.start()
     try:
         for letter, original in letters:
             origin = f"{letter.topic}/{letter.position}".encode()
             headers = [(k, v) for k, v in original.headers if k != REPLAYED_FROM]
+            if token is not None:
+                headers.append((AUTHORIZATION, f"Bearer {token}".encode()))
             await producer.send_and_wait(
                 commands_topic,
                 original.value,

@@ -169,17 +169,32 @@ class PostgresStore:
 
     @asynccontextmanager
     async def unit_of_work(self) -> AsyncIterator[PostgresUnitOfWork]:
+        async with self._connection() as conn, conn.transaction():
+            yield PostgresUnitOfWork(conn, self._master, self._dead_letter_retention_hours)
+
+    @asynccontextmanager
+    async def trial_unit_of_work(self) -> AsyncIterator[PostgresUnitOfWork]:
+        async with self._connection() as conn:
+            trial = conn.transaction()
+            await trial.start()
+            try:
+                yield PostgresUnitOfWork(conn, self._master, self._dead_letter_retention_hours)
+            finally:
+                await trial.rollback()
+
+    @asynccontextmanager
+    async def _connection(self) -> AsyncIterator[asyncpg.Connection]:
+        """A pooled connection; whatever fails for a reason that can only be waited out
+        (restart, refused, maintenance, a lost connection) is a TransientError, and the
+        commands stay uncommitted in Kafka meanwhile."""
         try:
             conn = await self._pool.acquire()
         except Exception as error:
-            # Whatever keeps us from getting a connection (restart, refused, maintenance) can
-            # only be waited out; the command stays uncommitted in Kafka meanwhile.
             raise TransientError(
                 f"no database connection: {type(error).__name__}: {error}"
             ) from error
         try:
-            async with conn.transaction():
-                yield PostgresUnitOfWork(conn, self._master, self._dead_letter_retention_hours)
+            yield conn
         except TRANSIENT_ERRORS as error:
             raise TransientError(f"{type(error).__name__}: {error}") from error
         finally:

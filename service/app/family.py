@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Generic, Protocol, TypeVar
 
 from contracts.common import RejectionMetadata
+from contracts.previews import PreviewMetadata
 from contracts.topics import DocumentTopics
 from service.app.parse import CommandSpec, ValidCommand
 from service.app.ports import OutboxMessage, UnitOfWork
@@ -24,6 +25,7 @@ class Family(Generic[C]):
     topics: DocumentTopics
     commands: CommandSpec[C]
     rejection_model: type[RejectionMetadata]
+    preview_model: type[PreviewMetadata]
     seals_dead_letters: bool = False
     """Commands carry personal data: dead letters are published sealed, never as received."""
 

@@ -13,9 +13,9 @@ from uuid import UUID, uuid5
 from contracts.common import Actor, ErrorDetail
 from contracts.inventory import InventoryMovement, MovementSource, movement_key
 from service.app.auth import AUTHORIZATION
-from service.app.family import Family
+from service.app.family import Decided, Family
 from service.app.incoming import IncomingMessage
-from service.app.parse import Identity
+from service.app.parse import Identity, ValidCommand
 from service.app.ports import OutboxMessage, RecordedActor
 from service.domain.problems import Problem
 from service.domain.stock import Movement
@@ -144,6 +144,41 @@ def sealed_dead_letter_message(
     key is the source position, not the document id the sender chose."""
     headers = (*_why_and_where(message, reason), (DEAD_LETTER_KEY, str(key_id).encode()))
     return OutboxMessage(family.topics.dead_letters, message.source.encode(), sealed, headers)
+
+
+def preview_message(
+    family: Family[Any], cmd: ValidCommand[Any], decided: Decided, previewed_at: datetime
+) -> OutboxMessage:
+    """What a dry-run command would do, from what deciding it produced (then rolled back)."""
+    events: list[dict[str, Any]] = []
+    movements: list[dict[str, Any]] = []
+    errors: list[dict[str, Any]] = []
+    for message in decided.messages:
+        body = json.loads(message.value)
+        if message.topic == family.topics.events:
+            events.append(
+                {"type": body["type"], "version": body["version"], "data": body.get("data")}
+            )
+        elif message.topic == family.topics.rejections:
+            errors += body["errors"]
+        else:
+            movements.append(body)
+    preview = family.preview_model.model_validate(
+        {
+            "command_id": cmd.command_id,
+            "type": cmd.identity.type,
+            "tenant_id": cmd.tenant_id,
+            family.commands.id_field_for(cmd.identity.type): cmd.document_id,
+            "would_accept": decided.accepted,
+            "events": events,
+            "movements": movements,
+            "errors": errors,
+            "previewed_at": previewed_at,
+        }
+    )
+    return OutboxMessage(
+        family.topics.previews, cmd.document_id.encode(), preview.model_dump_json().encode()
+    )
 
 
 def event_actor(actor: RecordedActor | None) -> Actor | None:

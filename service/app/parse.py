@@ -66,6 +66,8 @@ class ValidCommand(Generic[C]):
     command: C
     request_hash: bytes
     actor: RecordedActor | None = None
+    dry_run: bool = False
+    """Decide and answer with a preview; write nothing."""
 
 
 @dataclass(frozen=True)
@@ -138,6 +140,7 @@ def parse_command(
         command=spec.to_domain(contract),
         request_hash=request_hash(contract.model_dump(mode="json", exclude={"issued_at"})),
         actor=RecordedActor(contract.actor.type, contract.actor.id) if contract.actor else None,
+        dry_run=contract.dry_run,
     )
 
 

@@ -18,6 +18,8 @@ class Claim(StrEnum):
 
     NEW = "new"
     DUPLICATE = "duplicate"
+    PREVIEWED = "previewed"
+    """A dry run: answered with a preview; never recorded in the inbox."""
     """Seen before with the same content: already answered, do nothing."""
     REUSED = "reused"
     """Seen before with different content: the key was reused for another request."""
@@ -29,6 +31,8 @@ class Outcome(StrEnum):
     DEAD_LETTERED = "dead_lettered"
     PARKED = "parked"
     DUPLICATE = "duplicate"
+    PREVIEWED = "previewed"
+    """A dry run: answered with a preview; never recorded in the inbox."""
 
 
 @dataclass(frozen=True)
@@ -232,6 +236,9 @@ class UnitOfWork(Protocol):
 
 class Store(Protocol):
     def unit_of_work(self) -> AbstractAsyncContextManager[UnitOfWork]: ...
+
+    def trial_unit_of_work(self) -> AbstractAsyncContextManager[UnitOfWork]:
+        """A transaction that is always rolled back: for deciding what would happen."""
 
     async def reachable(self) -> bool:
         """Whether the database answers now: tells a failing server from a failing command."""

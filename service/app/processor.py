@@ -22,12 +22,13 @@ from typing import Generic, TypeVar
 from uuid import UUID
 
 from service.app.auth import Gate, Unauthorized
-from service.app.family import BatchDecider
+from service.app.family import BatchDecider, Decided
 from service.app.incoming import IncomingMessage
 from service.app.observer import NoObserver, ProcessingObserver, RetryCause, Settled
 from service.app.outcomes import (
     REPLAYED_FROM,
     dead_letter_message,
+    preview_message,
     rejection_message,
     sealed_dead_letter_envelope,
     sealed_dead_letter_message,
@@ -79,6 +80,10 @@ class Received(Generic[C]):
     @property
     def identity(self) -> Identity:
         return self.parsed.identity if self.parsed is not None else UNREADABLE
+
+    @property
+    def is_dry_run(self) -> bool:
+        return isinstance(self.parsed, ValidCommand) and self.parsed.dry_run
 
     @property
     def is_replay(self) -> bool:
@@ -152,7 +157,14 @@ class CommandProcessor(Generic[C]):
         cancellation."""
         started = time.perf_counter()
         batch = [self._receive(message) for message in messages]
-        outcomes = await self._settle(batch)
+        dry_runs = {i for i, r in enumerate(batch) if r.is_dry_run}
+        if dry_runs:
+            real = [r for i, r in enumerate(batch) if i not in dry_runs]
+            decided = iter(await self._settle(real) if real else [])
+            previewed = iter(await self._preview([batch[i] for i in sorted(dry_runs)]))
+            outcomes = [next(previewed if i in dry_runs else decided) for i in range(len(batch))]
+        else:
+            outcomes = await self._settle(batch)
         settled = [
             Settled(
                 received.identity.type,
@@ -173,6 +185,63 @@ class CommandProcessor(Generic[C]):
         except Exception as defect:
             return Received(message, None, defect)
         return Received(message, parsed)
+
+    async def _preview(self, dry_runs: list[Received[C]]) -> list[Outcome]:
+        """Decide each dry run alone against the current state in a transaction that is rolled
+        back, and publish what it would have done as a preview. Nothing else is written, not
+        even the inbox: a preview can be asked for again and again."""
+        previews: list[OutboxMessage] = []
+        for received in dry_runs:
+            cmd = received.parsed
+            assert isinstance(cmd, ValidCommand)
+            decided = await self._decide_trial(received, cmd)
+            previews += with_trace_context(
+                [preview_message(self._family, cmd, decided, self._clock())],
+                received.message.headers,
+            )
+        attempt = 0
+        while True:
+            try:
+                async with self._store.unit_of_work() as uow:
+                    await uow.answer_many([], previews)
+                return [Outcome.PREVIEWED] * len(dry_runs)
+            except TransientError as error:
+                log.warning("transient failure queueing previews, retrying: %s", error)
+                self._retried(RetryCause.TRANSIENT)
+            await self._back_off(attempt)
+            attempt += 1
+
+    async def _decide_trial(self, received: Received[C], cmd: ValidCommand[C]) -> Decided:
+        attempt = 0
+        while True:
+            try:
+                async with self._store.trial_unit_of_work() as uow:
+                    [decided] = await self._decider.decide(uow, [cmd], self._clock())
+                return decided
+            except TransientError as error:
+                log.warning("transient failure previewing, retrying: %s", error)
+                self._retried(RetryCause.TRANSIENT)
+            except Exception as error:
+                if await self._store.reachable():
+                    # A preview is never parked: it says the command could not be processed.
+                    log.error(
+                        "unexpected failure previewing %s",
+                        received.message.source,
+                        exc_info=error,
+                        extra=received.log_fields(),
+                    )
+                    problem = Problem(
+                        ErrorCode.PROCESSING_FAILED,
+                        "the service could not preview this command; nothing changed",
+                        None,
+                    )
+                    rejection = rejection_message(
+                        self._family, cmd.identity, cmd.command_id, [problem], self._clock()
+                    )
+                    return Decided(False, [rejection])
+                self._retried(RetryCause.DATABASE_UNREACHABLE)
+            await self._back_off(attempt)
+            attempt += 1
 
     async def _settle(self, batch: list[Received[C]]) -> list[Outcome]:
         attempt = 0

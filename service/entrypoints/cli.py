@@ -174,6 +174,9 @@ def send(
     expected_version: Annotated[int | None, typer.Option(help="optimistic check")] = None,
     command_id: Annotated[str | None, typer.Option(help="default: a new UUID")] = None,
     wait: Annotated[bool, typer.Option(help="wait for and print the outcome")] = True,
+    dry_run: Annotated[
+        bool, typer.Option(help="print what it would do (a preview); change nothing")
+    ] = False,
     token: Annotated[
         str | None,
         typer.Option(
@@ -203,6 +206,8 @@ def send(
     }
     if expected_version is not None:
         envelope["expected_version"] = expected_version
+    if dry_run:
+        envelope["dry_run"] = True
     if token is not None and actor is None:
         envelope.pop("actor")  # the token says who acts
     outcome_ok = asyncio.run(

@@ -214,6 +214,13 @@ def replay_letters(
     span: RangeOption = None,
     reason: ReasonOption = None,
     everything: AllOption = False,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            envvar="ORDER_SERVICE_TOKEN",
+            help="actor token to send them with (needed when the service requires tokens)",
+        ),
+    ] = None,
 ) -> None:
     """Publish letters again to their commands topic, as they arrived, with a header naming
     where they were parked. A command that was only dead-lettered or parked is then decided; one
@@ -232,7 +239,9 @@ def replay_letters(
                     f"{topics.dead_letters} {letter.position}: {GONE}; not replayed", err=True
                 )
                 continue
-            await replay(settings.kafka_connection(), topics.commands, db, [(letter, original)])
+            await replay(
+                settings.kafka_connection(), topics.commands, db, [(letter, original)], token
+            )
             typer.echo(f"replayed {topics.dead_letters} {letter.position} to {topics.commands}")
             replayed += 1
         typer.echo(f"{replayed} replayed", err=True)

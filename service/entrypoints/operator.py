@@ -51,7 +51,8 @@ async def send(
     from aiokafka import AIOKafkaProducer
 
     topics = family.topics(settings)
-    watcher = await _outcome_watcher(settings, topics) if wait else None
+    answers = [topics.previews] if envelope.get("dry_run") else [topics.events, topics.rejections]
+    watcher = await _outcome_watcher(settings, answers) if wait else None
     producer = AIOKafkaProducer(**settings.kafka_connection().client_options(), acks="all")
     await producer.start()
     try:
@@ -72,7 +73,7 @@ async def send(
         await watcher.stop()
 
 
-async def _outcome_watcher(settings: Settings, topics: DocumentTopics) -> Any:
+async def _outcome_watcher(settings: Settings, answers: list[str]) -> Any:
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
     consumer = AIOKafkaConsumer(**settings.kafka_connection().client_options())
@@ -80,7 +81,7 @@ async def _outcome_watcher(settings: Settings, topics: DocumentTopics) -> Any:
     await consumer.topics()  # loads cluster metadata, so partitions are known
     partitions = [
         TopicPartition(topic, p)
-        for topic in (topics.events, topics.rejections)
+        for topic in answers
         for p in sorted(consumer.partitions_for_topic(topic) or ())
     ]
     consumer.assign(partitions)
@@ -103,6 +104,8 @@ async def _print_outcome(
                 if body.get("command_id") != command_id:
                     continue
                 echo(json.dumps(body, indent=2))
+                if record.topic == topics.previews:
+                    return bool(body["would_accept"])
                 if record.topic == topics.rejections:
                     return False
                 accepted = True

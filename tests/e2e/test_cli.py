@@ -25,6 +25,9 @@ async def test_send_prints_every_outcome_and_show_reads_the_order_back(
             "PO-1",
             '{"receipt_id": "RCV-1", "lines": [{"sku": "WIDGET-001", "quantity": 100}]}',
         )
+        previewed = await order_service(
+            settings, "send", "purchase_order.delete", "PO-1", "--dry-run"
+        )
         refused = await order_service(settings, "send", "purchase_order.delete", "PO-1")
         shown = await order_service(settings, "show", "PO-1")
         await order_service(
@@ -45,6 +48,10 @@ async def test_send_prints_every_outcome_and_show_reads_the_order_back(
     assert refused.code == 1
     [rejection] = refused.documents()
     assert [e["error_code"] for e in rejection["errors"]] == ["invalid_status", "has_dependencies"]
+    assert previewed.code == 1  # it would be refused
+    [preview] = previewed.documents()
+    assert preview["would_accept"] is False
+    assert preview["errors"] == rejection["errors"]
 
     assert shown.code == 0
     assert "status=received  version=5" in shown.stdout

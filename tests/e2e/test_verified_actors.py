@@ -4,6 +4,8 @@ refusals change nothing, and a token is never stored."""
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
 import time
 from pathlib import Path
@@ -12,6 +14,8 @@ from typing import Any
 import asyncpg
 import jwt
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from service.app.auth import AuthMode
 from service.settings import Settings
@@ -26,23 +30,48 @@ from tests.support import (
 
 ISSUER = "https://id.example.test"
 SECRET = b"e2e-shared-secret-thirty-two-by!"
+RSA_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+RSA_PUBLIC_PEM = RSA_KEY.public_key().public_bytes(
+    serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+)
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def forged(claims: dict[str, Any], header: dict[str, Any], secret: bytes | None) -> str:
+    """A token built by hand, as an attacker would: unsigned, or HMAC-signed with `secret`."""
+    signing_input = f"{_b64(json.dumps(header).encode())}.{_b64(json.dumps(claims).encode())}"
+    if secret is None:
+        return f"{signing_input}."
+    mac = hmac.new(secret, signing_input.encode(), hashlib.sha256).digest()
+    return f"{signing_input}.{_b64(mac)}"
 
 
 @pytest.fixture
 def secured(settings: Settings, tmp_path: Path) -> Settings:
     keys = tmp_path / "keys.json"
     secret = base64.urlsafe_b64encode(SECRET).rstrip(b"=").decode()
+    public = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(RSA_KEY.public_key()))
     keys.write_text(
-        json.dumps({"keys": [{"kty": "oct", "kid": "svc-1", "alg": "HS256", "k": secret}]})
+        json.dumps(
+            {
+                "keys": [
+                    {"kty": "oct", "kid": "svc-1", "alg": "HS256", "k": secret},
+                    {**public, "kid": "idp-1", "alg": "RS256"},
+                ]
+            }
+        )
     )
     return settings.model_copy(
         update={"auth_mode": AuthMode.REQUIRED, "auth_keys_file": keys, "auth_issuers": ISSUER}
     )
 
 
-def token(subject: str, role: str, scope: str, **extra: Any) -> str:
+def claims_for(subject: str, role: str, scope: str, **extra: Any) -> dict[str, Any]:
     now = int(time.time())
-    claims = {
+    return {
         "iss": ISSUER,
         "aud": "order-lifecycle-service",
         "sub": subject,
@@ -52,6 +81,10 @@ def token(subject: str, role: str, scope: str, **extra: Any) -> str:
         "exp": now + 300,
         **extra,
     }
+
+
+def token(subject: str, role: str, scope: str, **extra: Any) -> str:
+    claims = claims_for(subject, role, scope, **extra)
     return jwt.encode(claims, SECRET, algorithm="HS256", headers={"kid": "svc-1"})
 
 
@@ -101,7 +134,34 @@ async def test_required_mode_on_the_real_pipeline(
             "O-404", "O-2"
         )
 
+        stolen = claims_for("CUST-2", "customer", "orders:delete")
+        unauthenticated = ("unauthenticated", "unauthenticated", None)
         refusals = {
+            "not yet valid": (
+                token("CUST-2", "customer", "orders:delete", nbf=int(time.time()) + 600),
+                delete_order("O-2"),
+                unauthenticated,
+            ),
+            "unknown key id": (
+                jwt.encode(stolen, SECRET, algorithm="HS256", headers={"kid": "svc-9"}),
+                delete_order("O-2"),
+                unauthenticated,
+            ),
+            "altered signature": (
+                token("CUST-2", "customer", "orders:delete")[:-4] + "AAAA",
+                delete_order("O-2"),
+                unauthenticated,
+            ),
+            "alg none": (
+                forged(stolen, {"alg": "none", "kid": "svc-1", "typ": "JWT"}, None),
+                delete_order("O-2"),
+                unauthenticated,
+            ),
+            "algorithm confusion": (
+                forged(stolen, {"alg": "HS256", "kid": "idp-1", "typ": "JWT"}, RSA_PUBLIC_PEM),
+                delete_order("O-2"),
+                unauthenticated,
+            ),
             "expired": (
                 token("CUST-1", "customer", "orders:delete", exp=int(time.time()) - 120),
                 delete_order("O-2"),

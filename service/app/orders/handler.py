@@ -8,6 +8,7 @@ from dataclasses import replace
 from datetime import datetime
 
 from contracts import orders as wire
+from contracts.previews import OrderPreview
 from contracts.topics import ORDERS, DocumentTopics
 from service.app.family import Decided, Family
 from service.app.orders.erasure import redact_customer
@@ -38,6 +39,7 @@ def order_family(prefix: str = "") -> Family[orders.CommandForOrders]:
             with_actor=_with_actor,
         ),
         rejection_model=wire.OrderRejection,
+        preview_model=OrderPreview,
         seals_dead_letters=True,
     )
 

@@ -10,6 +10,7 @@ from uuid import UUID, uuid4
 
 from contracts import purchase_orders as wire
 from contracts.inventory import MovementSource, movement_key
+from contracts.previews import PurchaseOrderPreview
 from contracts.topics import PURCHASE_ORDERS, DocumentTopics
 from service.app.family import Decided, Family
 from service.app.outcomes import event_actor, event_message, movement_message, rejection_message
@@ -32,6 +33,7 @@ def purchase_order_family(prefix: str = "") -> Family[po.PurchaseOrderCommand]:
         topics=DocumentTopics.for_family(PURCHASE_ORDERS, prefix),
         commands=CommandSpec("purchase_order_id", wire.PURCHASE_ORDER_COMMAND, command_from_wire),
         rejection_model=wire.PurchaseOrderRejection,
+        preview_model=PurchaseOrderPreview,
     )
 
 
