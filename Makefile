@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install run test unit lint contracts bench clean
+.PHONY: install run test unit lint contracts contracts-release bench clean
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,12 @@ lint: install
 ## Regenerate contracts/schemas/*.json and contracts/asyncapi.json from the pydantic models.
 contracts: install
 	$(BIN)/python -m contracts.generate
+
+# On a release: the generated schemas become the baseline that later changes must stay
+# compatible with.
+contracts-release: contracts
+	rm -f contracts/released/*.json
+	cp contracts/schemas/*.json contracts/released/
 
 bench: install
 	$(BIN)/python -m benchmarks.commands_per_second $(ARGS)

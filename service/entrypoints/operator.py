@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -48,71 +47,56 @@ async def send(
     *,
     token: str | None = None,
 ) -> bool:
-    from aiokafka import AIOKafkaProducer
+    """Send through the typed command client and print the outcome: the events, the
+    rejection, or the preview of a dry run. False when it was refused (or would be)."""
+    from pydantic import ValidationError
 
-    topics = family.topics(settings)
-    answers = [topics.previews] if envelope.get("dry_run") else [topics.events, topics.rejections]
-    watcher = await _outcome_watcher(settings, answers) if wait else None
-    producer = AIOKafkaProducer(**settings.kafka_connection().client_options(), acks="all")
-    await producer.start()
+    from contracts.client import Accepted, CommandClient, CommandTimeout, Refused
+    from contracts.orders import ORDER_COMMAND
+    from contracts.purchase_orders import PURCHASE_ORDER_COMMAND
+
+    adapter: Any = (
+        PURCHASE_ORDER_COMMAND if family.topic_family == PURCHASE_ORDERS else ORDER_COMMAND
+    )
     try:
-        await producer.send_and_wait(
-            topics.commands,
-            json.dumps(envelope).encode(),
-            key=envelope[family.id_field].encode(),
-            headers=[("authorization", f"Bearer {token}".encode())] if token else None,
-        )
-    finally:
-        await producer.stop()
-    echo(f"sent {envelope['type']} {envelope['command_id']}", err=True)
-    if watcher is None:
-        return True
-    try:
-        return await _print_outcome(watcher, topics, envelope["command_id"], echo)
-    finally:
-        await watcher.stop()
-
-
-async def _outcome_watcher(settings: Settings, answers: list[str]) -> Any:
-    from aiokafka import AIOKafkaConsumer, TopicPartition
-
-    consumer = AIOKafkaConsumer(**settings.kafka_connection().client_options())
-    await consumer.start()
-    await consumer.topics()  # loads cluster metadata, so partitions are known
-    partitions = [
-        TopicPartition(topic, p)
-        for topic in answers
-        for p in sorted(consumer.partitions_for_topic(topic) or ())
-    ]
-    consumer.assign(partitions)
-    await consumer.seek_to_end(*partitions)
-    for tp in partitions:
-        await consumer.position(tp)  # fix the start before the command is sent
-    return consumer
-
-
-async def _print_outcome(
-    consumer: Any, topics: DocumentTopics, command_id: str, echo: Echo
-) -> bool:
-    deadline = asyncio.get_running_loop().time() + OUTCOME_WAIT_SECONDS
-    accepted = False
-    while asyncio.get_running_loop().time() < deadline:
-        batches = await consumer.getmany(timeout_ms=500)
-        for records in batches.values():
-            for record in records:
-                body = json.loads(record.value)
-                if body.get("command_id") != command_id:
-                    continue
-                echo(json.dumps(body, indent=2))
-                if record.topic == topics.previews:
-                    return bool(body["would_accept"])
-                if record.topic == topics.rejections:
-                    return False
-                accepted = True
-        if accepted:
+        command = adapter.validate_python(envelope)
+    except ValidationError as error:
+        for problem in error.errors(include_url=False, include_input=False):
+            where = ".".join(str(part) for part in problem["loc"][1:]) or "command"
+            echo(f"{where}: {problem['msg']}", err=True)
+        return False
+    options = settings.kafka_connection().client_options()
+    client = CommandClient(
+        options.pop("bootstrap_servers"),
+        tenant_id=command.tenant_id,
+        topic_prefix=settings.topic_prefix,
+        token=token,
+        timeout_seconds=OUTCOME_WAIT_SECONDS,
+        kafka_options=options,
+    )
+    async with client:
+        if not wait:
+            await client.send_no_wait(command)
+            echo(f"sent {command.type} {command.command_id}", err=True)
             return True
-    echo(f"no outcome within {OUTCOME_WAIT_SECONDS}s: is the service running (make run)?", err=True)
-    return False
+        echo(f"sending {command.type} {command.command_id}", err=True)
+        try:
+            outcome = await client.send(command)
+        except CommandTimeout:
+            echo(
+                f"no outcome within {OUTCOME_WAIT_SECONDS}s: is the service running (make run)?",
+                err=True,
+            )
+            return False
+    if isinstance(outcome, Accepted):
+        for event in outcome.events:
+            echo(event.model_dump_json(indent=2))
+        return True
+    if isinstance(outcome, Refused):
+        echo(outcome.rejection.model_dump_json(indent=2))
+        return False
+    echo(outcome.preview.model_dump_json(indent=2))
+    return outcome.would_accept
 
 
 async def tail(settings: Settings, from_beginning: bool, echo: Echo) -> None:
