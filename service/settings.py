@@ -115,6 +115,17 @@ class Settings(BaseSettings):
     auth_clock_skew_seconds: Annotated[float, Field(ge=0)] = 30.0
     auth_role_claim: str = Field(default="role", description="Claim holding the actor type.")
     auth_tenant_claim: str = Field(default="tenant", description="Claim holding the tenant.")
+    inventory_database_url: str | None = Field(
+        default=None,
+        description="Reference inventory consumer: where it keeps stock (default DATABASE_URL;"
+        " its tables live in schema reference_inventory).",
+    )
+    inventory_consumer_group: str = "reference-inventory"
+    inventory_dedup_hours: Annotated[float, Field(gt=0)] = Field(
+        default=168.0,
+        description="How long the reference consumer remembers applied movement ids; keep it at"
+        " least as long as inventory.movements keeps messages.",
+    )
     metrics_enabled: bool = Field(
         default=True, description="Serve Prometheus metrics on GET /metrics."
     )

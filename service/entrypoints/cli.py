@@ -15,10 +15,12 @@ import typer
 
 from service.entrypoints import dead_letter_cli, tokens
 from service.entrypoints.logs import configure_logging
+from service.reference import cli as inventory_cli
 from service.settings import Settings
 
 cli = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 cli.add_typer(dead_letter_cli.app, name="dead-letters")
+cli.add_typer(inventory_cli.app, name="inventory")
 
 DEV_STACK_DIR = Path(".devstack")
 DEV_POSTGRES_PORT = 54329

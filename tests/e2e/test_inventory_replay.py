@@ -7,134 +7,21 @@ families and the check covers every bucket: incoming, on_hand and reserved.
 from __future__ import annotations
 
 import itertools
-import json
 import random
 from collections import Counter
-from typing import Any
 
 import asyncpg
 
 from service.settings import Settings
-from tests.support import (
-    WireProbe,
-    change_status,
-    command,
-    create_order,
-    delete,
-    delete_order,
-    details,
-    invoice,
-    order_status,
-    receipt,
-    running_service,
-    update,
-    update_order,
-    update_shipping,
+from tests.inventory_sequences import (
+    implied_by_customer_orders,
+    implied_stock,
+    nonzero,
+    random_command,
+    random_order_command,
+    replayed,
 )
-
-ORDERS = [f"PO-{n}" for n in range(16)]
-CUSTOMER_ORDERS = [f"O-{n}" for n in range(12)]
-ORDER_STATUSES = ["ready", "ready", "fulfilled", "sent", "delivered", "cancelled"]
-SKUS = ["A", "B", "C"]
-WAREHOUSES = ["W1", "W2"]
-STATUSES = ["open", "open", "open", "receiving", "received", "closed", "cancelled"]
-StockKey = tuple[str, str, str, str]  # tenant, warehouse, sku, bucket
-
-
-def random_details(rng: random.Random) -> dict[str, Any]:
-    skus = rng.sample(SKUS, rng.randint(1, len(SKUS)))
-    lines = [{"sku": sku, "quantity": rng.randint(4, 15)} for sku in skus]
-    return details(products=lines, warehouse_id=rng.choice(WAREHOUSES))
-
-
-def random_command(rng: random.Random, serial: int) -> dict[str, Any]:
-    order = rng.choice(ORDERS)
-    tenant = rng.choice(["tenant-a", "tenant-a", "tenant-b"])
-    kind = rng.choices(
-        ["create", "status", "receipt", "invoice", "update", "shipping", "delete"],
-        weights=[3, 5, 8, 1, 1, 1, 1],
-    )[0]
-    match kind:
-        case "create":
-            body = command("purchase_order.create", order, random_details(rng))
-        case "status":
-            body = change_status(order, rng.choice(STATUSES))
-        case "receipt":
-            lines = {sku: rng.randint(1, 4) for sku in rng.sample(SKUS, rng.randint(1, 2))}
-            body = receipt(order, f"R-{serial}", **lines)
-        case "invoice":
-            body = invoice(order, f"INV-{serial}")
-        case "update":
-            body = update(order, **random_details(rng))
-        case "shipping":
-            body = update_shipping(order, tracking_number=f"T-{serial}")
-        case _:
-            body = delete(order)
-    return {**body, "tenant_id": tenant}
-
-
-def random_items(rng: random.Random) -> list[dict[str, Any]]:
-    return [
-        {"sku": sku, "quantity": rng.randint(1, 5), "unit_price": "2.00", "currency": "EUR"}
-        for sku in rng.sample(SKUS, rng.randint(1, len(SKUS)))
-    ]
-
-
-def random_order_command(rng: random.Random) -> dict[str, Any]:
-    order = rng.choice(CUSTOMER_ORDERS)
-    tenant = rng.choice(["tenant-a", "tenant-a", "tenant-b"])
-    kind = rng.choices(["create", "status", "update", "delete"], weights=[3, 8, 1, 1])[0]
-    match kind:
-        case "create":
-            details = {"warehouse_id": rng.choice(WAREHOUSES), "items": random_items(rng)}
-            body = create_order(order, details=details)
-        case "status":
-            body = order_status(order, rng.choice(ORDER_STATUSES))
-        case "update":
-            body = update_order(order, {"items": random_items(rng)})
-        case _:
-            body = delete_order(order)
-    return {**body, "tenant_id": tenant}
-
-
-def implied_stock(rows: list[asyncpg.Record]) -> Counter[StockKey]:
-    """What inventory should hold, computed straight from the stored orders."""
-    stock: Counter[StockKey] = Counter()
-    for row in rows:
-        document = json.loads(row["document"])
-        received: Counter[str] = Counter()
-        for r in document["receipts"]:
-            received.update({line["sku"]: line["quantity"] for line in r["lines"]})
-        for line in document["products"]:
-            sku, warehouse = line["sku"], document["warehouse_id"]
-            stock[(row["tenant_id"], warehouse, sku, "on_hand")] += received[sku]
-            if document["status"] in ("open", "receiving", "received"):
-                outstanding = line["quantity"] - received[sku]
-                stock[(row["tenant_id"], warehouse, sku, "incoming")] += outstanding
-    return nonzero(stock)
-
-
-def implied_by_customer_orders(rows: list[asyncpg.Record]) -> Counter[StockKey]:
-    stock: Counter[StockKey] = Counter()
-    for row in rows:
-        key = (row["tenant_id"], row["warehouse_id"], row["sku"])
-        if row["status"] in ("ready", "fulfilled"):
-            stock[(*key, "reserved")] += row["quantity"]
-        if row["status"] in ("sent", "delivered"):
-            stock[(*key, "on_hand")] -= row["quantity"]
-    return nonzero(stock)
-
-
-def nonzero(stock: Counter[StockKey]) -> Counter[StockKey]:
-    """Without zero entries: a bucket that netted out equals one that never moved."""
-    return Counter({key: quantity for key, quantity in stock.items() if quantity})
-
-
-def replayed(movements: list[dict[str, Any]]) -> Counter[StockKey]:
-    stock: Counter[StockKey] = Counter()
-    for m in movements:
-        stock[(m["tenant_id"], m["warehouse_id"], m["sku"], m["bucket"])] += m["quantity"]
-    return nonzero(stock)
+from tests.support import WireProbe, running_service
 
 
 async def test_summing_every_movement_gives_the_stock_the_orders_imply(
