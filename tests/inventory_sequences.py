@@ -3,6 +3,7 @@ the movements and of the reference inventory consumer."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 from collections import Counter
@@ -11,6 +12,7 @@ from typing import Any
 import asyncpg
 
 from tests.support import (
+    WireProbe,
     change_status,
     command,
     create_order,
@@ -128,3 +130,37 @@ def replayed(movements: list[dict[str, Any]]) -> Counter[StockKey]:
     for m in movements:
         stock[(m["tenant_id"], m["warehouse_id"], m["sku"], m["bucket"])] += m["quantity"]
     return nonzero(stock)
+
+
+async def send_and_wait(
+    probe: WireProbe,
+    order_probe: WireProbe,
+    commands: list[dict[str, Any]],
+    order_commands: list[dict[str, Any]],
+) -> None:
+    """Send both sequences interleaved, then wait until every command is answered."""
+    for body, order_body in itertools.zip_longest(commands, order_commands):
+        if body is not None:
+            await probe.send(body)
+        if order_body is not None:
+            await order_probe.send(order_body)
+    await probe.wait_for(
+        lambda _: all(probe.outcomes(c["command_id"]) for c in commands), timeout=180
+    )
+    await order_probe.wait_for(
+        lambda _: all(order_probe.outcomes(c["command_id"]) for c in order_commands),
+        timeout=180,
+    )
+
+
+async def stock_the_orders_imply(db: asyncpg.Connection) -> Counter[StockKey]:
+    """From the stored purchase orders and customer orders, without zero entries."""
+    rows = await db.fetch("SELECT tenant_id, document::text AS document FROM purchase_orders")
+    order_rows = await db.fetch(
+        "SELECT o.tenant_id, o.warehouse_id, o.status, i.sku, i.quantity"
+        " FROM orders o JOIN order_items i USING (tenant_id, order_id)"
+    )
+    # Counter.update, not +: the sum must keep the negative on_hand of shipped orders.
+    expected = implied_stock(rows)
+    expected.update(implied_by_customer_orders(order_rows))
+    return nonzero(expected)

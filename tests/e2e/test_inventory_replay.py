@@ -6,7 +6,6 @@ families and the check covers every bucket: incoming, on_hand and reserved.
 
 from __future__ import annotations
 
-import itertools
 import random
 from collections import Counter
 
@@ -14,12 +13,11 @@ import asyncpg
 
 from service.settings import Settings
 from tests.inventory_sequences import (
-    implied_by_customer_orders,
-    implied_stock,
-    nonzero,
     random_command,
     random_order_command,
     replayed,
+    send_and_wait,
+    stock_the_orders_imply,
 )
 from tests.support import WireProbe, running_service
 
@@ -31,27 +29,8 @@ async def test_summing_every_movement_gives_the_stock_the_orders_imply(
     commands = [random_command(rng, serial) for serial in range(400)]
     order_commands = [random_order_command(rng) for _ in range(300)]
     async with running_service(settings):
-        for body, order_body in itertools.zip_longest(commands, order_commands):
-            if body is not None:
-                await probe.send(body)
-            if order_body is not None:
-                await order_probe.send(order_body)
-        await probe.wait_for(
-            lambda _: all(probe.outcomes(c["command_id"]) for c in commands), timeout=180
-        )
-        await order_probe.wait_for(
-            lambda _: all(order_probe.outcomes(c["command_id"]) for c in order_commands),
-            timeout=180,
-        )
-        rows = await db.fetch("SELECT tenant_id, document::text AS document FROM purchase_orders")
-        order_rows = await db.fetch(
-            "SELECT o.tenant_id, o.warehouse_id, o.status, i.sku, i.quantity"
-            " FROM orders o JOIN order_items i USING (tenant_id, order_id)"
-        )
-        # Counter.update, not +: the sum must keep the negative on_hand of shipped orders.
-        expected = implied_stock(rows)
-        expected.update(implied_by_customer_orders(order_rows))
-        expected = nonzero(expected)
+        await send_and_wait(probe, order_probe, commands, order_commands)
+        expected = await stock_the_orders_imply(db)
         await probe.wait_for(lambda _: replayed(probe.movements()) == expected, timeout=60)
 
     accepted = Counter(

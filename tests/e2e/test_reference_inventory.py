@@ -5,14 +5,12 @@ sum of every movement; a movement published again changes nothing."""
 from __future__ import annotations
 
 import asyncio
-import itertools
 import os
 import random
 import signal
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
@@ -20,12 +18,11 @@ from aiokafka import AIOKafkaProducer
 from service.reference import stock
 from service.settings import Settings
 from tests.inventory_sequences import (
-    implied_by_customer_orders,
-    implied_stock,
-    nonzero,
     random_command,
     random_order_command,
     replayed,
+    send_and_wait,
+    stock_the_orders_imply,
 )
 from tests.support import (
     WireProbe,
@@ -66,23 +63,6 @@ class ReferenceConsumer:
             self._process.wait(20)
 
 
-async def send_all(
-    probe: WireProbe, order_probe: WireProbe, commands: list[Any], order_commands: list[Any]
-) -> None:
-    for body, order_body in itertools.zip_longest(commands, order_commands):
-        if body is not None:
-            await probe.send(body)
-        if order_body is not None:
-            await order_probe.send(order_body)
-    await probe.wait_for(
-        lambda _: all(probe.outcomes(c["command_id"]) for c in commands), timeout=180
-    )
-    await order_probe.wait_for(
-        lambda _: all(order_probe.outcomes(c["command_id"]) for c in order_commands),
-        timeout=180,
-    )
-
-
 async def test_stock_stays_exact_through_kills_redelivery_and_republished_movements(
     settings: Settings,
     probe: WireProbe,
@@ -105,24 +85,15 @@ async def test_stock_stays_exact_through_kills_redelivery_and_republished_moveme
     async with running_service(settings):
         consumer.start()
         try:
-            await send_all(probe, order_probe, commands[:120], order_commands[:90])
+            await send_and_wait(probe, order_probe, commands[:120], order_commands[:90])
             await asyncio.sleep(1.0)
             consumer.kill()  # mid-stream: whatever it applied is committed with its offsets
             consumer.start()
-            await send_all(probe, order_probe, commands[120:], order_commands[90:])
+            await send_and_wait(probe, order_probe, commands[120:], order_commands[90:])
             consumer.kill()
             consumer.start()
 
-            rows = await db.fetch(
-                "SELECT tenant_id, document::text AS document FROM purchase_orders"
-            )
-            order_rows = await db.fetch(
-                "SELECT o.tenant_id, o.warehouse_id, o.status, i.sku, i.quantity"
-                " FROM orders o JOIN order_items i USING (tenant_id, order_id)"
-            )
-            expected = implied_stock(rows)
-            expected.update(implied_by_customer_orders(order_rows))
-            expected = nonzero(expected)
+            expected = await stock_the_orders_imply(db)
             await eventually(caught_up, timeout=90, what="the consumer caught up")
 
             async def stock_as_implied() -> bool:
