@@ -12,7 +12,6 @@ partition, while the rest of its batch commits.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -22,27 +21,25 @@ from typing import Generic, TypeVar
 from uuid import UUID
 
 from service.app.auth import Gate, Unauthorized
-from service.app.family import BatchDecider, Decided
+from service.app.family import BatchDecider
 from service.app.incoming import IncomingMessage
 from service.app.observer import NoObserver, ProcessingObserver, RetryCause, Settled
 from service.app.outcomes import (
-    REPLAYED_FROM,
     dead_letter_message,
-    preview_message,
     rejection_message,
     sealed_dead_letter_envelope,
     sealed_dead_letter_message,
-    trace_id,
     with_trace_context,
 )
 from service.app.parse import (
-    UNREADABLE,
     Identity,
     InvalidCommand,
     ValidCommand,
     parse_command,
 )
 from service.app.ports import Answer, Claim, OutboxMessage, Outcome, Store, UnitOfWork
+from service.app.previews import Previews
+from service.app.received import Received
 from service.domain.problems import ErrorCode, Problem
 from service.errors import ProcessingAbandonedError, TransientError
 
@@ -68,54 +65,6 @@ class RetryPolicy:
         )
 
 
-@dataclass(frozen=True)
-class Received(Generic[C]):
-    """A consumed message and what the edge made of it."""
-
-    message: IncomingMessage
-    parsed: ValidCommand[C] | InvalidCommand | Unauthorized | None
-    defect: Exception | None = None
-    """Parsing itself raised: a defect of the service, handled like any unexpected failure."""
-
-    @property
-    def identity(self) -> Identity:
-        return self.parsed.identity if self.parsed is not None else UNREADABLE
-
-    @property
-    def is_dry_run(self) -> bool:
-        return isinstance(self.parsed, ValidCommand) and self.parsed.dry_run
-
-    @property
-    def is_replay(self) -> bool:
-        """Re-published by an operator from a dead-letter topic."""
-        return any(name == REPLAYED_FROM for name, _ in self.message.headers)
-
-    @property
-    def inbox_key(self) -> str:
-        """The command_id when readable; otherwise where the message came from."""
-        command_id = self.identity.command_id
-        return str(command_id) if command_id is not None else f"kafka:{self.message.source}"
-
-    def log_fields(self) -> dict[str, object]:
-        """Where the message came from and what it claims to be, for structured logs; never
-        any of its content beyond identifiers."""
-        command_id = self.identity.command_id
-        return {
-            "topic": self.message.topic,
-            "partition": self.message.partition,
-            "offset": self.message.offset,
-            "command_id": str(command_id) if command_id is not None else None,
-            "tenant_id": self.identity.tenant_id,
-            "trace_id": trace_id(self.message.headers),
-        }
-
-    @property
-    def request_hash(self) -> bytes:
-        if isinstance(self.parsed, ValidCommand | InvalidCommand):
-            return self.parsed.request_hash
-        return hashlib.sha256(self.message.value or b"").digest()
-
-
 class CommandProcessor(Generic[C]):
     """Processes the commands of one document family; its decider decides them."""
 
@@ -138,6 +87,7 @@ class CommandProcessor(Generic[C]):
         self._clock = clock
         self._observer = observer or NoObserver()
         self._gate = gate
+        self._previews = Previews(store, decider, clock, self._retried, self._back_off)
         self._stopping = asyncio.Event()
         self.unanswered: dict[str, str] = {}
         """Messages whose parking keeps failing (source -> error type); their offsets wait."""
@@ -161,7 +111,7 @@ class CommandProcessor(Generic[C]):
         if dry_runs:
             real = [r for i, r in enumerate(batch) if i not in dry_runs]
             decided = iter(await self._settle(real) if real else [])
-            previewed = iter(await self._preview([batch[i] for i in sorted(dry_runs)]))
+            previewed = iter(await self._previews.answer([batch[i] for i in sorted(dry_runs)]))
             outcomes = [next(previewed if i in dry_runs else decided) for i in range(len(batch))]
         else:
             outcomes = await self._settle(batch)
@@ -185,63 +135,6 @@ class CommandProcessor(Generic[C]):
         except Exception as defect:
             return Received(message, None, defect)
         return Received(message, parsed)
-
-    async def _preview(self, dry_runs: list[Received[C]]) -> list[Outcome]:
-        """Decide each dry run alone against the current state in a transaction that is rolled
-        back, and publish what it would have done as a preview. Nothing else is written, not
-        even the inbox: a preview can be asked for again and again."""
-        previews: list[OutboxMessage] = []
-        for received in dry_runs:
-            cmd = received.parsed
-            assert isinstance(cmd, ValidCommand)
-            decided = await self._decide_trial(received, cmd)
-            previews += with_trace_context(
-                [preview_message(self._family, cmd, decided, self._clock())],
-                received.message.headers,
-            )
-        attempt = 0
-        while True:
-            try:
-                async with self._store.unit_of_work() as uow:
-                    await uow.answer_many([], previews)
-                return [Outcome.PREVIEWED] * len(dry_runs)
-            except TransientError as error:
-                log.warning("transient failure queueing previews, retrying: %s", error)
-                self._retried(RetryCause.TRANSIENT)
-            await self._back_off(attempt)
-            attempt += 1
-
-    async def _decide_trial(self, received: Received[C], cmd: ValidCommand[C]) -> Decided:
-        attempt = 0
-        while True:
-            try:
-                async with self._store.trial_unit_of_work() as uow:
-                    [decided] = await self._decider.decide(uow, [cmd], self._clock())
-                return decided
-            except TransientError as error:
-                log.warning("transient failure previewing, retrying: %s", error)
-                self._retried(RetryCause.TRANSIENT)
-            except Exception as error:
-                if await self._store.reachable():
-                    # A preview is never parked: it says the command could not be processed.
-                    log.error(
-                        "unexpected failure previewing %s",
-                        received.message.source,
-                        exc_info=error,
-                        extra=received.log_fields(),
-                    )
-                    problem = Problem(
-                        ErrorCode.PROCESSING_FAILED,
-                        "the service could not preview this command; nothing changed",
-                        None,
-                    )
-                    rejection = rejection_message(
-                        self._family, cmd.identity, cmd.command_id, [problem], self._clock()
-                    )
-                    return Decided(False, [rejection])
-                self._retried(RetryCause.DATABASE_UNREACHABLE)
-            await self._back_off(attempt)
-            attempt += 1
 
     async def _settle(self, batch: list[Received[C]]) -> list[Outcome]:
         attempt = 0
