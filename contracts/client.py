@@ -243,7 +243,12 @@ class CommandClient:
             batches = await self._consumer.getmany(timeout_ms=100)
             for records in batches.values():
                 for record in records:
-                    self._take(record.topic, record.value)
+                    try:
+                        self._take(record.topic, record.value)
+                    except (ValueError, KeyError, TypeError):
+                        # Not an answer of the contract (ValidationError is a ValueError): it
+                        # answers nobody, and must not stop the answers behind it.
+                        continue
             # An accepted command's events are published together: answer once the fetch that
             # brought them is read. A customer.redact touches many orders (many partitions):
             # its receipt, customer.redacted, comes last.

@@ -57,7 +57,7 @@ def name_of(body: Mapping[str, Any], topic: str | None = None) -> str:
     """Which schema a message answers to: its `type`, or what its topic carries."""
     topic = topic or ""
     family = "order" if ".orders." in f".{topic}" else "purchase_order"
-    if topic.endswith(".rejections") or topic.endswith("rejections"):
+    if topic.endswith("rejections"):
         return f"{family}.rejection"
     if topic.endswith("previews"):
         return f"{family}.preview"
