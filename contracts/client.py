@@ -10,6 +10,14 @@ for its command's outcome on the events, rejections (or, for a dry run, previews
 timeout it raises CommandTimeout carrying the command: sending that same command again is safe,
 because the service decides a command_id once. The client remembers the outcomes it has seen,
 so a retry whose first attempt was decided meanwhile still gets its answer.
+
+An answer is matched on the command_id, the tenant and the document id together: an outcome
+of somebody else's command that happens to use the same command_id (in another tenant, or for
+another document) is never taken for this one's.
+
+Where the service verifies tokens, pass `token_for`: it is called with each command and returns
+a token bound to it (its `jti` is the command_id), so a token copied off the commands topic can
+carry no other command.
 """
 
 from __future__ import annotations
@@ -17,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
@@ -37,6 +45,12 @@ Event = po.PurchaseOrderEventMessage | o.OrderEventMessage
 Rejection = po.PurchaseOrderRejection | o.OrderRejection
 REMEMBERED_OUTCOMES = 10_000
 CUSTOMER_REDACTED = "customer.redacted"
+REDACT = "customer.redact"
+ID_FIELDS = ("purchase_order_id", "order_id", "customer_id")
+"""The document id of every answer is one of these (customer.redact is keyed by customer)."""
+
+Request = tuple[UUID, str, str]
+"""What an answer is matched on: (command_id, tenant_id, document id)."""
 
 
 class SendOptions(TypedDict, total=False):
@@ -108,14 +122,15 @@ class CommandClient:
         *,
         tenant_id: str,
         topic_prefix: str = "",
-        token: str | None = None,
+        token_for: Callable[[Command], str] | None = None,
         timeout_seconds: float = 30.0,
         kafka_options: Mapping[str, Any] | None = None,
     ) -> None:
-        """`token`: an actor token sent with every command. `kafka_options`: further aiokafka
-        options (security_protocol, ssl_context, sasl_*) for producer and consumer alike."""
+        """`token_for`: the actor token to send a command with, bound to that command.
+        `kafka_options`: further aiokafka options (security_protocol, ssl_context, sasl_*) for
+        producer and consumer alike."""
         self.tenant_id = tenant_id
-        self._token = token
+        self._token_for = token_for
         self._timeout = timeout_seconds
         self._options = {"bootstrap_servers": bootstrap_servers, **(kafka_options or {})}
         self._families = {
@@ -135,10 +150,11 @@ class CommandClient:
         self._producer: AIOKafkaProducer | None = None
         self._consumer: AIOKafkaConsumer | None = None
         self._reader: asyncio.Task[None] | None = None
-        self._waiting: dict[UUID, list[asyncio.Future[Outcome]]] = {}
-        self._collecting: dict[UUID, list[Event]] = {}
-        self._types: dict[UUID, str] = {}
-        self._seen: OrderedDict[UUID, Outcome] = OrderedDict()
+        self._waiting: dict[Request, list[asyncio.Future[Outcome]]] = {}
+        self._collecting: dict[tuple[UUID, str], list[tuple[str, Event]]] = {}
+        """Events read, by (command_id, tenant): each with its document id."""
+        self._types: dict[Request, str] = {}
+        self._seen: OrderedDict[Request, Outcome] = OrderedDict()
         self.purchase_orders = PurchaseOrderCommands(self)
         self.orders = OrderCommands(self)
 
@@ -205,12 +221,13 @@ class CommandClient:
 
     async def send(self, command: Command, *, timeout_seconds: float | None = None) -> Outcome:
         """Send and wait for the outcome; raises CommandTimeout (safe to send again)."""
-        seen = self._seen.get(command.command_id)
+        request = _request(command)
+        seen = self._seen.get(request)
         if seen is not None:
             return seen
         future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
-        self._waiting.setdefault(command.command_id, []).append(future)
-        self._types[command.command_id] = command.type
+        self._waiting.setdefault(request, []).append(future)
+        self._types[request] = command.type
         seconds = timeout_seconds if timeout_seconds is not None else self._timeout
         try:
             await self.send_no_wait(command)
@@ -218,18 +235,20 @@ class CommandClient:
         except TimeoutError:
             raise CommandTimeout(command, seconds) from None
         finally:
-            waiting = self._waiting.get(command.command_id, [])
+            waiting = self._waiting.get(request, [])
             if future in waiting:
                 waiting.remove(future)
             if not waiting:
-                self._waiting.pop(command.command_id, None)
-                self._types.pop(command.command_id, None)
+                self._waiting.pop(request, None)
+                self._types.pop(request, None)
 
     async def send_no_wait(self, command: Command) -> None:
         """Send and return once the broker has it; the outcome is not awaited."""
         assert self._producer is not None, "start the client first"
         family = self._families[_family_of(command)]
-        headers = [("authorization", f"Bearer {self._token}".encode())] if self._token else []
+        headers = []
+        if self._token_for is not None:
+            headers.append(("authorization", f"Bearer {self._token_for(command)}".encode()))
         await self._producer.send_and_wait(
             family.topics.commands,
             command.model_dump_json(exclude_unset=True).encode(),
@@ -250,35 +269,58 @@ class CommandClient:
                         # answers nobody, and must not stop the answers behind it.
                         continue
             # An accepted command's events are published together: answer once the fetch that
-            # brought them is read. A customer.redact touches many orders (many partitions):
-            # its receipt, customer.redacted, comes last.
-            for command_id, events in list(self._collecting.items()):
-                awaits_receipt = self._types.get(command_id) == "customer.redact"
-                if not awaits_receipt or any(e.type == CUSTOMER_REDACTED for e in events):
-                    del self._collecting[command_id]
-                    self._answer(command_id, Accepted(command_id, tuple(events)))
+            # brought them is read.
+            self._settle_events()
+
+    def _settle_events(self) -> None:
+        """Answer with the events read: per document, or for a customer.redact, which touches
+        many orders (many partitions), all of them once its receipt (the customer.redacted
+        naming the customer) has come; it comes last. Outcomes nobody waits for are remembered
+        too, so a retry of a command decided meanwhile gets its answer."""
+        for key, collected in list(self._collecting.items()):
+            redacts = [r for r, kind in self._types.items() if r[:2] == key and kind == REDACT]
+            if redacts:
+                receipts = {doc for doc, event in collected if event.type == CUSTOMER_REDACTED}
+                for request in redacts:
+                    if request[2] in receipts:
+                        self._answer(request, Accepted(key[0], tuple(e for _, e in collected)))
+                        self._collecting.pop(key, None)
+                continue
+            for doc in dict.fromkeys(doc for doc, _ in collected):
+                events = tuple(event for d, event in collected if d == doc)
+                self._answer((*key, doc), Accepted(key[0], events))
+            del self._collecting[key]
 
     def _take(self, topic: str, value: bytes | None) -> None:
         body = json.loads(value or b"{}")
         command_id = UUID(body["command_id"])
+        tenant_id = str(body["tenant_id"])
+        document_id = str(next(body[name] for name in ID_FIELDS if body.get(name) is not None))
+        request = (command_id, tenant_id, document_id)
         for family in self._families.values():
             if topic == family.topics.events:
                 event = family.events.validate_python(body)
-                self._collecting.setdefault(command_id, []).append(event)
+                events = self._collecting.setdefault((command_id, tenant_id), [])
+                events.append((document_id, event))
             elif topic == family.topics.rejections:
-                self._answer(command_id, Refused(command_id, family.rejection.model_validate(body)))
+                rejection = family.rejection.model_validate(body)
+                self._answer(request, Refused(command_id, rejection))
             elif topic == family.topics.previews:
                 preview = family.preview.model_validate(body)
-                self._answer(command_id, Previewed(command_id, preview))
+                self._answer(request, Previewed(command_id, preview))
 
-    def _answer(self, command_id: UUID, outcome: Outcome) -> None:
+    def _answer(self, request: Request, outcome: Outcome) -> None:
         if not isinstance(outcome, Previewed):
-            self._seen[command_id] = outcome
+            self._seen[request] = outcome
             while len(self._seen) > REMEMBERED_OUTCOMES:
                 self._seen.popitem(last=False)
-        for future in self._waiting.pop(command_id, []):
+        for future in self._waiting.pop(request, []):
             if not future.done():
                 future.set_result(outcome)
+
+
+def _request(command: Command) -> Request:
+    return (command.command_id, command.tenant_id, _document_id(command))
 
 
 def _family_of(command: Command) -> str:

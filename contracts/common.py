@@ -45,6 +45,16 @@ class Actor(WireModel):
     id: Annotated[str, StringConstraints(min_length=1, max_length=128)]
 
 
+class EventActor(Actor):
+    """Who sent the command an event answers, and whether a token proved it."""
+
+    verified: bool = Field(
+        default=False,
+        description="True when a verified token named this actor; false when the service took"
+        " the command's word for it (AUTH_MODE off or verify, with claimed actors allowed).",
+    )
+
+
 class NoPayload(WireModel):
     """An empty object: the command needs nothing beyond its envelope."""
 
@@ -75,10 +85,10 @@ class EventMetadata(WireModel):
     version: Annotated[int, Field(ge=1)] = Field(description="Document version after this change.")
     command_id: UUID = Field(description="The command that caused this event.")
     occurred_at: datetime
-    actor: Actor | None = Field(
+    actor: EventActor | None = Field(
         default=None,
         description="Who sent the command: proven by its token when the service verifies"
-        " tokens, else as the command claimed; absent when it named no one.",
+        " tokens (`verified`), else as the command claimed; absent when it named no one.",
     )
 
 
@@ -98,6 +108,7 @@ ErrorCode = Literal[
     "processing_failed",
     "unauthenticated",
     "forbidden",
+    "rate_limited",
 ]
 
 

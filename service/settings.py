@@ -99,7 +99,7 @@ class Settings(BaseSettings):
     )
     otel_service_name: str = "order-lifecycle-service"
     auth_mode: AuthMode = Field(
-        default=AuthMode.OFF,
+        default=AuthMode.REQUIRED,
         description="off: the envelope's actor is believed; verify: a token, when sent, must be"
         " valid and is who acted; required: no valid token, no decision.",
     )
@@ -113,8 +113,23 @@ class Settings(BaseSettings):
         default="order-lifecycle-service", description="The `aud` tokens must name."
     )
     auth_clock_skew_seconds: Annotated[float, Field(ge=0)] = 30.0
+    auth_max_token_age_seconds: Annotated[float, Field(gt=0)] = Field(
+        default=300.0,
+        description="How old (by `iat`) a token without a `jti` may be; only keys with"
+        " accepts_unbound take such tokens at all.",
+    )
     auth_role_claim: str = Field(default="role", description="Claim holding the actor type.")
     auth_tenant_claim: str = Field(default="tenant", description="Claim holding the tenant.")
+    auth_allow_claimed_actors: bool = Field(
+        default=False,
+        description="Let AUTH_MODE off or verify take a command's word for who sent it. `serve`"
+        " refuses to start in those modes without it, so nobody runs them by accident;"
+        " `order-service dev` sets it.",
+    )
+    preview_max_per_batch: Annotated[int, Field(ge=0, le=10_000)] = Field(
+        default=100,
+        description="Most dry runs decided per batch; the rest are answered `rate_limited`.",
+    )
     inventory_database_url: str | None = Field(
         default=None,
         description="Reference inventory consumer: where it keeps stock (default DATABASE_URL;"
@@ -171,6 +186,16 @@ class Settings(BaseSettings):
             ssl_key_password=key_password.get_secret_value() if key_password else None,
         )
 
+    def check_auth_mode(self) -> None:
+        """Refuse modes that take a command's word for who sent it, unless that was meant."""
+        if self.auth_mode.believes_claims and not self.auth_allow_claimed_actors:
+            raise ConfigurationError(
+                f"AUTH_MODE={self.auth_mode.value} takes commands at their word for who sent"
+                " them: anyone who can write to a commands topic can act as anyone. Use"
+                " AUTH_MODE=required with AUTH_KEYS_FILE and AUTH_ISSUERS, or set"
+                " AUTH_ALLOW_CLAIMED_ACTORS=true if that is what you want"
+            )
+
     def token_verifier(self) -> TokenVerifier | None:
         """The verifier of actor tokens, or None with AUTH_MODE=off."""
         if self.auth_mode is AuthMode.OFF:
@@ -184,6 +209,7 @@ class Settings(BaseSettings):
             issuers=[i.strip() for i in self.auth_issuers.split(",") if i.strip()],
             audience=self.auth_audience,
             leeway_seconds=self.auth_clock_skew_seconds,
+            max_token_age_seconds=self.auth_max_token_age_seconds,
             role_claim=self.auth_role_claim,
             tenant_claim=self.auth_tenant_claim,
         )

@@ -373,6 +373,10 @@ def service_env(s: Settings) -> dict[str, str]:
         "LOG_FORMAT": s.log_format,
         "TRACING_ENABLED": str(s.tracing_enabled).lower(),
         "MASTER_KEY": s.master_key.get_secret_value(),
+        "AUTH_MODE": s.auth_mode.value,
+        "AUTH_ALLOW_CLAIMED_ACTORS": str(s.auth_allow_claimed_actors).lower(),
+        "AUTH_ISSUERS": s.auth_issuers,
+        **({"AUTH_KEYS_FILE": str(s.auth_keys_file)} if s.auth_keys_file else {}),
     }
 
 

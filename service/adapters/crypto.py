@@ -17,7 +17,9 @@ from pathlib import Path
 from uuid import UUID
 
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from service.errors import ConfigurationError, ServiceError
 
@@ -54,6 +56,17 @@ class MasterKey:
     @property
     def key_id(self) -> str:
         return hashlib.sha256(b"master-key-id" + self.key).hexdigest()[:16]
+
+    def derive(self, purpose: str) -> bytes:
+        """A key for one purpose (e.g. signing dead letters), derived with HKDF-SHA256: one
+        secret to configure, yet no other use ever holds the master key itself, and a key
+        derived for one purpose says nothing about the master or any other purpose's key."""
+        return HKDF(
+            algorithm=hashes.SHA256(),
+            length=KEY_BYTES,
+            salt=None,
+            info=b"order-service/" + purpose.encode(),
+        ).derive(self.key)
 
     def wrap(self, data_key: bytes, data_key_id: UUID) -> bytes:
         return seal(self.key, data_key, b"data-key:" + data_key_id.bytes)

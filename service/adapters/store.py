@@ -113,6 +113,25 @@ class PostgresUnitOfWork:
         )
         return bool(inserted)
 
+    async def stored_request_hashes(self, keys: Sequence[str]) -> dict[str, bytes]:
+        if not keys:
+            return {}
+        rows = await self._conn.fetch(
+            "SELECT message_key, request_hash FROM inbox WHERE message_key = ANY($1::text[])",
+            list(keys),
+        )
+        return {row["message_key"]: row["request_hash"] for row in rows}
+
+    @asynccontextmanager
+    async def rolled_back(self) -> AsyncIterator[PostgresUnitOfWork]:
+        savepoint = self._conn.transaction()
+        await savepoint.start()
+        try:
+            # A unit of work of its own: nothing it caches outlives the rollback.
+            yield PostgresUnitOfWork(self._conn, self._master, self._dead_letter_retention_hours)
+        finally:
+            await savepoint.rollback()
+
     async def lock_documents(self, documents: Sequence[tuple[str, str]]) -> None:
         names = [lock_name(tenant, document) for tenant, document in documents]
         await lock_striped(self._conn, LockSpace.DOCUMENTS, names)

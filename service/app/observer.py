@@ -40,10 +40,16 @@ class ProcessingObserver(Protocol):
     def retried(self, family: str, cause: RetryCause) -> None:
         """A batch or command is about to be tried again."""
 
+    def refused(self, family: str, reason: str) -> None:
+        """A message the token gate refused, by reason."""
+
 
 class NoObserver:
     def batch_settled(self, family: str, settled: Sequence[Settled], seconds: float) -> None:
         return None
 
     def retried(self, family: str, cause: RetryCause) -> None:
+        return None
+
+    def refused(self, family: str, reason: str) -> None:
         return None

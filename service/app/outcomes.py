@@ -10,13 +10,17 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID, uuid5
 
-from contracts.common import Actor, ErrorDetail
+from contracts.common import ErrorDetail, EventActor
 from contracts.inventory import InventoryMovement, MovementSource, movement_key
+
+# A module import, not a name import: provenance imports REPLAYED_FROM from here, and a module
+# object can be bound while either of the two is still half-initialised.
+from service.app import provenance
 from service.app.auth import AUTHORIZATION
 from service.app.family import Decided, Family
 from service.app.incoming import IncomingMessage
 from service.app.parse import Identity, ValidCommand
-from service.app.ports import OutboxMessage, RecordedActor
+from service.app.ports import Claims, OutboxMessage, RecordedActor
 from service.domain.problems import Problem
 from service.domain.stock import Movement
 
@@ -24,6 +28,10 @@ DEAD_LETTER_REASON = "x-dead-letter-reason"
 DEAD_LETTER_SOURCE = "x-dead-letter-source"
 DEAD_LETTER_KEY = "x-dead-letter-key"
 DEAD_LETTER_HEADERS = (DEAD_LETTER_REASON, DEAD_LETTER_SOURCE, DEAD_LETTER_KEY)
+DEAD_LETTER_PREFIX = "x-dead-letter-"
+"""Headers in this namespace on a dead letter are the service's own (why, where from, which key,
+authority, signature); ones a sender put on its command are not kept, so a reader of a letter
+never meets two of them and cannot take a sender's for the service's."""
 TRACE_CONTEXT_HEADERS = ("traceparent", "tracestate")
 """W3C trace context: a command's, carried on to every answer, so its producer's trace reaches
 whoever consumes the outcome."""
@@ -92,22 +100,34 @@ def trace_id(headers: Sequence[tuple[str, bytes]]) -> str | None:
 
 
 def dead_letter_message(
-    family: Family[Any], message: IncomingMessage, reason: str
+    family: Family[Any],
+    message: IncomingMessage,
+    reason: str,
+    authority: Claims | None,
+    signer: provenance.Signer,
 ) -> OutboxMessage:
-    """The message as received, key and headers included, with why and where from (families
-    without personal data)."""
-    return OutboxMessage(
+    """The message as received, key and headers included, with why and where from, the
+    authority it was admitted with (None: not admitted on a token), signed so that a replay can
+    tell it from a letter someone else wrote (families without personal data)."""
+    stored = tuple(
+        (name, value)
+        for name, value in _without_credentials(message.headers)
+        if not name.lower().startswith(DEAD_LETTER_PREFIX)
+    )
+    letter = OutboxMessage(
         family.topics.dead_letters,
         message.key or b"",
         message.value or b"",
-        (*_without_credentials(message.headers), *_why_and_where(message, reason)),
+        (*stored, *_why_and_where(message, reason), _authority(authority)),
     )
+    return provenance.signed_letter(signer, letter)
 
 
 def _without_credentials(
     headers: Sequence[tuple[str, bytes]],
 ) -> tuple[tuple[str, bytes], ...]:
-    """A token is never stored, not even in a dead letter (a replay sends a fresh one)."""
+    """A token is never stored, not even in a dead letter: a replay carries the authority the
+    letter records, never a credential."""
     return tuple((name, value) for name, value in headers if name.lower() != AUTHORIZATION)
 
 
@@ -118,6 +138,12 @@ def _why_and_where(message: IncomingMessage, reason: str) -> tuple[tuple[str, by
         (DEAD_LETTER_REASON, reason.encode("ascii", "backslashreplace")[:4000]),
         (DEAD_LETTER_SOURCE, message.source.encode("ascii", "backslashreplace")),
     )
+
+
+def _authority(claims: Claims | None) -> tuple[str, bytes]:
+    # Only what was verified when the command was admitted: a replay carries this and nothing
+    # more, so replaying a letter never grants more than its sender had.
+    return (provenance.LETTER_AUTHORITY, provenance.authority_json(claims))
 
 
 def sealed_dead_letter_envelope(message: IncomingMessage) -> bytes:
@@ -138,12 +164,24 @@ def sealed_dead_letter_envelope(message: IncomingMessage) -> bytes:
 
 
 def sealed_dead_letter_message(
-    family: Family[Any], message: IncomingMessage, reason: str, key_id: UUID, sealed: bytes
+    family: Family[Any],
+    message: IncomingMessage,
+    reason: str,
+    key_id: UUID,
+    sealed: bytes,
+    authority: Claims | None,
+    signer: provenance.Signer,
 ) -> OutboxMessage:
-    """Why, where from and which key in the clear; the message itself only sealed. The Kafka
-    key is the source position, not the document id the sender chose."""
-    headers = (*_why_and_where(message, reason), (DEAD_LETTER_KEY, str(key_id).encode()))
-    return OutboxMessage(family.topics.dead_letters, message.source.encode(), sealed, headers)
+    """Why, where from, which key and which authority in the clear; the message itself only
+    sealed; all of it signed. The Kafka key is the source position, not the document id the
+    sender chose."""
+    headers = (
+        *_why_and_where(message, reason),
+        (DEAD_LETTER_KEY, str(key_id).encode()),
+        _authority(authority),
+    )
+    letter = OutboxMessage(family.topics.dead_letters, message.source.encode(), sealed, headers)
+    return provenance.signed_letter(signer, letter)
 
 
 def preview_message(
@@ -181,11 +219,14 @@ def preview_message(
     )
 
 
-def event_actor(actor: RecordedActor | None) -> Actor | None:
-    """Who acted, as events tell it: type and id only (the issuer stays in history)."""
+def event_actor(actor: RecordedActor | None) -> EventActor | None:
+    """Who acted, as events tell it: type, id and whether a token proved it (the issuer stays
+    in history)."""
     if actor is None:
         return None
-    return Actor.model_validate({"type": actor.type, "id": actor.id})
+    return EventActor.model_validate(
+        {"type": actor.type, "id": actor.id, "verified": actor.issuer is not None}
+    )
 
 
 def event_message(topic: str, document_id: str, event: Any) -> OutboxMessage:

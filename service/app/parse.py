@@ -16,8 +16,9 @@ from pydantic import TypeAdapter, ValidationError
 
 from contracts.common import CommandMetadata
 from service.app.incoming import IncomingMessage
-from service.app.ports import RecordedActor
+from service.app.ports import Claims, RecordedActor
 from service.app.strict_json import UnreadableBody, is_storable, read_json, unstorable_text
+from service.domain.permissions import Access
 from service.domain.problems import ErrorCode, Problem
 
 C = TypeVar("C")
@@ -37,6 +38,9 @@ class CommandSpec(Generic[C]):
     with_actor: Callable[[C, str, str], C] | None = None
     """Puts an actor proven by a token (type, id) into a domain command, for families whose
     decisions depend on who acts."""
+    access: Callable[[str, C], Access] = lambda command_type, _: Access(command_type)
+    """What a command of this type asks to do, as the role table reads it (the status it moves
+    a document to, the parts it changes)."""
 
     def id_field_for(self, command_type: str | None) -> str:
         return self.id_fields.get(command_type or "", self.id_field)
@@ -66,6 +70,8 @@ class ValidCommand(Generic[C]):
     command: C
     request_hash: bytes
     actor: RecordedActor | None = None
+    claims: Claims | None = None
+    """The verified token claims it was admitted on; None when admitted on its own word."""
     dry_run: bool = False
     """Decide and answer with a preview; write nothing."""
 

@@ -18,8 +18,6 @@ class Claim(StrEnum):
 
     NEW = "new"
     DUPLICATE = "duplicate"
-    PREVIEWED = "previewed"
-    """A dry run: answered with a preview; never recorded in the inbox."""
     """Seen before with the same content: already answered, do nothing."""
     REUSED = "reused"
     """Seen before with different content: the key was reused for another request."""
@@ -62,6 +60,20 @@ class RecordedActor:
     type: str
     id: str
     issuer: str | None = None
+
+
+@dataclass(frozen=True)
+class Claims:
+    """What a verified actor token says: who acts, for which tenant, with which scopes."""
+
+    subject: str
+    issuer: str
+    role: str | None
+    tenant: str | None
+    scopes: frozenset[str]
+    token_id: str | None = None
+    """The `jti` claim: the command_id the token is bound to. None only for a fresh token from a
+    key that accepts unbound tokens (the verifier checked its age)."""
 
 
 @dataclass(frozen=True)
@@ -214,6 +226,13 @@ class UnitOfWork(Protocol):
 
     async def claim_reuse(self, message_key: str, request_hash: bytes) -> bool:
         """Record one reuse of a key with this content; False if already answered."""
+
+    async def stored_request_hashes(self, keys: Sequence[str]) -> dict[str, bytes]:
+        """The request hash each of these keys was claimed with, for those claimed."""
+
+    def rolled_back(self) -> AbstractAsyncContextManager[UnitOfWork]:
+        """A unit of work nested in this one that is always rolled back: whatever is written
+        through it is gone when it ends, and this transaction goes on."""
 
     async def lock_documents(self, documents: Sequence[tuple[str, str]]) -> None:
         """Serialise all work on these (tenant, document id) pairs, including documents that

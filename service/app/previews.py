@@ -1,10 +1,17 @@
-"""Dry runs: each decided alone, against the current state, in a transaction that is rolled
-back; what it would have done is published as a preview."""
+"""Dry runs: decided set-based per batch, in one transaction that is rolled back; what each
+would have done is published as a preview.
+
+Each preview is decided against the state as it is, never against what another preview of the
+batch would have done: the batch's dry runs are decided in rounds in which a document appears
+at most once, each round in a nested transaction that is rolled back. At most `limit` dry runs
+of a batch are decided; the rest are answered `rate_limited`, so previews, which anyone with a
+token can send and which leave no trace, cannot be used to load the database.
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Generic, TypeVar
 
@@ -12,7 +19,7 @@ from service.app.family import BatchDecider, Decided
 from service.app.observer import RetryCause
 from service.app.outcomes import preview_message, rejection_message, with_trace_context
 from service.app.parse import ValidCommand
-from service.app.ports import OutboxMessage, Outcome, Store
+from service.app.ports import OutboxMessage, Outcome, Store, UnitOfWork
 from service.app.received import Received
 from service.domain.problems import ErrorCode, Problem
 from service.errors import TransientError
@@ -29,24 +36,29 @@ class Previews(Generic[C]):
         clock: Callable[[], datetime],
         retried: Callable[[RetryCause], None],
         back_off: Callable[[int], Awaitable[None]],
+        *,
+        limit: int,
     ) -> None:
         self._store = store
         self._decider = decider
         self._clock = clock
         self._retried = retried
         self._back_off = back_off
+        self._limit = limit
 
     async def answer(self, dry_runs: list[Received[C]]) -> list[Outcome]:
-        """Decide each dry run alone against the current state in a transaction that is rolled
-        back, and publish what it would have done as a preview. Nothing else is written, not
-        even the inbox: a preview can be asked for again and again."""
+        """Publish a preview for every dry run. Nothing else is written, not even the inbox: a
+        preview can be asked for again and again."""
+        now = self._clock()
+        commands = [_command(received) for received in dry_runs]
+        chosen = commands[: self._limit]
+        decided = await self._decide(chosen, now) + [
+            self._limited(cmd, now) for cmd in commands[self._limit :]
+        ]
         previews: list[OutboxMessage] = []
-        for received in dry_runs:
-            cmd = received.parsed
-            assert isinstance(cmd, ValidCommand)
-            decided = await self._decide_trial(received, cmd)
+        for received, cmd, outcome in zip(dry_runs, commands, decided, strict=True):
             previews += with_trace_context(
-                [preview_message(self._decider.family, cmd, decided, self._clock())],
+                [preview_message(self._decider.family, cmd, outcome, now)],
                 received.message.headers,
             )
         attempt = 0
@@ -61,34 +73,81 @@ class Previews(Generic[C]):
             await self._back_off(attempt)
             attempt += 1
 
-    async def _decide_trial(self, received: Received[C], cmd: ValidCommand[C]) -> Decided:
+    async def _decide(self, commands: list[ValidCommand[C]], now: datetime) -> list[Decided]:
         attempt = 0
         while True:
             try:
-                async with self._store.trial_unit_of_work() as uow:
-                    [decided] = await self._decider.decide(uow, [cmd], self._clock())
-                return decided
+                decided: dict[int, Decided] = {}
+                async with self._store.trial_unit_of_work() as trial:
+                    for round_ in _rounds(commands):
+                        decided |= await self._decide_round(trial, commands, round_, now)
+                return [decided[i] for i in range(len(commands))]
             except TransientError as error:
                 log.warning("transient failure previewing, retrying: %s", error)
                 self._retried(RetryCause.TRANSIENT)
-            except Exception as error:
-                if await self._store.reachable():
-                    # A preview is never parked: it says the command could not be processed.
-                    log.error(
-                        "unexpected failure previewing %s",
-                        received.message.source,
-                        exc_info=error,
-                        extra=received.log_fields(),
-                    )
-                    problem = Problem(
-                        ErrorCode.PROCESSING_FAILED,
-                        "the service could not preview this command; nothing changed",
-                        None,
-                    )
-                    rejection = rejection_message(
-                        self._decider.family, cmd.identity, cmd.command_id, [problem], self._clock()
-                    )
-                    return Decided(False, [rejection])
-                self._retried(RetryCause.DATABASE_UNREACHABLE)
             await self._back_off(attempt)
             attempt += 1
+
+    async def _decide_round(
+        self, trial: UnitOfWork, commands: list[ValidCommand[C]], round_: list[int], now: datetime
+    ) -> dict[int, Decided]:
+        try:
+            async with trial.rolled_back() as uow:
+                decided = await self._decider.decide(uow, [commands[i] for i in round_], now)
+            return dict(zip(round_, decided, strict=True))
+        except TransientError:
+            raise
+        except Exception:
+            if len(round_) == 1:
+                return {round_[0]: await self._failed(commands[round_[0]], now)}
+        # One of them fails for an unexpected reason: decide each alone, so only it says so.
+        alone: dict[int, Decided] = {}
+        for i in round_:
+            alone |= await self._decide_round(trial, commands, [i], now)
+        return alone
+
+    async def _failed(self, cmd: ValidCommand[C], now: datetime) -> Decided:
+        if not await self._store.reachable():
+            raise TransientError("the database stopped answering while previewing")
+        # A preview is never parked: it says the command could not be processed.
+        log.error("unexpected failure previewing %s", cmd.command_id, exc_info=True)
+        problem = Problem(
+            ErrorCode.PROCESSING_FAILED,
+            "the service could not preview this command; nothing changed",
+            None,
+        )
+        return self._refused(cmd, problem, now)
+
+    def _limited(self, cmd: ValidCommand[C], now: datetime) -> Decided:
+        problem = Problem(
+            ErrorCode.RATE_LIMITED,
+            f"the service previews at most {self._limit} commands of a batch; this one was not"
+            " decided: send it again",
+            None,
+        )
+        return self._refused(cmd, problem, now)
+
+    def _refused(self, cmd: ValidCommand[C], problem: Problem, now: datetime) -> Decided:
+        family = self._decider.family
+        rejection = rejection_message(family, cmd.identity, cmd.command_id, [problem], now)
+        return Decided(False, [rejection])
+
+
+def _command(received: Received[C]) -> ValidCommand[C]:
+    assert isinstance(received.parsed, ValidCommand), "only admitted commands are previewed"
+    return received.parsed
+
+
+def _rounds(commands: Sequence[ValidCommand[C]]) -> list[list[int]]:
+    """Positions of the commands in rounds where each document appears at most once, in order:
+    the n-th dry run of a document goes to the n-th round."""
+    rounds: list[list[int]] = []
+    seen: dict[tuple[str, str], int] = {}
+    for i, cmd in enumerate(commands):
+        key = (cmd.tenant_id, cmd.document_id)
+        n = seen.get(key, 0)
+        seen[key] = n + 1
+        if n == len(rounds):
+            rounds.append([])
+        rounds[n].append(i)
+    return rounds

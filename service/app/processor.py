@@ -39,7 +39,8 @@ from service.app.parse import (
 )
 from service.app.ports import Answer, Claim, OutboxMessage, Outcome, Store, UnitOfWork
 from service.app.previews import Previews
-from service.app.received import Received
+from service.app.provenance import Signer, read_replay
+from service.app.received import Received, command_key
 from service.domain.problems import ErrorCode, Problem
 from service.errors import ProcessingAbandonedError, TransientError
 
@@ -78,6 +79,8 @@ class CommandProcessor(Generic[C]):
         clock: Clock = utc_now,
         observer: ProcessingObserver | None = None,
         gate: Gate[C] | None = None,
+        signer: Signer,
+        preview_limit: int = 100,
     ) -> None:
         self._store = store
         self._decider = decider
@@ -87,7 +90,10 @@ class CommandProcessor(Generic[C]):
         self._clock = clock
         self._observer = observer or NoObserver()
         self._gate = gate
-        self._previews = Previews(store, decider, clock, self._retried, self._back_off)
+        self._signer = signer
+        self._previews = Previews(
+            store, decider, clock, self._retried, self._back_off, limit=preview_limit
+        )
         self._stopping = asyncio.Event()
         self.unanswered: dict[str, str] = {}
         """Messages whose parking keeps failing (source -> error type); their offsets wait."""
@@ -130,11 +136,17 @@ class CommandProcessor(Generic[C]):
     def _receive(self, message: IncomingMessage) -> Received[C]:
         try:
             parsed = parse_command(message, self._max_command_bytes, self._family.commands)
+            replay = read_replay(self._signer, message)
             if isinstance(parsed, ValidCommand) and self._gate is not None:
-                return Received(message, self._gate.admit(message.headers, parsed))
+                admitted = (
+                    self._gate.admit(message.headers, parsed)
+                    if replay is None
+                    else self._gate.admit_replay(parsed, replay.claims)
+                )
+                return Received(message, admitted, replay=replay)
         except Exception as defect:
             return Received(message, None, defect)
-        return Received(message, parsed)
+        return Received(message, parsed, replay=replay)
 
     async def _settle(self, batch: list[Received[C]]) -> list[Outcome]:
         attempt = 0
@@ -210,13 +222,19 @@ class CommandProcessor(Generic[C]):
             if received.defect is not None:
                 raise received.defect
         now = self._clock()
-        refused: list[Received[C]] = []
+        family = self._family.name
         async with self._store.unit_of_work() as uow:
-            await uow.reopen_for_replay([r.inbox_key for r in batch if r.is_replay])
-            # A command refused at the gate is not claimed: with a valid token it is new.
-            claimable = [r for r in batch if not isinstance(r.parsed, Unauthorized)]
-            claimed = iter(await uow.claim_many([(r.inbox_key, r.request_hash) for r in claimable]))
-            claims = [None if isinstance(r.parsed, Unauthorized) else next(claimed) for r in batch]
+            await uow.reopen_for_replay(
+                [r.inbox_key(family) for r in batch if r.is_replay and r.admitted]
+            )
+            # A refused copy of a command that was decided is that command again: no second,
+            # contradictory answer, whether or not the copy carries a token.
+            copies = await self._copies_of_decided(uow, batch)
+            claimable = [r for i, r in enumerate(batch) if i not in copies]
+            claimed = iter(
+                await uow.claim_many([(r.inbox_key(family), r.request_hash) for r in claimable])
+            )
+            claims = [Claim.DUPLICATE if i in copies else next(claimed) for i in range(len(batch))]
             new_commands = [
                 r.parsed
                 for r, claim in zip(batch, claims, strict=True)
@@ -225,41 +243,65 @@ class CommandProcessor(Generic[C]):
             await uow.lock_documents([(c.tenant_id, c.document_id) for c in new_commands])
             decisions = iter(await self._decider.decide(uow, new_commands, now))
             answers: list[Answer] = []
-            unrecorded: list[OutboxMessage] = []
+            reuses: list[OutboxMessage] = []
             """Answers that change no inbox outcome."""
             outcomes: list[Outcome] = []
             for received, claim in zip(batch, claims, strict=True):
-                if claim is None:
-                    assert isinstance(received.parsed, Unauthorized)
-                    unrecorded += self._unauthorized(received, received.parsed, now)
-                    outcomes.append(Outcome.REJECTED)
-                    refused.append(received)
-                elif claim is not Claim.NEW:
-                    outcomes.append(
-                        await self._answer_repeat(uow, claim, received, now, unrecorded)
-                    )
-                elif isinstance(received.parsed, ValidCommand):
+                key = received.inbox_key(family)
+                parsed = received.parsed
+                if claim is not Claim.NEW:
+                    outcomes.append(await self._answer_repeat(uow, claim, received, now, reuses))
+                elif isinstance(parsed, ValidCommand):
                     decided = next(decisions)
                     outcome = Outcome.ACCEPTED if decided.accepted else Outcome.REJECTED
                     messages = with_trace_context(decided.messages, received.message.headers)
-                    answers.append(Answer(received.inbox_key, outcome, messages))
+                    answers.append(Answer(key, outcome, messages))
                     outcomes.append(outcome)
+                elif isinstance(parsed, Unauthorized):
+                    messages = self._unauthorized(received, parsed, now)
+                    answers.append(Answer(key, Outcome.REJECTED, messages))
+                    outcomes.append(Outcome.REJECTED)
                 else:
                     messages = await self._refusal(uow, received, now)
-                    answers.append(Answer(received.inbox_key, Outcome.DEAD_LETTERED, messages))
+                    answers.append(Answer(key, Outcome.DEAD_LETTERED, messages))
                     outcomes.append(Outcome.DEAD_LETTERED)
-                    refused.append(received)
-            await uow.answer_many(answers, unrecorded)
-        for received in refused:
-            assert isinstance(received.parsed, InvalidCommand | Unauthorized)
-            log.warning(
-                "refused %s (command_id %s): %s",
-                received.message.source,
-                received.identity.command_id or "unreadable",
-                received.parsed.reason,
-                extra=received.log_fields(),
-            )
+            await uow.answer_many(answers, reuses)
+        for received, claim in zip(batch, claims, strict=True):
+            if claim is Claim.NEW:
+                self._report_refusal(received)
         return outcomes
+
+    async def _copies_of_decided(self, uow: UnitOfWork, batch: list[Received[C]]) -> set[int]:
+        """The positions of gate refusals that repeat, byte for byte in what they ask, a command
+        already decided under the same family, tenant and command_id."""
+        refused = {
+            i: command_key(self._family.name, r.parsed.identity.tenant_id, command_id)
+            for i, r in enumerate(batch)
+            if isinstance(r.parsed, Unauthorized)
+            and (command_id := r.parsed.identity.command_id) is not None
+            and r.parsed.identity.tenant_id is not None
+        }
+        if not refused:
+            return set()
+        stored = await uow.stored_request_hashes(sorted(set(refused.values())))
+        return {i for i, key in refused.items() if stored.get(key) == batch[i].request_hash}
+
+    def _report_refusal(self, received: Received[C]) -> None:
+        parsed = received.parsed
+        if isinstance(parsed, Unauthorized):
+            self._observer.refused(self._family.name, parsed.cause.value)
+            limit_key = f"gate/{self._family.name}/{parsed.cause.value}"
+        elif isinstance(parsed, InvalidCommand):
+            limit_key = f"invalid/{self._family.name}"
+        else:
+            return
+        log.warning(
+            "refused %s (command_id %s): %s",
+            received.message.source,
+            received.identity.command_id or "unreadable",
+            parsed.reason,
+            extra={**received.log_fields(), "limit_key": limit_key},
+        )
 
     async def _refusal(
         self, uow: UnitOfWork, received: Received[C], now: datetime
@@ -296,9 +338,9 @@ class CommandProcessor(Generic[C]):
     ) -> Outcome:
         """A key seen before: a faithful re-send changes nothing; a reused key is refused once."""
         command_id = received.identity.command_id
-        if claim is Claim.DUPLICATE or command_id is None:
+        if claim is Claim.DUPLICATE or command_id is None or not received.admitted:
             return Outcome.DUPLICATE
-        if not await uow.claim_reuse(received.inbox_key, received.request_hash):
+        if not await uow.claim_reuse(received.inbox_key(self._family.name), received.request_hash):
             return Outcome.DUPLICATE
         problem = Problem(
             ErrorCode.IDEMPOTENCY_KEY_REUSED,
@@ -315,13 +357,18 @@ class CommandProcessor(Generic[C]):
     async def _dead_letter(
         self, uow: UnitOfWork, received: Received[C], reason: str
     ) -> OutboxMessage:
+        """The message set aside, signed, with the authority it was admitted on (so a replay
+        gets that much and no more)."""
         message, identity = received.message, received.identity
+        authority = received.parsed.claims if isinstance(received.parsed, ValidCommand) else None
         if not self._family.seals_dead_letters:
-            return dead_letter_message(self._family, message, reason)
+            return dead_letter_message(self._family, message, reason, authority, self._signer)
         key_id, sealed = await uow.seal_dead_letter(
             sealed_dead_letter_envelope(message), identity.tenant_id, identity.subject
         )
-        return sealed_dead_letter_message(self._family, message, reason, key_id, sealed)
+        return sealed_dead_letter_message(
+            self._family, message, reason, key_id, sealed, authority, self._signer
+        )
 
     async def _park(self, received: Received[C], reason: str) -> Outcome:
         """Move a message that cannot be processed out of the way: a dead letter, and a
@@ -335,17 +382,18 @@ class CommandProcessor(Generic[C]):
         attempt = 0
         while True:
             try:
+                key = received.inbox_key(self._family.name)
                 async with self._store.unit_of_work() as uow:
-                    if received.is_replay:
-                        await uow.reopen_for_replay([received.inbox_key])
-                    [claim] = await uow.claim_many([(received.inbox_key, received.request_hash)])
+                    if received.is_replay and received.admitted:
+                        await uow.reopen_for_replay([key])
+                    [claim] = await uow.claim_many([(key, received.request_hash)])
                     if claim is Claim.NEW:
                         parked = [await self._dead_letter(uow, received, reason)]
                         command_id = received.identity.command_id
                         if command_id is not None:
                             answer = self._not_processed(received.identity, command_id)
                             parked[:0] = with_trace_context([answer], received.message.headers)
-                        await uow.answer_many([Answer(received.inbox_key, Outcome.PARKED, parked)])
+                        await uow.answer_many([Answer(key, Outcome.PARKED, parked)])
                 self.unanswered.pop(source, None)
                 log.warning(
                     "parked %s in the dead-letter topic: %s",

@@ -5,11 +5,13 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from typing import Generic, TypeVar
+from uuid import UUID
 
 from service.app.auth import Unauthorized
 from service.app.incoming import IncomingMessage
-from service.app.outcomes import REPLAYED_FROM, trace_id
+from service.app.outcomes import trace_id
 from service.app.parse import UNREADABLE, Identity, InvalidCommand, ValidCommand
+from service.app.provenance import ReplayGrant
 
 C = TypeVar("C")
 
@@ -22,6 +24,8 @@ class Received(Generic[C]):
     parsed: ValidCommand[C] | InvalidCommand | Unauthorized | None
     defect: Exception | None = None
     """Parsing itself raised: a defect of the service, handled like any unexpected failure."""
+    replay: ReplayGrant | None = None
+    """Re-published by an operator from a dead-letter topic, proven by the service's signature."""
 
     @property
     def identity(self) -> Identity:
@@ -32,15 +36,26 @@ class Received(Generic[C]):
         return isinstance(self.parsed, ValidCommand) and self.parsed.dry_run
 
     @property
-    def is_replay(self) -> bool:
-        """Re-published by an operator from a dead-letter topic."""
-        return any(name == REPLAYED_FROM for name, _ in self.message.headers)
+    def admitted(self) -> bool:
+        """A valid command its sender may send."""
+        return isinstance(self.parsed, ValidCommand)
 
     @property
-    def inbox_key(self) -> str:
-        """The command_id when readable; otherwise where the message came from."""
-        command_id = self.identity.command_id
-        return str(command_id) if command_id is not None else f"kafka:{self.message.source}"
+    def is_replay(self) -> bool:
+        return self.replay is not None
+
+    def inbox_key(self, family: str) -> str:
+        """An admitted command's key is its command_id scoped by family and tenant, so nobody
+        can take it from another family, another tenant, or without passing the gate. An
+        invalid command is keyed by its content, never its command_id; anything else by where
+        it was read, so a redelivery of that record is still answered once."""
+        if isinstance(self.parsed, ValidCommand):
+            return command_key(family, self.parsed.tenant_id, self.parsed.command_id)
+        if isinstance(self.parsed, InvalidCommand) and self.identity.command_id is not None:
+            # By its exact bytes: a producer re-sending the same broken command is answered
+            # once, and the corrected command, with the same command_id, is decided.
+            return f"invalid/{family}/{self.parsed.request_hash.hex()}"
+        return f"kafka:{self.message.source}"
 
     def log_fields(self) -> dict[str, object]:
         """Where the message came from and what it claims to be, for structured logs; never
@@ -57,6 +72,11 @@ class Received(Generic[C]):
 
     @property
     def request_hash(self) -> bytes:
-        if isinstance(self.parsed, ValidCommand | InvalidCommand):
+        if isinstance(self.parsed, ValidCommand | InvalidCommand | Unauthorized):
             return self.parsed.request_hash
         return hashlib.sha256(self.message.value or b"").digest()
+
+
+def command_key(family: str, tenant_id: str, command_id: UUID) -> str:
+    """The inbox key of an admitted command: `<family>/<tenant>/<command_id>`."""
+    return f"{family}/{tenant_id}/{command_id}"

@@ -11,6 +11,8 @@ the edge.
   lone surrogates (not Unicode scalar values, so not encodable as UTF-8 again), and of Unicode
   noncharacters (U+FDD0..U+FDEF and the last two code points of every plane: reserved for a
   program's internal use, and refused so that they never reach a consumer's store).
+- No object repeats a member name, at any depth: RFC 7493 (I-JSON), section 2.3. Parsers differ
+  on which of two `tenant_id`s they keep, so a gateway and this service could each read another.
 
 Problems name the place and the rule, never the offending value.
 """
@@ -26,6 +28,9 @@ from typing import Any
 
 MAX_NESTING = 32
 """Deepest nesting of objects and arrays a command may have; real commands need about five."""
+
+MAX_NAMED_LENGTH = 64
+"""Longest member name a problem quotes; a longer one is left out, and only its place named."""
 
 _STRING_LITERAL = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
 _BRACKET = re.compile(r"[\[\]{}]")
@@ -62,17 +67,92 @@ def read_json(raw: bytes, max_nesting: int = MAX_NESTING) -> tuple[Any, bool]:
     if opening > max_nesting and (depth := nesting_depth(text)) > max_nesting:
         raise UnreadableBody(f"body nests {depth} levels deep; the limit is {max_nesting}")
     try:
-        return json.loads(text, parse_constant=_refuse_constant), _may_hold_unstorable(text)
+        value = _DECODER.decode(text)
+    except _RepeatedName:
+        raise UnreadableBody(_repeated_name_problem(text)) from None
     except UnreadableBody:
         raise
-    except ValueError as error:  # JSONDecodeError, and integers too long to convert
-        detail = error.msg if isinstance(error, json.JSONDecodeError) else "number too long"
-        where = (
-            f" at line {error.lineno} column {error.colno}"
-            if isinstance(error, json.JSONDecodeError)
-            else ""
+    except ValueError as error:
+        raise _not_json(error) from None
+    return value, _may_hold_unstorable(text)
+
+
+def _not_json(error: ValueError) -> UnreadableBody:
+    """For a JSONDecodeError, or an integer too long to convert."""
+    if isinstance(error, json.JSONDecodeError):
+        return UnreadableBody(
+            f"body is not JSON: {error.msg} at line {error.lineno} column {error.colno}"
         )
-        raise UnreadableBody(f"body is not JSON: {detail}{where}") from None
+    return UnreadableBody("body is not JSON: number too long")
+
+
+class _RepeatedName(Exception):
+    """Some object of the body repeats a member name; _repeated_name_problem finds which."""
+
+
+def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # Runs for every object of every message: one dict and one comparison, nothing more.
+    members = dict(pairs)
+    if len(members) != len(pairs):
+        raise _RepeatedName
+    return members
+
+
+class _Repeating(dict[str, Any]):
+    """An object that repeats a member name, as the second, locating parse builds it."""
+
+    def __init__(self, pairs: list[tuple[str, Any]]) -> None:
+        super().__init__(pairs)
+        seen: set[str] = set()
+        self.repeated = ""
+        for name, _ in pairs:
+            if name in seen:
+                self.repeated = name
+                break
+            seen.add(name)
+
+
+def _mark_repeats(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    members = dict(pairs)
+    return members if len(members) == len(pairs) else _Repeating(pairs)
+
+
+def _repeated_name_problem(text: str) -> str:
+    """The problem with the first object (in the text's order) that repeats a member name: its
+    path, and the name when it is safe to quote; never a value. Only refused bodies get here."""
+    try:
+        value = _LOCATING_DECODER.decode(text)
+    except ValueError as error:  # the text also breaks off after the repeat
+        return str(error if isinstance(error, UnreadableBody) else _not_json(error))
+    path, repeating = _first_repeating(value, ()) or ((), None)
+    name = repeating.repeated if repeating is not None else ""
+    quoted = f" {json.dumps(name, ensure_ascii=False)}" if _nameable(name) else ""
+    return (
+        f"body is not I-JSON: an object repeats the member name{quoted} at"
+        f" {'.'.join(path) or 'the top level'}; names must be unique (RFC 7493, section 2.3)"
+    )
+
+
+def _first_repeating(
+    value: Any, path: tuple[str, ...]
+) -> tuple[tuple[str, ...], _Repeating] | None:
+    if isinstance(value, _Repeating):
+        return path, value
+    if isinstance(value, dict):
+        steps = ((key if _nameable(key) else "?", item) for key, item in value.items())
+    elif isinstance(value, list):
+        steps = ((str(index), item) for index, item in enumerate(value))
+    else:
+        return None
+    for step, item in steps:
+        if (found := _first_repeating(item, (*path, step))) is not None:
+            return found
+    return None
+
+
+def _nameable(name: str) -> bool:
+    """Whether a member name may appear in a problem: short, printable and storable."""
+    return 0 < len(name) <= MAX_NAMED_LENGTH and name.isprintable() and is_storable(name)
 
 
 def _may_hold_unstorable(text: str) -> bool:
@@ -132,3 +212,10 @@ def is_storable(text: str) -> bool:
 
 def _refuse_constant(name: str) -> Any:
     raise UnreadableBody(f"body is not JSON: {name} is not a JSON number")
+
+
+# Made once: json.loads would make a decoder (and its scanner) on every call.
+_DECODER = json.JSONDecoder(parse_constant=_refuse_constant, object_pairs_hook=_unique_members)
+_LOCATING_DECODER = json.JSONDecoder(
+    parse_constant=_refuse_constant, object_pairs_hook=_mark_repeats
+)

@@ -30,6 +30,7 @@ class ErrorCode(StrEnum):
     PROCESSING_FAILED = "processing_failed"
     UNAUTHENTICATED = "unauthenticated"
     FORBIDDEN = "forbidden"
+    RATE_LIMITED = "rate_limited"
 
 
 # One place says which kind of error each code is, so no caller can pair them wrongly.
@@ -50,6 +51,8 @@ ERROR_TYPE_OF: dict[ErrorCode, ErrorType] = {
     # No valid token where one is needed; a valid one that does not allow the command.
     ErrorCode.UNAUTHENTICATED: ErrorType.UNAUTHENTICATED,
     ErrorCode.FORBIDDEN: ErrorType.FORBIDDEN,
+    # Not decided (a preview beyond the batch's limit): send it again.
+    ErrorCode.RATE_LIMITED: ErrorType.SYSTEM,
 }
 
 

@@ -30,11 +30,18 @@ DEV_SESSION_TIMEOUT_MS = 2000
 DEV_MASTER_KEY = Path(".dev-master.key")
 
 
+def _service_settings() -> Settings:
+    """What `serve` and `relay` run with: the environment alone. They never pick up the
+    development key files, so a deployment that forgot its keys refuses to start instead."""
+    return Settings()
+
+
 def _settings() -> Settings:
+    """For the tools beside a running service (send, show, tail, token, dead letters): like the
+    database and broker defaults, they find the keys `make run` set up."""
     from service.entrypoints.tokens import DEV_AUTH_KEYS, DEV_ISSUER
 
     settings = Settings()
-    # Like the database and broker defaults: the CLI finds what `make run` set up.
     found: dict[str, object] = {}
     if settings.master_key is None and settings.master_key_file is None and DEV_MASTER_KEY.exists():
         found["master_key_file"] = DEV_MASTER_KEY.resolve()
@@ -62,7 +69,7 @@ async def _serve(settings: Settings) -> None:
 @cli.command()
 def serve() -> None:
     """Run the service against DATABASE_URL and KAFKA_BOOTSTRAP_SERVERS."""
-    settings = _settings()
+    settings = _service_settings()
     configure_logging(settings.log_level, settings.log_format)
     asyncio.run(_serve(settings))
 
@@ -100,10 +107,20 @@ def dev() -> None:
         os.environ.setdefault("MASTER_KEY_FILE", str(_dev_master_key()))
         os.environ.setdefault("AUTH_KEYS_FILE", str(tokens.dev_auth_keys()))
         os.environ.setdefault("AUTH_ISSUERS", tokens.DEV_ISSUER)
-        settings = _settings()
+        # For trying the service out: commands may name who sends them. AUTH_MODE=required
+        # make run turns that off.
+        os.environ.setdefault("AUTH_MODE", "off")
+        os.environ.setdefault("AUTH_ALLOW_CLAIMED_ACTORS", "true")
+        settings = _service_settings()
+        auth = (
+            f"{settings.auth_mode.value}: commands are taken at their word for who sent them"
+            if settings.auth_mode.believes_claims
+            else f"{settings.auth_mode.value}: every command needs a token (order-service token)"
+        )
         typer.echo(
             f"Postgres {endpoints.database_url}\nKafka    {endpoints.kafka_bootstrap_servers}\n"
-            f"Health   http://{settings.health_host}:{settings.health_port}/health",
+            f"Health   http://{settings.health_host}:{settings.health_port}/health\n"
+            f"Auth     {auth}",
             err=True,
         )
         asyncio.run(_serve(settings))
@@ -121,7 +138,7 @@ def relay(
     a time)."""
     from service.entrypoints.relay_process import run_relay
 
-    settings = _settings()
+    settings = _service_settings()
     configure_logging(settings.log_level, settings.log_format)
     asyncio.run(run_relay(settings, status_file))
 
@@ -182,9 +199,18 @@ def send(
     token: Annotated[
         str | None,
         typer.Option(
-            envvar="ORDER_SERVICE_TOKEN", help="actor token (JWT) sent as `authorization: Bearer`"
+            envvar="ORDER_SERVICE_TOKEN",
+            help="an actor token (JWT) bound to this command (its jti is the command_id, which"
+            " send then uses), sent as `authorization: Bearer`",
         ),
     ] = None,
+    sign: Annotated[
+        bool,
+        typer.Option(
+            help="sign a token for --actor, bound to this command and good for a minute, with"
+            " a key of AUTH_KEYS_FILE (make run makes one)"
+        ),
+    ] = False,
 ) -> None:
     """Send one command and print its outcome (events or the rejection)."""
     from service.entrypoints import operator
@@ -197,25 +223,52 @@ def send(
     if family is None:
         prefixes = ", ".join(f"'{f.command_prefix}'" for f in operator.FAMILIES)
         raise typer.BadParameter(f"{command_type!r} starts with none of {prefixes}")
+    if token is not None and sign:
+        raise typer.BadParameter("give --token or --sign, not both")
+    settings = _settings()
     actor_type, _, actor_id = (actor or f"user:{os.environ.get('USER', 'cli')}").partition(":")
+    chosen_id = _command_id(command_id, token)
+    if sign:
+        token = tokens.mint(
+            settings,
+            subject=actor_id,
+            role=actor_type,
+            tenant=tenant,
+            scopes=[tokens.scope_for(command_type)],
+            ttl_seconds=60,
+            command_id=chosen_id,
+        )
     envelope: dict[str, Any] = {
-        "command_id": command_id or str(uuid.uuid4()),
+        "command_id": str(chosen_id),
         "type": command_type,
         "tenant_id": tenant,
         family.id_field: document_id,
-        "actor": {"type": actor_type, "id": actor_id},
         "payload": body_payload,
     }
+    if token is None or actor is not None:  # else the token says who acts
+        envelope["actor"] = {"type": actor_type, "id": actor_id}
     if expected_version is not None:
         envelope["expected_version"] = expected_version
     if dry_run:
         envelope["dry_run"] = True
-    if token is not None and actor is None:
-        envelope.pop("actor")  # the token says who acts
     outcome_ok = asyncio.run(
-        operator.send(_settings(), family, envelope, wait, typer.echo, token=token)
+        operator.send(settings, family, envelope, wait, typer.echo, token=token)
     )
     raise typer.Exit(0 if outcome_ok else 1)
+
+
+def _command_id(given: str | None, token: str | None) -> uuid.UUID:
+    """The command's id: the one a token is bound to, else the one given, else a new one."""
+    try:
+        chosen = uuid.UUID(given) if given is not None else None
+    except ValueError as error:
+        raise typer.BadParameter(f"{given!r} is not a UUID", param_hint="--command-id") from error
+    bound = tokens.bound_command(token) if token is not None else None
+    if bound is not None and chosen is not None and bound != chosen:
+        raise typer.BadParameter(
+            f"the token is bound to command {bound}, not {chosen}", param_hint="--token"
+        )
+    return bound or chosen or uuid.uuid4()
 
 
 @cli.command()
@@ -223,26 +276,46 @@ def token(
     subject: Annotated[str, typer.Option(help="who acts: the `sub` claim, e.g. CUST-1")],
     role: Annotated[str, typer.Option(help="customer, user, service or system")] = "user",
     tenant: Annotated[str, typer.Option(help="the tenant the token is for")] = "demo",
+    command_id: Annotated[
+        str | None,
+        typer.Option(help="bind the token to this command (its jti); send it with this id"),
+    ] = None,
+    command_type: Annotated[
+        str | None,
+        typer.Option(help="grant the one scope this command type needs, e.g. order.create"),
+    ] = None,
     scope: Annotated[
         list[str] | None,
-        typer.Option(help="e.g. orders:write (repeatable); default: every scope"),
+        typer.Option(help="e.g. orders:write (repeatable); or use --command-type"),
     ] = None,
-    ttl: Annotated[int, typer.Option(help="seconds until it expires")] = 3600,
+    ttl: Annotated[int, typer.Option(help="seconds until it expires, at most 3600")] = 300,
     kid: Annotated[str | None, typer.Option(help="key id in AUTH_KEYS_FILE")] = None,
 ) -> None:
-    """Print an actor token signed with a key of AUTH_KEYS_FILE (make run makes one)."""
-    from service.app.auth import REQUIRED_SCOPE
+    """Print an actor token signed with a key of AUTH_KEYS_FILE (make run makes one).
 
-    scopes = scope or sorted(set(REQUIRED_SCOPE.values()))
+    Without --command-id the token is bound to no command, and the service refuses it unless
+    its key accepts unbound tokens (see "Verified actors" in the README)."""
+    scopes = list(scope or ())
+    if command_type is not None:
+        scopes.append(tokens.scope_for(command_type))
+    if not scopes:
+        raise typer.BadParameter("say what the token allows: --command-type or --scope")
+    try:
+        bound = uuid.UUID(command_id) if command_id is not None else None
+    except ValueError as error:
+        raise typer.BadParameter(
+            f"{command_id!r} is not a UUID", param_hint="--command-id"
+        ) from error
     typer.echo(
         tokens.mint(
             _settings(),
             subject=subject,
             role=role,
             tenant=tenant,
-            scopes=scopes,
+            scopes=sorted(set(scopes)),
             ttl_seconds=ttl,
             key_id=kid,
+            command_id=bound,
         )
     )
 

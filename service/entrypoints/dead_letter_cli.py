@@ -1,12 +1,16 @@
 """`order-service dead-letters`: list, replay and purge what the service set aside.
 
 Nothing personal is printed unless asked for with --show; sealed letters (customer orders) are
-opened with the master key, and a letter whose key is gone is gone, which the tool says.
+opened with the master key, and a letter whose key is gone is gone, which the tool says. Every
+letter is checked for the service's signature (a key derived from the master key): anyone who
+can write to a dead-letter topic can put a record there, and those are listed as NOT AUTHENTIC
+and never replayed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -20,11 +24,14 @@ from service.adapters.crypto import MasterKey
 from service.adapters.dead_letters import (
     DeadLetter,
     Original,
+    letter_signer,
     open_letter,
     purge,
     read_dead_letters,
     replay,
 )
+from service.app.ports import Claims
+from service.app.provenance import Signer
 from service.settings import Settings
 
 app = typer.Typer(no_args_is_help=True, help=__doc__)
@@ -44,6 +51,24 @@ ReasonOption = Annotated[
     str | None, typer.Option("--reason", help="letters whose reason contains this text")
 ]
 AllOption = Annotated[bool, typer.Option("--all", help="every letter not yet purged")]
+OperatorOption = Annotated[
+    str | None,
+    typer.Option(
+        "--operator",
+        help="who does this, as recorded beside the letter and named on a replay;"
+        " default: $USER, else 'operator'",
+    ),
+]
+
+
+def _operator(given: str | None) -> str:
+    name = (given if given is not None else os.environ.get("USER") or "operator").strip()
+    # It is recorded and sent in a signed header: keep it a short, printable name.
+    if not name or len(name) > 200 or not name.isprintable():
+        raise typer.BadParameter(
+            "a printable name of at most 200 characters", param_hint="--operator"
+        )
+    return name
 
 
 @dataclass(frozen=True)
@@ -108,13 +133,19 @@ def _settings() -> Settings:
     return configured()
 
 
+def _signer(settings: Settings) -> Signer:
+    """The service's letter signer: every command checks signatures, so every one needs the
+    master key (the service signs letters with a key derived from it)."""
+    return letter_signer(settings.load_master_key())
+
+
 async def _letters(
-    settings: Settings, db: asyncpg.Connection, family: str | None
+    settings: Settings, db: asyncpg.Connection, family: str | None, signer: Signer
 ) -> list[tuple[DocumentTopics, DeadLetter]]:
     connection = settings.kafka_connection()
     found = []
     for topics in _families(settings, family):
-        letters = await read_dead_letters(connection, topics.dead_letters, db)
+        letters = await read_dead_letters(connection, topics.dead_letters, db, signer)
         found += [(topics, letter) for letter in letters]
     return found
 
@@ -146,15 +177,42 @@ class _Opener:
 
 
 GONE = "gone: its key was destroyed (expired, purged, or the customer erased)"
+NOT_AUTHENTIC = "NOT AUTHENTIC: not written by this service (no valid signature)"
 
 
 def _describe(topics: DocumentTopics, letter: DeadLetter) -> str:
-    state = ", ".join(f"{action} {when:%Y-%m-%d %H:%M}" for action, when in letter.actions.items())
+    state = ", ".join(
+        f"{action} {when:%Y-%m-%d %H:%M}"
+        + (f" by {letter.operators[action]}" if action in letter.operators else "")
+        for action, when in letter.actions.items()
+    )
     kind = "sealed" if letter.sealed_key_id is not None else "plain"
+    # A letter that is not authentic may say anything in its headers, reason and source
+    # included; it is listed so that operators see it, with the warning first.
+    origin = "authentic" if letter.authentic else f"{NOT_AUTHENTIC}; replay refuses it"
     return (
         f"{topics.dead_letters} {letter.position}  age {_age(letter.age_seconds())}  {kind}"
-        f"{'  ' + state if state else ''}\n  from {letter.source}\n  reason: {letter.reason[:300]}"
+        f"{'  ' + state if state else ''}\n  {origin}\n  authority: {_authority(letter)}"
+        f"\n  from {_printable(letter.source)}\n  reason: {_printable(letter.reason[:300])}"
     )
+
+
+def _printable(text: str) -> str:
+    # Control characters escaped: a reason may quote a sender's text, and a letter the service
+    # did not write may say anything, e.g. a line break and "  authentic" to look like one.
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
+
+
+def _authority(letter: DeadLetter) -> str:
+    if not letter.authentic:
+        return "none (the letter is not authentic: nothing it records is trusted)"
+    return _claims(letter.authority)
+
+
+def _claims(claims: Claims | None) -> str:
+    if claims is None:
+        return "none (not admitted on a token)"
+    return f"{claims.role or '(no role)'}:{claims.subject} (issuer {claims.issuer})"
 
 
 def _age(seconds: float) -> str:
@@ -186,7 +244,7 @@ def list_letters(
     done with it."""
 
     async def work(settings: Settings, db: asyncpg.Connection) -> None:
-        letters = await _letters(settings, db, family)
+        letters = await _letters(settings, db, family, _signer(settings))
         shown = [
             (topics, letter)
             for topics, letter in letters
@@ -196,6 +254,11 @@ def list_letters(
         for topics, letter in shown:
             typer.echo(_describe(topics, letter))
             if not show:
+                continue
+            if not letter.authentic:
+                # Nothing of the service's to open: whatever it claims, show the bytes as they
+                # are on the topic (never unseal what someone else wrote with our keys).
+                typer.echo(f"  key: {_text(letter.key)}\n  value: {_text(letter.value)}")
                 continue
             original = await opener(letter)
             if original is None:
@@ -214,39 +277,53 @@ def replay_letters(
     span: RangeOption = None,
     reason: ReasonOption = None,
     everything: AllOption = False,
-    token: Annotated[
-        str | None,
-        typer.Option(
-            envvar="ORDER_SERVICE_TOKEN",
-            help="actor token to send them with (needed when the service requires tokens)",
-        ),
-    ] = None,
+    operator: OperatorOption = None,
 ) -> None:
-    """Publish letters again to their commands topic, as they arrived, with a header naming
-    where they were parked. A command that was only dead-lettered or parked is then decided; one
-    that was decided meanwhile is not decided twice."""
+    """Publish letters again to their commands topic, as they arrived, with signed headers
+    naming where they were parked, the authority they were admitted with and the operator. A
+    command that was only dead-lettered or parked is then decided, with no more authority than
+    its sender had; one that was decided meanwhile is not decided twice. Letters this service
+    did not write (NOT AUTHENTIC) are refused, and then the exit status is 1."""
     chosen = Selection.parse(at, span, reason, everything)
+    replayed_by = _operator(operator)
+    refused: list[str] = []
 
     async def work(settings: Settings, db: asyncpg.Connection) -> None:
+        signer = _signer(settings)
         opener = _Opener(settings, db)
         replayed = 0
-        for topics, letter in await _letters(settings, db, family):
+        for topics, letter in await _letters(settings, db, family, signer):
             if not chosen(letter):
+                continue
+            where = f"{topics.dead_letters} {letter.position}"
+            if not letter.authentic:
+                # Anyone who can write to the topic could have put it there; replaying it
+                # would let them send a command under this service's name.
+                typer.echo(f"{where}: {NOT_AUTHENTIC}; refused, not replayed", err=True)
+                refused.append(where)
                 continue
             original = await opener(letter)
             if original is None:
-                typer.echo(
-                    f"{topics.dead_letters} {letter.position}: {GONE}; not replayed", err=True
-                )
+                typer.echo(f"{where}: {GONE}; not replayed", err=True)
                 continue
             await replay(
-                settings.kafka_connection(), topics.commands, db, [(letter, original)], token
+                settings.kafka_connection(),
+                topics.commands,
+                db,
+                [(letter, original)],
+                signer,
+                replayed_by,
             )
-            typer.echo(f"replayed {topics.dead_letters} {letter.position} to {topics.commands}")
+            typer.echo(
+                f"replayed {where} to {topics.commands} with authority {_claims(letter.authority)}"
+            )
             replayed += 1
         typer.echo(f"{replayed} replayed", err=True)
 
     _run(work)
+    if refused:
+        typer.echo(f"{len(refused)} refused (not authentic)", err=True)
+        raise typer.Exit(1)
 
 
 @app.command("purge")
@@ -256,14 +333,18 @@ def purge_letters(
     span: RangeOption = None,
     reason: ReasonOption = None,
     everything: AllOption = False,
+    operator: OperatorOption = None,
 ) -> None:
     """Mark letters purged: `list` no longer shows them, and sealed ones lose their key, so
-    nothing of them can be read again. Kafka keeps the records until the topic's retention."""
+    nothing of them can be read again. Kafka keeps the records until the topic's retention.
+    Letters that are not authentic can be purged too (that only hides them)."""
     chosen = Selection.parse(at, span, reason, everything)
+    purged_by = _operator(operator)
 
     async def work(settings: Settings, db: asyncpg.Connection) -> None:
-        letters = [letter for _, letter in await _letters(settings, db, family) if chosen(letter)]
-        destroyed = await purge(db, letters)
+        found = await _letters(settings, db, family, _signer(settings))
+        letters = [letter for _, letter in found if chosen(letter)]
+        destroyed = await purge(db, letters, purged_by)
         typer.echo(f"{len(letters)} purged, {destroyed} sealing keys destroyed")
 
     _run(work)

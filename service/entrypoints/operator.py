@@ -70,7 +70,8 @@ async def send(
         options.pop("bootstrap_servers"),
         tenant_id=command.tenant_id,
         topic_prefix=settings.topic_prefix,
-        token=token,
+        # The CLI made sure the token is bound to this very command.
+        token_for=(lambda _: token) if token is not None else None,
         timeout_seconds=OUTCOME_WAIT_SECONDS,
         kafka_options=options,
     )

@@ -17,9 +17,10 @@ import asyncpg
 
 from contracts.topics import INVENTORY_MOVEMENTS, all_topics
 from service.adapters.database import create_pool, migrate
+from service.adapters.dead_letters import letter_signer
 from service.adapters.kafka import ensure_topics
 from service.adapters.store import PostgresStore
-from service.app.auth import Gate
+from service.app.auth import Gate, TokenVerifier
 from service.app.family import BatchDecider, Family
 from service.app.orders.handler import OrderDecider, order_family
 from service.app.processor import CommandProcessor, RetryPolicy
@@ -74,6 +75,7 @@ class Runtime:
     _relay_dir: Path | None = None
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     _processors: dict[str, CommandProcessor[Any]] = field(default_factory=dict)
+    _verifier: TokenVerifier | None = None
 
     def __post_init__(self) -> None:
         prefix = self.settings.topic_prefix
@@ -96,13 +98,23 @@ class Runtime:
 
     async def start(self) -> None:
         s = self.settings
-        # Refuse to start without a master key or with unusable token keys, before anything.
+        # Refuse to start without a master key, with unusable token keys, or taking commands at
+        # their word by accident, before anything.
+        s.check_auth_mode()
         master = s.load_master_key()
-        verifier = s.token_verifier()
+        self._verifier = verifier = s.token_verifier()
+        if s.auth_mode.believes_claims:
+            log.warning(
+                "AUTH_MODE=%s: %s taken at their word for who sent them"
+                " (AUTH_ALLOW_CLAIMED_ACTORS=true); their events say verified=false",
+                s.auth_mode.value,
+                "commands without a token are" if verifier is not None else "all commands are",
+            )
         await migrate(s.database_url)
         await ensure_topics(s.kafka_connection(), all_topics(s.topic_prefix), s.topic_partitions)
         self._pool = await create_pool(s.database_url, s.database_pool_size)
         store = PostgresStore(self._pool, master, s.dead_letter_retention_hours)
+        signer = letter_signer(master)
         retry = RetryPolicy(
             max_backoff_seconds=s.retry_max_backoff_seconds,
             unexpected_failure_attempts=s.unexpected_failure_attempts,
@@ -114,7 +126,9 @@ class Runtime:
                 max_command_bytes=s.max_command_bytes,
                 retry=retry,
                 observer=self.metrics,
-                gate=Gate(s.auth_mode, verifier, decider.family.commands.with_actor),
+                gate=Gate(s.auth_mode, verifier, decider.family.commands),
+                signer=signer,
+                preview_limit=s.preview_max_per_batch,
             )
             for decider in self.deciders
         }
@@ -143,6 +157,17 @@ class Runtime:
             await self._pool.close()
         if self.tracing is not None:
             self.tracing.shutdown()
+
+    def auth_status(self) -> dict[str, Any]:
+        """How commands prove who sent them: the mode, and whether their word is ever taken."""
+        s = self.settings
+        status: dict[str, Any] = {
+            "mode": s.auth_mode.value,
+            "claimed_actors": s.auth_mode.believes_claims,
+        }
+        if self._verifier is not None:
+            status["keys"] = self._verifier.problem() or "ok"
+        return status
 
     def relay_status(self) -> dict[str, Any]:
         return self._relay.status() if self._relay is not None else {"alive": False}
@@ -188,6 +213,7 @@ class Runtime:
         unanswered = self.unanswered()
         # A message that cannot even be parked holds its partition: someone must look.
         healthy = healthy and not unanswered
+        checks["auth"] = self.auth_status()
         checks["consumer"] = {
             "processed_total": self.consumer.processed_total,
             "in_flight_seconds": round(stuck_for, 3),
@@ -226,6 +252,9 @@ class Runtime:
                 f"consumer: the batch from {source} has been deciding for {stuck_for:.0f} s"
                 f" (limit {s.ready_max_batch_seconds:g} s): blocked on a lock, or retrying"
             )
+        key_problem = self._verifier.problem() if self._verifier is not None else None
+        if key_problem is not None:
+            reasons.append(f"auth: {key_problem}")
         reasons += [
             f"consumer: {message} cannot be parked ({failure})"
             for message, failure in self.unanswered().items()

@@ -12,6 +12,7 @@ from typing import Any
 import asyncpg
 
 from service.adapters.crypto import MasterKey, new_key
+from service.adapters.dead_letters import letter_signer
 from service.adapters.store import PostgresStore
 from service.app.family import Decided
 from service.app.incoming import IncomingMessage
@@ -38,6 +39,7 @@ def processor(pool: asyncpg.Pool, decider: Any = None) -> CommandProcessor[Any]:
         PostgresStore(pool, MASTER),
         decider or PurchaseOrderDecider(FAMILY, "it.movements"),
         max_command_bytes=65536,
+        signer=letter_signer(MASTER),
         retry=FAST_RETRY,
     )
 

@@ -14,6 +14,7 @@ import asyncpg
 import pytest
 
 from service.adapters.crypto import MasterKey, new_key
+from service.adapters.dead_letters import letter_signer
 from service.adapters.order_store import RECORD_COLUMNS
 from service.adapters.personal_data import PersonalDataVault
 from service.adapters.store import PostgresStore
@@ -47,6 +48,7 @@ def processor(pool: asyncpg.Pool) -> CommandProcessor[Any]:
         PostgresStore(pool, MASTER),
         OrderDecider(FAMILY, "it.movements"),
         max_command_bytes=65536,
+        signer=letter_signer(MASTER),
         retry=RetryPolicy(first_backoff_seconds=0.01, max_backoff_seconds=0.05),
     )
 

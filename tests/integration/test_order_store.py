@@ -13,6 +13,7 @@ import asyncpg
 import pytest
 
 from service.adapters.crypto import DecryptionError, MasterKey, new_key
+from service.adapters.dead_letters import letter_signer
 from service.adapters.headers import decode_headers
 from service.adapters.personal_data import open_dead_letter, rewrap_data_keys
 from service.adapters.relay import delete_expired
@@ -44,7 +45,10 @@ def message(body: dict[str, Any]) -> IncomingMessage:
 @pytest.fixture
 def processor(pool: asyncpg.Pool) -> CommandProcessor[Any]:
     return CommandProcessor(
-        PostgresStore(pool, MASTER), OrderDecider(FAMILY, "it.movements"), max_command_bytes=65536
+        PostgresStore(pool, MASTER),
+        OrderDecider(FAMILY, "it.movements"),
+        max_command_bytes=65536,
+        signer=letter_signer(MASTER),
     )
 
 

@@ -14,12 +14,14 @@ import asyncpg
 import pytest
 
 from service.adapters.crypto import MasterKey, new_key
+from service.adapters.dead_letters import letter_signer
 from service.adapters.headers import decode_headers
 from service.adapters.store import PostgresStore
 from service.app.incoming import IncomingMessage
 from service.app.outcomes import REPLAYED_FROM
 from service.app.ports import Outcome
 from service.app.processor import CommandProcessor, RetryPolicy
+from service.app.provenance import replay_headers
 from service.app.purchase_orders.handler import PurchaseOrderDecider, purchase_order_family
 from tests.support import change_status, create
 
@@ -41,6 +43,7 @@ def processor(pool: asyncpg.Pool) -> CommandProcessor[Any]:
         PostgresStore(pool, MASTER),
         PurchaseOrderDecider(FAMILY, "it.movements"),
         max_command_bytes=65536,
+        signer=letter_signer(MASTER),
         retry=retry,
     )
 
@@ -137,6 +140,7 @@ async def test_a_message_that_keeps_failing_is_parked_and_processing_goes_on(
         _BuggyStore(PostgresStore(pool, MASTER)),
         PurchaseOrderDecider(FAMILY, "it.movements"),
         max_command_bytes=65536,
+        signer=letter_signer(MASTER),
         retry=retry,
     )
     poison = message(create("PO-BUG"))
@@ -158,7 +162,7 @@ async def test_a_message_that_keeps_failing_is_parked_and_processing_goes_on(
     assert (
         await db.fetchval(
             "SELECT outcome FROM inbox WHERE message_key = $1",
-            json.loads(poison.value or b"{}")["command_id"],
+            f"purchase-orders/tenant-a/{json.loads(poison.value or b'{}')['command_id']}",
         )
         == "parked"
     )
@@ -172,20 +176,35 @@ async def test_a_replayed_dead_letter_is_decided_once_after_the_fix(
         _BuggyStore(PostgresStore(pool, MASTER)),
         PurchaseOrderDecider(FAMILY, "it.movements"),
         max_command_bytes=65536,
+        signer=letter_signer(MASTER),
         retry=fast,
     )
     fixed = CommandProcessor(
         PostgresStore(pool, MASTER),
         PurchaseOrderDecider(FAMILY, "it.movements"),
         max_command_bytes=65536,
+        signer=letter_signer(MASTER),
         retry=fast,
     )
     body = create("PO-BUG")
     assert await buggy.process(message(body)) is Outcome.PARKED
 
-    def replayed() -> IncomingMessage:
+    def replayed(body: dict[str, Any] = body) -> IncomingMessage:
         original = message(body)
-        return replace(original, headers=((REPLAYED_FROM, b"it.cmds.dlq/0/7"),))
+        headers = replay_headers(
+            letter_signer(MASTER),
+            original.topic,
+            original.key,
+            original.value or b"",
+            "it.cmds.dlq/0/7",
+            None,
+            "operator",
+        )
+        return replace(original, headers=tuple(headers))
+
+    # Anyone can write the header; only the service's signature makes a replay.
+    forged = replace(message(body), headers=((REPLAYED_FROM, b"it.cmds.dlq/0/7"),))
+    assert await fixed.process(forged) is Outcome.DUPLICATE
 
     assert await fixed.process(message(body)) is Outcome.DUPLICATE  # a plain re-send: no
     assert await fixed.process(replayed()) is Outcome.ACCEPTED  # the operator's replay: yes
@@ -195,8 +214,6 @@ async def test_a_replayed_dead_letter_is_decided_once_after_the_fix(
     # A replay that fails again is parked again, so the operator sees a new letter.
     again = create("PO-BUG")
     assert await buggy.process(message(again)) is Outcome.PARKED
-    assert await buggy.process(replace(message(again), headers=replayed().headers)) is (
-        Outcome.PARKED
-    )
+    assert await buggy.process(replayed(again)) is Outcome.PARKED
     letters = await db.fetchval("SELECT count(*) FROM outbox WHERE topic = $1", TOPICS.dead_letters)
     assert letters == 3

@@ -24,12 +24,27 @@ from contracts.orders import ORDER_COMMAND
 from contracts.purchase_orders import PURCHASE_ORDER_COMMAND
 from service.adapters import jwt_tokens
 from service.adapters.jwt_tokens import JwtVerifier
-from service.app.auth import REQUIRED_SCOPE, AuthMode, Gate, Unauthorized
+from service.app.auth import (
+    REQUIRED_SCOPE,
+    AuthMode,
+    Gate,
+    InvalidToken,
+    Refusal,
+    Unauthorized,
+)
 from service.app.incoming import IncomingMessage
 from service.app.orders.handler import order_family
 from service.app.parse import RecordedActor, ValidCommand, parse_command
 from service.domain import orders
-from tests.support import create_order, delete_order
+from tests.support import (
+    address,
+    create_order,
+    delete_order,
+    order_command,
+    order_status,
+    redact_customer,
+    update_order,
+)
 
 ISSUER = "https://id.example.test"
 AUDIENCE = "order-lifecycle-service"
@@ -39,6 +54,9 @@ RSA_PUBLIC_PEM = RSA_KEY.public_key().public_bytes(
     serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
 )
 FAMILY = order_family()
+COMMAND_ID = uuid.uuid4()
+"""Every command these tests build has this id, and every token is bound to it unless a test
+says otherwise."""
 
 
 def _b64(raw: bytes) -> str:
@@ -49,8 +67,8 @@ def jwks(*extra: dict[str, Any]) -> dict[str, Any]:
     public = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(RSA_KEY.public_key()))
     return {
         "keys": [
-            {**public, "kid": "rsa-1", "alg": "RS256"},
-            {"kty": "oct", "kid": "svc-1", "alg": "HS256", "k": _b64(SECRET)},
+            {**public, "kid": "rsa-1", "alg": "RS256", "issuers": [ISSUER]},
+            {"kty": "oct", "kid": "svc-1", "alg": "HS256", "k": _b64(SECRET), "issuers": [ISSUER]},
             *extra,
         ]
     }
@@ -65,7 +83,7 @@ def keys_file(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def gate(keys_file: Path) -> Gate[Any]:
-    return Gate(AuthMode.REQUIRED, verifier(keys_file), FAMILY.commands.with_actor)
+    return Gate(AuthMode.REQUIRED, verifier(keys_file), FAMILY.commands)
 
 
 def verifier(keys_file: Path) -> JwtVerifier:
@@ -83,6 +101,7 @@ def claims(**overrides: Any) -> dict[str, Any]:
         "scope": "orders:write orders:delete",
         "iat": now,
         "exp": now + 300,
+        "jti": str(COMMAND_ID),
     }
     body.update(overrides)
     return {k: v for k, v in body.items() if v is not None}
@@ -93,7 +112,9 @@ def rs256(**overrides: Any) -> str:
 
 
 def command(body: dict[str, Any]) -> ValidCommand[Any]:
-    message = IncomingMessage("t", 0, 0, 0, body["order_id"].encode(), json.dumps(body).encode())
+    body = {**body, "command_id": str(COMMAND_ID)}
+    key = str(body.get("order_id", body.get("customer_id"))).encode()
+    message = IncomingMessage("t", 0, 0, 0, key, json.dumps(body).encode())
     parsed = parse_command(message, 65536, FAMILY.commands)
     assert isinstance(parsed, ValidCommand)
     return parsed
@@ -173,22 +194,101 @@ def _hs256_with(secret: bytes, body: dict[str, Any], kid: str) -> str:
 def test_without_a_token_required_refuses_and_verify_believes_the_envelope(
     keys_file: Path,
 ) -> None:
-    cmd = command(delete_order("O-1", actor=("user", "clerk-7")))
-    required = Gate(AuthMode.REQUIRED, verifier(keys_file), FAMILY.commands.with_actor)
+    cmd = command(order_status("O-1", "ready", actor=("user", "clerk-7")))
+    required = Gate(AuthMode.REQUIRED, verifier(keys_file), FAMILY.commands)
     code, _, message = refusal(required.admit([], cmd))
     assert code == "unauthenticated"
     assert "authorization: Bearer" in message
-    verify = Gate(AuthMode.VERIFY, verifier(keys_file), FAMILY.commands.with_actor)
+    verify = Gate(AuthMode.VERIFY, verifier(keys_file), FAMILY.commands)
     assert verify.admit([], cmd) == cmd
     assert cmd.actor == RecordedActor("user", "clerk-7")
     # verify: a token, when present, must still be valid.
     code, _, _ = refusal(verify.admit(bearer(rs256(exp=1)), cmd))
     assert code == "unauthenticated"
+    # verify: what destroys data is never taken on the envelope's word.
+    for body in (
+        delete_order("O-1"),
+        redact_customer("CUST-1"),
+        order_command("order.redact", "O-1", {}),
+    ):
+        outcome = verify.admit([], command({**body, "actor": {"type": "system", "id": "x"}}))
+        assert isinstance(outcome, Unauthorized)
+        assert (outcome.cause, refusal(outcome)[0]) == (Refusal.TOKEN_REQUIRED, "unauthenticated")
+
+
+def test_a_token_carries_only_the_command_it_is_bound_to(gate: Gate[Any]) -> None:
+    copied = rs256(jti=str(uuid.uuid4()))  # a token read off the topic, bound to another command
+    outcome = gate.admit(bearer(copied), command(delete_order("O-1")))
+    assert isinstance(outcome, Unauthorized)
+    assert outcome.cause is Refusal.UNBOUND_TOKEN
+    assert refusal(outcome)[::2] == (
+        "unauthenticated",
+        "the token is bound to another command: its jti must be this command_id",
+    )
+
+
+def test_two_authorization_headers_are_refused_whatever_they_hold(gate: Gate[Any]) -> None:
+    token = rs256()
+    outcome = gate.admit([*bearer(token), *bearer(token)], command(delete_order("O-1")))
+    assert isinstance(outcome, Unauthorized)
+    assert outcome.cause is Refusal.SEVERAL_TOKENS
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        (order_status("O-1", "ready"), "payload.status"),
+        (order_status("O-1", "sent"), "payload.status"),
+        (
+            update_order(
+                "O-1",
+                {"items": [{"sku": "A", "quantity": 1, "unit_price": "1", "currency": "EUR"}]},
+            ),
+            "payload.items",
+        ),
+    ],
+)
+def test_a_customer_token_cannot_drive_fulfilment(
+    gate: Gate[Any], body: dict[str, Any], field: str
+) -> None:
+    outcome = gate.admit(bearer(rs256()), command(body))
+    assert isinstance(outcome, Unauthorized)
+    assert outcome.cause is Refusal.ROLE_FORBIDDEN
+    assert refusal(outcome)[:2] == ("forbidden", field)
+    # ... and neither can a customer who only claims to be one, where claims are believed.
+    claimed = Gate(AuthMode.OFF, None, FAMILY.commands).admit(
+        [], command({**body, "actor": {"type": "customer", "id": "CUST-1"}})
+    )
+    assert isinstance(claimed, Unauthorized)
+    assert refusal(claimed)[:2] == ("forbidden", field)
+
+
+def test_a_customer_may_cancel_and_correct_an_address(gate: Gate[Any]) -> None:
+    for body in (
+        order_status("O-1", "cancelled", "customer"),
+        update_order("O-1", {"shipping_address": address()}),
+    ):
+        assert isinstance(gate.admit(bearer(rs256()), command(body)), ValidCommand)
+
+
+def test_a_replay_is_admitted_on_what_it_was_first_admitted_on_never_more(
+    gate: Gate[Any], keys_file: Path
+) -> None:
+    customer = verifier(keys_file).verify(rs256())
+    replayed = gate.admit_replay(command(delete_order("O-1")), customer)
+    assert isinstance(replayed, ValidCommand)
+    assert replayed.actor == RecordedActor("customer", "CUST-1", ISSUER)
+    # A customer's command stays a customer's: fulfilment stays out of reach after a replay.
+    assert isinstance(
+        gate.admit_replay(command(order_status("O-1", "ready")), customer), Unauthorized
+    )
+    # Admitted on its own word when first sent: with tokens required, that is no authority.
+    assert refusal(gate.admit_replay(command(delete_order("O-1")), None))[0] == "unauthenticated"
 
 
 def test_off_ignores_tokens_entirely() -> None:
     cmd = command(delete_order("O-1"))
-    assert Gate(AuthMode.OFF, None, None).admit(bearer("garbage"), cmd) == cmd
+    assert Gate(AuthMode.OFF, None, FAMILY.commands).admit(bearer("garbage"), cmd) == cmd
 
 
 @pytest.mark.parametrize(
@@ -234,9 +334,15 @@ def test_keys_rotate_without_a_restart(keys_file: Path, monkeypatch: pytest.Monk
     check = verifier(keys_file)
     new_secret = uuid.uuid4().bytes * 2
     token = jwt.encode(claims(), new_secret, algorithm="HS256", headers={"kid": "svc-2"})
-    with pytest.raises(jwt_tokens.InvalidToken):
+    with pytest.raises(InvalidToken):
         check.verify(token)
-    rotated = {"kty": "oct", "kid": "svc-2", "alg": "HS256", "k": _b64(new_secret)}
+    rotated = {
+        "kty": "oct",
+        "kid": "svc-2",
+        "alg": "HS256",
+        "k": _b64(new_secret),
+        "issuers": [ISSUER],
+    }
     keys_file.write_text(json.dumps(jwks(rotated)))
     later = time.time() + 5
     os.utime(keys_file, (later, later))

@@ -60,12 +60,20 @@ class Reference:
         errors: list[str] = []
         if isinstance(command, orders.CreateOrder):
             d = command.details
-            if command.expected_version not in (None, order.version if order else 0):
+            if customer_actor is not None and customer_actor != d.customer_id:
+                # For somebody else: refused on that alone, nothing stored is looked at.
+                return False, sorted(["invalid_request", *line_errors(d.items)])
+            # A customer learns no version of an id taken by someone else or deleted.
+            knows_version = (
+                customer_actor is None
+                or (order is None and doc not in self.deleted)
+                or (order is not None and order.customer == customer_actor)
+            )
+            actual = order.version if order else 0
+            if knows_version and command.expected_version not in (None, actual):
                 errors.append("version_conflict")
             if order or doc in self.deleted:
                 errors.append("already_exists")
-            if customer_actor is not None and customer_actor != d.customer_id:
-                errors.append("invalid_request")
             errors += line_errors(d.items)
             holder = self.voucher_holder(d.voucher_code)
             if holder is not None and holder != doc:

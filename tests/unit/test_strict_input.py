@@ -142,3 +142,100 @@ def test_ordinary_unicode_is_accepted(family: str) -> None:
     else:
         body["payload"]["shipping_address"]["name"] = "Zoë Ñúñez 🚚"
     assert isinstance(parse(family, body), ValidCommand)
+
+
+I_JSON = "names must be unique (RFC 7493, section 2.3)"
+
+
+def repeated(problem: str) -> str:
+    """What a refusal for a repeated member name says before the rule: the name and place."""
+    prefix = "body is not I-JSON: an object repeats the member name"
+    assert problem.startswith(prefix), problem
+    assert problem.endswith(I_JSON), problem
+    return problem.removeprefix(prefix).removesuffix(f"; {I_JSON}")
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_a_repeated_tenant_id_is_refused_without_reading_either(family: str) -> None:
+    """A gateway that keeps the first tenant_id and a service that keeps the last would each
+    authorise another tenant: the body is refused whole, naming neither value."""
+    text = json.dumps(valid_body(family))
+    raw = (text[:-1] + ', "tenant_id": "tenant-b"}').encode()
+    parsed = invalid(family, raw)
+    assert parsed.identity.command_id is None
+    assert parsed.identity.tenant_id is None
+    [problem] = parsed.problems
+    assert repeated(problem.message) == ' "tenant_id" at the top level'
+    assert "tenant-a" not in problem.message
+    assert "tenant-b" not in problem.message
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_a_name_repeated_inside_the_payload_is_refused_at_its_object(family: str) -> None:
+    body = valid_body(family)
+    if family == "purchase_orders":
+        body["payload"]["products"][0]["note"] = "PLACEHOLDER"
+        repeat, where = '"cost": 0.01', "payload.products.0"
+    else:
+        body["payload"]["shipping_address"]["note"] = "PLACEHOLDER"
+        repeat, where = '"city": "Paris"', "payload.shipping_address"
+    raw = json.dumps(body).replace('"note": "PLACEHOLDER"', repeat).encode()
+    [problem] = invalid(family, raw).problems
+    assert repeated(problem.message).endswith(f" at {where}")
+    assert "Paris" not in problem.message
+    assert "0.01" not in problem.message
+
+
+@pytest.mark.parametrize(
+    ("raw", "named"),
+    [
+        (b'{"a":1,"a":1}', ' "a" at the top level'),
+        (b'{"a": {"b": [1, {"c": 1, "d": 2, "c": 1}]}}', ' "c" at a.b.1'),
+        (b'[{"x": 1}, {"y": 1, "y": 2}]', ' "y" at 1'),
+        # Equal values, or one of them null, change nothing: the repeat is the fault.
+        (b'{"payload": {"note": null, "note": null}}', ' "note" at payload'),
+    ],
+)
+def test_any_repeat_is_refused_at_any_depth(raw: bytes, named: str) -> None:
+    with pytest.raises(UnreadableBody) as refused:
+        read_json(raw)
+    assert repeated(str(refused.value)) == named
+
+
+def test_a_name_that_cannot_be_quoted_leaves_only_its_place() -> None:
+    long_name = "n" * 65
+    cases = {
+        f'{{"payload": {{"{long_name}": 1, "{long_name}": 2}}}}': " at payload",
+        '{"payload": {"\\u0000": 1, "\\u0000": 2}}': " at payload",
+        '{"payload": {"a\\nb": 1, "a\\nb": 2}}': " at payload",
+        # A parent whose name cannot be quoted is a place holder in the path.
+        '{"payload": {"\\ud800": {"k": 1, "k": 2}}}': ' "k" at payload.?',
+    }
+    for text, named in cases.items():
+        with pytest.raises(UnreadableBody) as refused:
+            read_json(text.encode())
+        problem = str(refused.value)
+        assert repeated(problem) == named, text
+        assert long_name not in problem
+        assert "\x00" not in problem
+        assert "\n" not in problem
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_the_same_name_in_different_objects_is_fine(family: str) -> None:
+    body = valid_body(family)
+    body["payload"]["tenant_id"] = body["tenant_id"]  # unknown to the contract, but not a repeat
+    value, _ = read_json(json.dumps(body).encode())
+    assert value == body
+    assert read_json(b'{"id": 1, "a": {"id": 1}, "b": [{"id": 1}, {"id": 1}]}')[0] == {
+        "id": 1,
+        "a": {"id": 1},
+        "b": [{"id": 1}, {"id": 1}],
+    }
+    # Both addresses of an order have a name, a city...; every product has a sku.
+    assert isinstance(parse(family, valid_body(family)), ValidCommand)
+
+
+def test_a_body_that_breaks_off_after_a_repeat_is_refused_as_not_json() -> None:
+    with pytest.raises(UnreadableBody, match="body is not JSON"):
+        read_json(b'{"a": 1, "a": 2, "b": ')

@@ -18,6 +18,7 @@ from service.app.outcomes import rejection_message
 from service.app.parse import CommandSpec, ValidCommand
 from service.app.ports import DocumentKey, OrderChanges, UnitOfWork
 from service.domain import orders
+from service.domain.permissions import Access
 
 OrderCommand = ValidCommand[orders.CommandForOrders]
 
@@ -37,6 +38,7 @@ def order_family(prefix: str = "") -> Family[orders.CommandForOrders]:
                 "payload.contact",
             ),
             with_actor=_with_actor,
+            access=_access,
         ),
         rejection_model=wire.OrderRejection,
         preview_model=OrderPreview,
@@ -130,6 +132,15 @@ def _with_actor(
     command: orders.CommandForOrders, actor_type: str, actor_id: str
 ) -> orders.CommandForOrders:
     return replace(command, actor=orders.Actor(actor_type, actor_id))
+
+
+def _access(command_type: str, command: orders.CommandForOrders) -> Access:
+    match command:
+        case orders.ChangeOrderStatus(status=status):
+            return Access(command_type, status=status.value)
+        case orders.UpdateOrder():
+            return Access(command_type, parts=tuple(part.value for part in command.parts()))
+    return Access(command_type)
 
 
 def _runs(commands: Sequence[OrderCommand]) -> Iterator[Sequence[OrderCommand]]:

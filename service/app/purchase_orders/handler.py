@@ -24,6 +24,7 @@ from service.app.purchase_orders.translate import (
     snapshot_to_wire,
 )
 from service.domain import purchase_orders as po
+from service.domain.permissions import Access
 from service.domain.purchase_orders.stock import movements
 
 
@@ -31,7 +32,9 @@ def purchase_order_family(prefix: str = "") -> Family[po.PurchaseOrderCommand]:
     return Family(
         name=PURCHASE_ORDERS,
         topics=DocumentTopics.for_family(PURCHASE_ORDERS, prefix),
-        commands=CommandSpec("purchase_order_id", wire.PURCHASE_ORDER_COMMAND, command_from_wire),
+        commands=CommandSpec(
+            "purchase_order_id", wire.PURCHASE_ORDER_COMMAND, command_from_wire, access=_access
+        ),
         rejection_model=wire.PurchaseOrderRejection,
         preview_model=PurchaseOrderPreview,
     )
@@ -199,3 +202,9 @@ def _wire_event(
         case po.PurchaseOrderDeleted():
             return wire.PurchaseOrderDeleted(type="purchase_order.deleted", **metadata)
     raise AssertionError(f"unhandled event {transition.event!r}")  # pragma: no cover
+
+
+def _access(command_type: str, command: po.PurchaseOrderCommand) -> Access:
+    if isinstance(command, po.ChangePurchaseOrderStatus):
+        return Access(command_type, status=command.status.value)
+    return Access(command_type)

@@ -105,40 +105,76 @@ def _create(
     voucher_holder: str | None,
     customer_erased: bool,
 ) -> Decision:
+    customer = command.actor.customer_id if command.actor else None
+    if customer is not None:
+        return _create_by_customer(
+            command, customer, current, order_id, voucher_holder, customer_erased
+        )
     actual = current.version if isinstance(current, Order) else 0
     problems = version_problems(command.expected_version, actual)
     if current is not None:
         problems.append(
-            Problem(
+            _already_exists(order_id)
+            if isinstance(current, Order)
+            else Problem(
                 ErrorCode.ALREADY_EXISTS,
-                f"Order '{order_id}' already exists"
-                if isinstance(current, Order)
-                else f"Order '{order_id}' was deleted; order ids are not reused",
+                f"Order '{order_id}' was deleted; order ids are not reused",
                 "order_id",
-            )
-        )
-    customer = command.actor.customer_id if command.actor else None
-    if customer is not None and customer != command.details.customer_id:
-        problems.append(
-            Problem(
-                ErrorCode.INVALID_REQUEST,
-                "a customer can place orders only for themselves: customer_id must be the"
-                " actor's id",
-                "payload.customer_id",
             )
         )
     problems += _items_problems(command.details.items, "payload.items")
     if customer_erased:
         problems.append(_subject_erased(command.details.customer_id, "payload.customer_id"))
     if command.details.voucher_code is not None and voucher_holder not in (None, order_id):
-        problems.append(
-            Problem(
-                ErrorCode.VOUCHER_IN_USE,
-                f"voucher '{command.details.voucher_code}' is held by another open order",
-                "payload.voucher_code",
-            )
-        )
+        problems.append(_voucher_in_use(command.details.voucher_code))
     return Rejected(tuple(problems)) if problems else Accepted((OrderCreated(command.details),))
+
+
+def _create_by_customer(
+    command: CreateOrder,
+    customer: str,
+    current: State | None,
+    order_id: str,
+    voucher_holder: str | None,
+    customer_erased: bool,
+) -> Decision:
+    """A customer's create tells them nothing about anyone else: placed for somebody else, it is
+    refused on that alone, before anything stored is looked at; an id that is taken answers the
+    same whoever holds it and whatever its state (live, deleted), with no version. That an id
+    or a voucher is taken is all it can tell, which a create of a free one would tell too."""
+    items = _items_problems(command.details.items, "payload.items")
+    if customer != command.details.customer_id:
+        problem = Problem(
+            ErrorCode.INVALID_REQUEST,
+            "a customer can place orders only for themselves: customer_id must be the actor's id",
+            "payload.customer_id",
+        )
+        return Rejected((problem, *items))
+    problems: list[Problem] = []
+    if isinstance(current, Order) and current.details.customer_id == customer:
+        problems += version_problems(command.expected_version, current.version)
+    elif current is None:
+        problems += version_problems(command.expected_version, 0)
+    if current is not None:
+        problems.append(_already_exists(order_id))
+    problems += items
+    if customer_erased:
+        problems.append(_subject_erased(customer, "payload.customer_id"))
+    if command.details.voucher_code is not None and voucher_holder not in (None, order_id):
+        problems.append(_voucher_in_use(command.details.voucher_code))
+    return Rejected(tuple(problems)) if problems else Accepted((OrderCreated(command.details),))
+
+
+def _already_exists(order_id: str) -> Problem:
+    return Problem(ErrorCode.ALREADY_EXISTS, f"Order '{order_id}' already exists", "order_id")
+
+
+def _voucher_in_use(code: str) -> Problem:
+    return Problem(
+        ErrorCode.VOUCHER_IN_USE,
+        f"voucher '{code}' is held by another open order",
+        "payload.voucher_code",
+    )
 
 
 def _items_problems(items: Sequence[Item], path: str) -> list[Problem]:

@@ -1,0 +1,144 @@
+"""Who may do what: for each role, the command types it may send, the statuses it may move a
+document to, the parts of an order it may change, and whose documents it may touch. Pure.
+
+One table, read in one place (the token gate, for a verified or a claimed actor alike), and
+walked pair by pair in a test. Reach is enforced by the deciders, which alone know whose a
+document is: a role whose reach is OWN sees only its own orders, and anything else is answered
+exactly as a missing order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+
+from service.domain.problems import ErrorCode, Problem
+
+
+class Role(StrEnum):
+    CUSTOMER = "customer"
+    """A person buying: acts on their own orders through a shop front or an app."""
+    USER = "user"
+    """Staff: back office, warehouse, customer service."""
+    SERVICE = "service"
+    """Another system: checkout, fulfilment, ERP integration."""
+    SYSTEM = "system"
+    """The platform itself: scheduled jobs, migrations, data protection tooling."""
+
+
+class Reach(StrEnum):
+    ANY = "any"
+    OWN = "own"
+    """Only the actor's own documents (an order whose customer_id is the actor's id)."""
+
+
+@dataclass(frozen=True)
+class Allowed:
+    """What a role may do with one command type."""
+
+    reach: Reach = Reach.ANY
+    statuses: frozenset[str] | None = None
+    """The statuses `change_status` may move a document to; None: whatever the rules allow."""
+    parts: frozenset[str] | None = None
+    """The parts of an order `update` may change; None: every part."""
+
+
+COMMAND_TYPES = (
+    "purchase_order.create",
+    "purchase_order.update",
+    "purchase_order.update_shipping_details",
+    "purchase_order.change_status",
+    "purchase_order.record_receipt",
+    "purchase_order.link_invoice",
+    "purchase_order.delete",
+    "order.create",
+    "order.update",
+    "order.change_status",
+    "order.delete",
+    "order.redact",
+    "customer.redact",
+)
+
+_EVERYTHING: Mapping[str, Allowed] = {command_type: Allowed() for command_type in COMMAND_TYPES}
+
+PERMISSIONS: Mapping[Role, Mapping[str, Allowed]] = {
+    # A customer cancels, corrects an address, deletes or erases what is theirs; fulfilment
+    # statuses move stock and belong to the warehouse, and purchase orders to the back office.
+    Role.CUSTOMER: {
+        "order.create": Allowed(Reach.OWN),
+        "order.update": Allowed(
+            Reach.OWN, parts=frozenset({"shipping_address", "billing_address"})
+        ),
+        "order.change_status": Allowed(Reach.OWN, statuses=frozenset({"cancelled"})),
+        "order.delete": Allowed(Reach.OWN),
+        "order.redact": Allowed(Reach.OWN),
+        "customer.redact": Allowed(Reach.OWN),
+    },
+    Role.USER: _EVERYTHING,
+    Role.SERVICE: _EVERYTHING,
+    Role.SYSTEM: _EVERYTHING,
+}
+
+DESTRUCTIVE = frozenset(
+    {"purchase_order.delete", "order.delete", "order.redact", "customer.redact"}
+)
+"""Commands that destroy data for good: never taken on a claimed actor's word when tokens are
+verified (AUTH_MODE=verify)."""
+
+
+@dataclass(frozen=True)
+class Access:
+    """What a command asks to do, as far as the table cares."""
+
+    command_type: str
+    status: str | None = None
+    """The status a change_status asks for."""
+    parts: Collection[str] = ()
+    """The parts an update changes."""
+
+
+def permission_problems(role: str, access: Access) -> list[Problem]:
+    """Why `role` may not do `access` (forbidden problems); empty when it may."""
+    rule = _rule(role, access.command_type)
+    if rule is None:
+        return [
+            Problem(ErrorCode.FORBIDDEN, f"a {role} may not send {access.command_type}", "type")
+        ]
+    problems = []
+    if rule.statuses is not None and access.status not in (None, *rule.statuses):
+        problems.append(
+            Problem(
+                ErrorCode.FORBIDDEN,
+                f"a {role} may move a document only to {_listed(rule.statuses)}",
+                "payload.status",
+            )
+        )
+    if rule.parts is not None:
+        problems += [
+            Problem(
+                ErrorCode.FORBIDDEN,
+                f"a {role} may change only {_listed(rule.parts)}",
+                f"payload.{part}",
+            )
+            for part in access.parts
+            if part not in rule.parts
+        ]
+    return problems
+
+
+def reach_of(role: str, command_type: str) -> Reach | None:
+    """How far `role` reaches with `command_type`; None when it may not send it at all."""
+    rule = _rule(role, command_type)
+    return rule.reach if rule is not None else None
+
+
+def _rule(role: str, command_type: str) -> Allowed | None:
+    try:
+        return PERMISSIONS[Role(role)].get(command_type)
+    except ValueError:
+        return None
+
+
+def _listed(values: Collection[str]) -> str:
+    return ", ".join(f"'{value}'" for value in sorted(values))
