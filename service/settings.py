@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from service.adapters.crypto import MasterKey
@@ -118,6 +118,11 @@ class Settings(BaseSettings):
         description="How old (by `iat`) a token without a `jti` may be; only keys with"
         " accepts_unbound take such tokens at all.",
     )
+    auth_max_token_lifetime_seconds: Annotated[float, Field(gt=0, le=86_400)] = Field(
+        default=3600.0,
+        description="Tokens valid for longer than this (exp minus now) are refused: a token rides"
+        " in a record that everyone reading the topic sees.",
+    )
     auth_role_claim: str = Field(default="role", description="Claim holding the actor type.")
     auth_tenant_claim: str = Field(default="tenant", description="Claim holding the tenant.")
     auth_allow_claimed_actors: bool = Field(
@@ -186,6 +191,18 @@ class Settings(BaseSettings):
             ssl_key_password=key_password.get_secret_value() if key_password else None,
         )
 
+    @model_validator(mode="after")
+    def _token_uses_outlive_tokens(self) -> Settings:
+        # A token's use is remembered as long as inbox keys; a token that outlived that record
+        # could be used again.
+        lifetime = self.auth_max_token_lifetime_seconds + self.auth_clock_skew_seconds
+        if self.inbox_retention_hours * 3600 < lifetime:
+            raise ValueError(
+                "INBOX_RETENTION_HOURS must cover AUTH_MAX_TOKEN_LIFETIME_SECONDS plus"
+                " AUTH_CLOCK_SKEW_SECONDS: token uses are remembered that long"
+            )
+        return self
+
     def check_auth_mode(self) -> None:
         """Refuse modes that take a command's word for who sent it, unless that was meant."""
         if self.auth_mode.believes_claims and not self.auth_allow_claimed_actors:
@@ -210,6 +227,7 @@ class Settings(BaseSettings):
             audience=self.auth_audience,
             leeway_seconds=self.auth_clock_skew_seconds,
             max_token_age_seconds=self.auth_max_token_age_seconds,
+            max_token_lifetime_seconds=self.auth_max_token_lifetime_seconds,
             role_claim=self.auth_role_claim,
             tenant_claim=self.auth_tenant_claim,
         )

@@ -24,6 +24,7 @@ AUDIENCE = "order-lifecycle-service"
 SERVICE_SECRET = b"e2e-shared-secret-thirty-two-by!"
 GATEWAY_SECRET = b"gateway-secret-of-thirty-two-by!"
 PARTNER_SECRET = b"partner-secret-of-thirty-two-by!"
+TENANT_B_SECRET = b"tenant-b-secret-of-thirty-two-b!"
 IDP_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 IDP_PUBLIC_PEM = IDP_KEY.public_key().public_bytes(
     serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
@@ -49,6 +50,16 @@ def keys_document() -> dict[str, Any]:
                 "k": b64(SERVICE_SECRET),
                 "issuers": [ISSUER],
                 "roles": SERVICE_ROLES,
+                "tenants": ["tenant-a"],
+            },
+            {
+                "kty": "oct",
+                "kid": "svc-b",
+                "alg": "HS256",
+                "k": b64(TENANT_B_SECRET),
+                "issuers": [ISSUER],
+                "roles": ["service"],
+                "tenants": ["tenant-b"],
             },
             {**idp, "kid": "idp-1", "alg": "RS256", "issuers": [ISSUER], "roles": ["customer"]},
             {
@@ -108,11 +119,14 @@ def claims_for(
     return {name: value for name, value in body.items() if value is not None}
 
 
-def service_token(command: dict[str, Any] | None, subject: str, scope: str, **extra: Any) -> str:
-    """A producing service's token (shared secret), bound to `command`."""
+def service_token(
+    command: dict[str, Any] | None, subject: str, scope: str, kid: str = "svc-1", **extra: Any
+) -> str:
+    """A producing service's token (a shared secret of its tenant's), bound to `command`."""
     role = extra.pop("role", "service")
     claims = claims_for(command, subject, role, scope, **extra)
-    return jwt.encode(claims, SERVICE_SECRET, algorithm="HS256", headers={"kid": "svc-1"})
+    secret = TENANT_B_SECRET if kid == "svc-b" else SERVICE_SECRET
+    return jwt.encode(claims, secret, algorithm="HS256", headers={"kid": kid})
 
 
 def customer_token(command: dict[str, Any] | None, customer: str, scope: str, **extra: Any) -> str:

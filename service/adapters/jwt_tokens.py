@@ -3,11 +3,12 @@
 Every key names its algorithm (`alg`) and id (`kid`); a token is checked with its key's
 algorithm only, so `alg: none` and algorithm confusion (an HS256 token "signed" with an RSA
 public key) cannot pass. Asymmetric issuers (RS256, ES256, EdDSA) publish public keys; service
-producers sharing a secret use `oct` keys with HS256. Three members of our own limit a key:
+producers sharing a secret use `oct` keys with HS256. Four members of our own limit a key:
 
     {"keys": [{"kty": "oct", "kid": "svc-1", "alg": "HS256", "k": "...",
                "issuers": ["https://id.example"],   # required: the `iss` it may sign for
                "roles": ["service"],                # optional: the roles it may assert
+               "tenants": ["acme"],                 # optional: the tenants it may act in
                "accepts_unbound": true}]}           # optional: tokens without a `jti`
 
 A token must also name an issuer of AUTH_ISSUERS; both must hold. It is bound to one command by
@@ -86,6 +87,8 @@ class FileKey:
     issuers: frozenset[str]
     roles: frozenset[str] | None
     """None: any role."""
+    tenants: frozenset[str] | None
+    """None: any tenant. A shared secret is an identity: scope it to its tenants."""
     accepts_unbound: bool
     verifying: bytes | PublicKey
     """What PyJWT verifies with: the secret, or the public half (never a private key)."""
@@ -107,6 +110,7 @@ class JwtVerifier:
         audience: str,
         leeway_seconds: float = 30.0,
         max_token_age_seconds: float = 300.0,
+        max_token_lifetime_seconds: float = 3600.0,
         role_claim: str = "role",
         tenant_claim: str = "tenant",
     ) -> None:
@@ -117,6 +121,7 @@ class JwtVerifier:
         self._audience = audience
         self._leeway = leeway_seconds
         self._max_age = max_token_age_seconds
+        self._max_lifetime = max_token_lifetime_seconds
         self._role_claim = role_claim
         self._tenant_claim = tenant_claim
         self._checked_at = time.monotonic()
@@ -155,14 +160,35 @@ class JwtVerifier:
         role = _text(payload.get(self._role_claim))
         if role is not None and key.roles is not None and role not in key.roles:
             raise InvalidToken("its key may not assert this role")
+        tenant = _text(payload.get(self._tenant_claim))
+        if key.tenants is not None and tenant not in key.tenants:
+            raise InvalidToken("its key may not act in this tenant")
+        self._check_lifetime(payload["exp"])
         return Claims(
             subject=subject,
             issuer=str(payload["iss"]),
             role=role,
-            tenant=_text(payload.get(self._tenant_claim)),
+            tenant=tenant,
             scopes=_scopes(payload),
             token_id=self._token_id(payload, key),
         )
+
+    def still_trusts(self, claims: Claims) -> bool:
+        """Whether a key of the file as it is now could still sign these claims: a replay of a
+        command admitted under a key or issuer since withdrawn is admitted no more."""
+        self._check_if_due()
+        return claims.issuer in self._issuers and any(
+            claims.issuer in key.issuers
+            and (key.roles is None or claims.role in key.roles)
+            and (key.tenants is None or claims.tenant in key.tenants)
+            for key in self._keys.values()
+        )
+
+    def _check_lifetime(self, exp: object) -> None:
+        """A token that stays valid for long is a standing credential on a topic anyone reading
+        it sees, and outlives the record of its use."""
+        if isinstance(exp, int | float) and exp - time.time() > self._max_lifetime + self._leeway:
+            raise InvalidToken("it stays valid for too long (AUTH_MAX_TOKEN_LIFETIME_SECONDS)")
 
     def _key_of(self, token: str) -> FileKey:
         try:
@@ -312,6 +338,7 @@ def _file_key(path: Path, entry: object) -> FileKey:
         algorithm=alg,
         issuers=_issuers(path, kid, entry.get("issuers")),
         roles=_roles(path, kid, entry.get("roles")),
+        tenants=_tenants(path, kid, entry.get("tenants")),
         accepts_unbound=_flag(path, kid, entry.get("accepts_unbound", False)),
         verifying=verifying,
         signing=signing,
@@ -370,6 +397,15 @@ def _roles(path: Path, kid: str, value: object) -> frozenset[str] | None:
             f"key {kid!r}: 'roles' must be a non-empty list of {', '.join(sorted(ACTOR_TYPES))}",
         )
     return roles
+
+
+def _tenants(path: Path, kid: str, value: object) -> frozenset[str] | None:
+    if value is None:
+        return None
+    tenants = _strings(value)
+    if tenants is None:
+        raise KeyFileError(path, f"key {kid!r}: 'tenants' must be a non-empty list of tenant ids")
+    return tenants
 
 
 def _flag(path: Path, kid: str, value: object) -> bool:

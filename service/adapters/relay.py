@@ -165,13 +165,16 @@ class OutboxRelay:
 
 
 async def delete_expired(conn: asyncpg.Connection, inbox_retention_hours: float) -> bool:
-    """Inbox keys past the deduplication window and dead-letter keys past their retention, at
-    most CLEANUP_CHUNK rows of each at a time so that publishing never waits long; returns
-    whether more is left to delete."""
-    window = "received_at < now() - $1::float8 * interval '1 hour'"
+    """Inbox keys and token uses past the deduplication window and dead-letter keys past their
+    retention, at most CLEANUP_CHUNK rows of each at a time so that publishing never waits long;
+    returns whether more is left to delete."""
+    window = "{} < now() - $1::float8 * interval '1 hour'"
     deleted = [
-        await _delete_chunk(conn, "inbox", window, inbox_retention_hours),
-        await _delete_chunk(conn, "inbox_reuse", window, inbox_retention_hours),
+        await _delete_chunk(conn, "inbox", window.format("received_at"), inbox_retention_hours),
+        await _delete_chunk(
+            conn, "inbox_reuse", window.format("received_at"), inbox_retention_hours
+        ),
+        await _delete_chunk(conn, "token_uses", window.format("used_at"), inbox_retention_hours),
         await _delete_chunk(conn, "dead_letter_keys", "expires_at < now()"),
     ]
     return max(deleted) == CLEANUP_CHUNK

@@ -113,6 +113,33 @@ class PostgresUnitOfWork:
         )
         return bool(inserted)
 
+    async def bind_tokens(self, uses: Sequence[tuple[str, str, str]]) -> dict[tuple[str, str], str]:
+        first: dict[tuple[str, str], str] = {}
+        for issuer, token_id, request in uses:
+            first.setdefault((issuer, token_id), request)
+        # As in claim_many: ON CONFLICT DO NOTHING waits for a concurrent binder, and a row it
+        # committed meanwhile is read by a statement of its own (a newer snapshot).
+        inserted = await self._conn.fetch(
+            "INSERT INTO token_uses (issuer, token_id, request)"
+            " SELECT * FROM unnest($1::text[], $2::text[], $3::text[])"
+            " ON CONFLICT DO NOTHING RETURNING issuer, token_id",
+            [issuer for issuer, _ in first],
+            [token_id for _, token_id in first],
+            list(first.values()),
+        )
+        bound = {(row["issuer"], row["token_id"]) for row in inserted}
+        earlier = [key for key in first if key not in bound]
+        if not earlier:
+            return first
+        rows = await self._conn.fetch(
+            "SELECT t.issuer, t.token_id, t.request FROM token_uses t"
+            " JOIN unnest($1::text[], $2::text[]) AS w(issuer, token_id)"
+            " USING (issuer, token_id)",
+            [issuer for issuer, _ in earlier],
+            [token_id for _, token_id in earlier],
+        )
+        return first | {(row["issuer"], row["token_id"]): row["request"] for row in rows}
+
     async def stored_request_hashes(self, keys: Sequence[str]) -> dict[str, bytes]:
         if not keys:
             return {}

@@ -59,6 +59,9 @@ class TokenVerifier(Protocol):
         """Why the keys in use are not what the key file says now (it does not parse, or it
         is gone); None when they are. Readiness reports it."""
 
+    def still_trusts(self, claims: Claims) -> bool:
+        """Whether the keys as they are now could still sign these claims (for replays)."""
+
 
 class Refusal(StrEnum):
     """Why the gate refused a message: the label refusals are counted and logged by."""
@@ -68,6 +71,7 @@ class Refusal(StrEnum):
     NOT_BEARER = "not_bearer"
     INVALID_TOKEN = "invalid_token"
     UNBOUND_TOKEN = "unbound_token"
+    TOKEN_REUSED = "token_reused"
     NO_ROLE = "no_role"
     TOKEN_REQUIRED = "token_required"
     WRONG_TENANT = "wrong_tenant"
@@ -86,6 +90,8 @@ class Unauthorized:
     problems: tuple[Problem, ...]
     cause: Refusal
     request_hash: bytes
+    claims: Claims | None = None
+    """The token's claims when it verified but did not allow the command."""
 
     @property
     def reason(self) -> str:
@@ -125,6 +131,18 @@ class Gate(Generic[C]):
             return _refuse(command, Refusal.INVALID_TOKEN, f"the token is not valid: {error}")
         return self._authorize(command, claims)
 
+    def token_of(self, headers: Sequence[tuple[str, bytes]]) -> Claims | None:
+        """The claims of the one valid token among `headers`, if there is one, whatever the
+        message is: a token seen on a message that is then refused is used up all the same."""
+        raw = [value for name, value in headers if name.lower() == AUTHORIZATION]
+        if self._mode is AuthMode.OFF or len(raw) != 1 or (token := _bearer(raw[0])) is None:
+            return None
+        assert self._verifier is not None
+        try:
+            return self._verifier.verify(token)
+        except InvalidToken:
+            return None
+
     def admit_replay(
         self, command: ValidCommand[C], first_admitted_on: Claims | None
     ) -> ValidCommand[C] | Unauthorized:
@@ -133,6 +151,13 @@ class Gate(Generic[C]):
         then; whatever headers the replay carries grant nothing."""
         if first_admitted_on is None:
             return self._on_its_word(command)
+        if self._verifier is None or not self._verifier.still_trusts(first_admitted_on):
+            return _refuse(
+                command,
+                Refusal.INVALID_TOKEN,
+                "the token it was first admitted on is no longer trusted (its issuer or key"
+                " was withdrawn)",
+            )
         return self._authorize(command, first_admitted_on)
 
     def _on_its_word(self, command: ValidCommand[C]) -> ValidCommand[C] | Unauthorized:
@@ -216,6 +241,7 @@ class Gate(Generic[C]):
                 tuple(problem for _, problem in refused),
                 refused[0][0],
                 command.request_hash,
+                claims,
             )
         domain = command.command
         if self._commands.with_actor is not None:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
+from service.app.auth import Refusal
 from service.app.ports import Outcome
 
 
@@ -40,7 +41,7 @@ class ProcessingObserver(Protocol):
     def retried(self, family: str, cause: RetryCause) -> None:
         """A batch or command is about to be tried again."""
 
-    def refused(self, family: str, reason: str) -> None:
+    def refused(self, family: str, reason: Refusal) -> None:
         """A message the token gate refused, by reason."""
 
 
@@ -51,5 +52,5 @@ class NoObserver:
     def retried(self, family: str, cause: RetryCause) -> None:
         return None
 
-    def refused(self, family: str, reason: str) -> None:
+    def refused(self, family: str, reason: Refusal) -> None:
         return None

@@ -227,6 +227,11 @@ class UnitOfWork(Protocol):
     async def claim_reuse(self, message_key: str, request_hash: bytes) -> bool:
         """Record one reuse of a key with this content; False if already answered."""
 
+    async def bind_tokens(self, uses: Sequence[tuple[str, str, str]]) -> dict[tuple[str, str], str]:
+        """Bind each (issuer, token id) to the request it is used for, (issuer, token id,
+        request), unless it is bound already; returns the request each one is bound to. Of a
+        token used twice in `uses`, the first use binds it."""
+
     async def stored_request_hashes(self, keys: Sequence[str]) -> dict[str, bytes]:
         """The request hash each of these keys was claimed with, for those claimed."""
 

@@ -15,12 +15,14 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Generic, TypeVar
 
+from service.app.auth import Unauthorized
 from service.app.family import BatchDecider, Decided
 from service.app.observer import RetryCause
 from service.app.outcomes import preview_message, rejection_message, with_trace_context
 from service.app.parse import ValidCommand
 from service.app.ports import OutboxMessage, Outcome, Store, UnitOfWork
 from service.app.received import Received
+from service.app.token_uses import bind_tokens
 from service.domain.problems import ErrorCode, Problem
 from service.errors import TransientError
 
@@ -47,24 +49,29 @@ class Previews(Generic[C]):
         self._limit = limit
 
     async def answer(self, dry_runs: list[Received[C]]) -> list[Outcome]:
-        """Publish a preview for every dry run. Nothing else is written, not even the inbox: a
-        preview can be asked for again and again."""
+        """Publish a preview for every dry run. Nothing else is written, not even the inbox (a
+        preview can be asked for again and again); only the use of its token, so that a token
+        read off the topic carries no other request."""
         now = self._clock()
         commands = [_command(received) for received in dry_runs]
         chosen = commands[: self._limit]
         decided = await self._decide(chosen, now) + [
             self._limited(cmd, now) for cmd in commands[self._limit :]
         ]
-        previews: list[OutboxMessage] = []
-        for received, cmd, outcome in zip(dry_runs, commands, decided, strict=True):
-            previews += with_trace_context(
-                [preview_message(self._decider.family, cmd, outcome, now)],
-                received.message.headers,
-            )
+        family = self._decider.family
         attempt = 0
         while True:
             try:
                 async with self._store.unit_of_work() as uow:
+                    bound = await bind_tokens(uow, family.name, dry_runs)
+                    previews: list[OutboxMessage] = []
+                    for received, cmd, outcome in zip(bound, commands, decided, strict=True):
+                        if isinstance(received.parsed, Unauthorized):
+                            outcome = self._refused(cmd, received.parsed.problems[0], now)
+                        previews += with_trace_context(
+                            [preview_message(family, cmd, outcome, now)],
+                            received.message.headers,
+                        )
                     await uow.answer_many([], previews)
                 return [Outcome.PREVIEWED] * len(dry_runs)
             except TransientError as error:

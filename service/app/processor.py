@@ -37,10 +37,11 @@ from service.app.parse import (
     ValidCommand,
     parse_command,
 )
-from service.app.ports import Answer, Claim, OutboxMessage, Outcome, Store, UnitOfWork
+from service.app.ports import Answer, Claim, Claims, OutboxMessage, Outcome, Store, UnitOfWork
 from service.app.previews import Previews
 from service.app.provenance import Signer, read_replay
 from service.app.received import Received, command_key
+from service.app.token_uses import bind_tokens
 from service.domain.problems import ErrorCode, Problem
 from service.errors import ProcessingAbandonedError, TransientError
 
@@ -137,16 +138,19 @@ class CommandProcessor(Generic[C]):
         try:
             parsed = parse_command(message, self._max_command_bytes, self._family.commands)
             replay = read_replay(self._signer, message)
-            if isinstance(parsed, ValidCommand) and self._gate is not None:
-                admitted = (
-                    self._gate.admit(message.headers, parsed)
-                    if replay is None
-                    else self._gate.admit_replay(parsed, replay.claims)
-                )
-                return Received(message, admitted, replay=replay)
+            gate = self._gate
+            if gate is None:
+                return Received(message, parsed, replay=replay)
+            if isinstance(parsed, InvalidCommand):
+                token = gate.token_of(message.headers)
+                bound = token is not None and _binds(token, parsed.identity.command_id)
+                return Received(message, parsed, replay=replay, token=token if bound else None)
+            if replay is not None:
+                return Received(message, gate.admit_replay(parsed, replay.claims), replay=replay)
+            admitted = gate.admit(message.headers, parsed)
+            return Received(message, admitted, token=admitted.claims)
         except Exception as defect:
             return Received(message, None, defect)
-        return Received(message, parsed, replay=replay)
 
     async def _settle(self, batch: list[Received[C]]) -> list[Outcome]:
         attempt = 0
@@ -224,12 +228,17 @@ class CommandProcessor(Generic[C]):
         now = self._clock()
         family = self._family.name
         async with self._store.unit_of_work() as uow:
+            batch = await bind_tokens(uow, family, batch)
             await uow.reopen_for_replay(
                 [r.inbox_key(family) for r in batch if r.is_replay and r.admitted]
             )
-            # A refused copy of a command that was decided is that command again: no second,
-            # contradictory answer, whether or not the copy carries a token.
-            copies = await self._copies_of_decided(uow, batch)
+            taken = await self._taken_command_ids(uow, batch)
+            # A refused copy of a decided command is that command again: no second answer.
+            copies = {
+                i
+                for i, stored in taken.items()
+                if isinstance(batch[i].parsed, Unauthorized) and stored == batch[i].request_hash
+            }
             claimable = [r for i, r in enumerate(batch) if i not in copies]
             claimed = iter(
                 await uow.claim_many([(r.inbox_key(family), r.request_hash) for r in claimable])
@@ -246,9 +255,12 @@ class CommandProcessor(Generic[C]):
             reuses: list[OutboxMessage] = []
             """Answers that change no inbox outcome."""
             outcomes: list[Outcome] = []
-            for received, claim in zip(batch, claims, strict=True):
+            for i, (received, claim) in enumerate(zip(batch, claims, strict=True)):
                 key = received.inbox_key(family)
                 parsed = received.parsed
+                # Never an answer in the name of a command_id that an admitted command holds:
+                # it would reach that command's sender as if it were theirs.
+                answered = i not in taken
                 if claim is not Claim.NEW:
                     outcomes.append(await self._answer_repeat(uow, claim, received, now, reuses))
                 elif isinstance(parsed, ValidCommand):
@@ -258,11 +270,11 @@ class CommandProcessor(Generic[C]):
                     answers.append(Answer(key, outcome, messages))
                     outcomes.append(outcome)
                 elif isinstance(parsed, Unauthorized):
-                    messages = self._unauthorized(received, parsed, now)
+                    messages = self._unauthorized(received, parsed, now) if answered else []
                     answers.append(Answer(key, Outcome.REJECTED, messages))
                     outcomes.append(Outcome.REJECTED)
                 else:
-                    messages = await self._refusal(uow, received, now)
+                    messages = await self._refusal(uow, received, now, answered)
                     answers.append(Answer(key, Outcome.DEAD_LETTERED, messages))
                     outcomes.append(Outcome.DEAD_LETTERED)
             await uow.answer_many(answers, reuses)
@@ -271,25 +283,30 @@ class CommandProcessor(Generic[C]):
                 self._report_refusal(received)
         return outcomes
 
-    async def _copies_of_decided(self, uow: UnitOfWork, batch: list[Received[C]]) -> set[int]:
-        """The positions of gate refusals that repeat, byte for byte in what they ask, a command
-        already decided under the same family, tenant and command_id."""
-        refused = {
-            i: command_key(self._family.name, r.parsed.identity.tenant_id, command_id)
+    async def _taken_command_ids(
+        self, uow: UnitOfWork, batch: list[Received[C]]
+    ) -> dict[int, bytes | None]:
+        """The messages not admitted (refused or invalid) whose command_id an admitted command
+        holds in their family and tenant, with the request hash it was claimed with (None when
+        it is claimed in this very batch)."""
+        family = self._family.name
+        named = {
+            i: command_key(family, tenant_id, command_id)
             for i, r in enumerate(batch)
-            if isinstance(r.parsed, Unauthorized)
-            and (command_id := r.parsed.identity.command_id) is not None
-            and r.parsed.identity.tenant_id is not None
+            if not r.admitted
+            and (command_id := r.identity.command_id) is not None
+            and (tenant_id := r.identity.tenant_id) is not None
         }
-        if not refused:
-            return set()
-        stored = await uow.stored_request_hashes(sorted(set(refused.values())))
-        return {i for i, key in refused.items() if stored.get(key) == batch[i].request_hash}
+        if not named:
+            return {}
+        in_batch = {r.inbox_key(family) for r in batch if r.admitted}
+        stored = await uow.stored_request_hashes(sorted(set(named.values()) - in_batch))
+        return {i: stored.get(key) for i, key in named.items() if key in in_batch or key in stored}
 
     def _report_refusal(self, received: Received[C]) -> None:
         parsed = received.parsed
         if isinstance(parsed, Unauthorized):
-            self._observer.refused(self._family.name, parsed.cause.value)
+            self._observer.refused(self._family.name, parsed.cause)
             limit_key = f"gate/{self._family.name}/{parsed.cause.value}"
         elif isinstance(parsed, InvalidCommand):
             limit_key = f"invalid/{self._family.name}"
@@ -304,14 +321,15 @@ class CommandProcessor(Generic[C]):
         )
 
     async def _refusal(
-        self, uow: UnitOfWork, received: Received[C], now: datetime
+        self, uow: UnitOfWork, received: Received[C], now: datetime, answered: bool
     ) -> list[OutboxMessage]:
-        """An invalid message: its dead letter, and a rejection if its command_id is readable."""
+        """An invalid message: its dead letter, and a rejection if its command_id is readable
+        and `answered`."""
         invalid = received.parsed
         assert isinstance(invalid, InvalidCommand)
         messages = [await self._dead_letter(uow, received, invalid.reason)]
         command_id = invalid.identity.command_id
-        if command_id is not None:
+        if command_id is not None and answered:
             rejection = rejection_message(
                 self._family, invalid.identity, command_id, invalid.problems, now
             )
@@ -437,3 +455,12 @@ class CommandProcessor(Generic[C]):
 
 def _described(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"
+
+
+def _binds(token: Claims, command_id: UUID | None) -> bool:
+    """Whether a token is bound to this command_id (one bound to another is not this
+    message's to use up)."""
+    try:
+        return token.token_id is not None and UUID(token.token_id) == command_id
+    except ValueError:
+        return False

@@ -11,6 +11,7 @@ from service.app.auth import Unauthorized
 from service.app.incoming import IncomingMessage
 from service.app.outcomes import trace_id
 from service.app.parse import UNREADABLE, Identity, InvalidCommand, ValidCommand
+from service.app.ports import Claims
 from service.app.provenance import ReplayGrant
 
 C = TypeVar("C")
@@ -26,6 +27,9 @@ class Received(Generic[C]):
     """Parsing itself raised: a defect of the service, handled like any unexpected failure."""
     replay: ReplayGrant | None = None
     """Re-published by an operator from a dead-letter topic, proven by the service's signature."""
+    token: Claims | None = None
+    """The claims of the valid token the message carried, bound to its command_id, whatever
+    became of the message (admitted, refused, invalid): a token seen is a token used."""
 
     @property
     def identity(self) -> Identity:

@@ -2,13 +2,12 @@
 
 Names follow Prometheus conventions (base units, `_total` counters). Labels are bounded: a
 command type the contract does not know counts as `unknown`, so a producer writing garbage
-cannot create series without end, and a gate refusal reason beyond the first 32 counts as
-`other`. Counting is per batch, not per command, to stay cheap.
+cannot create series without end, and gate refusals are counted by the gate's own reasons.
+Counting is per batch, not per command, to stay cheap.
 """
 
 from __future__ import annotations
 
-import re
 import time
 from collections import Counter as Tally
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -19,29 +18,13 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from service.app.auth import Refusal
 from service.app.family import Family
 from service.app.observer import RetryCause, Settled
 from service.app.ports import Outcome
 
 PREFIX = "order_service"
 UNKNOWN_TYPE = "unknown"
-
-GATE_REFUSAL_REASONS = (
-    "no_token",
-    "several_tokens",
-    "invalid_token",
-    "unbound_token",
-    "wrong_tenant",
-    "missing_scope",
-    "actor_mismatch",
-    "role_forbidden",
-    "token_required",
-)
-"""Why the token gate refuses a message, as known today: counted from 0 for every family."""
-MAX_REFUSAL_REASONS = 32
-"""Distinct reasons the refusal counter keeps; a new reason beyond them counts as OTHER_REASON."""
-OTHER_REASON = "other"
-_REASON = re.compile(r"[a-z][a-z0-9_]{0,63}")
 
 
 class DeadLetterReason(StrEnum):
@@ -89,11 +72,10 @@ class ServiceMetrics:
         self.gate_refusals = Counter(
             f"{PREFIX}_gate_refusals",
             "Messages the token gate refused, by family and reason (no_token, invalid_token,"
-            f" wrong_tenant, ...; at most {MAX_REFUSAL_REASONS} reasons, then {OTHER_REASON}).",
+            " wrong_tenant, role_forbidden, ...).",
             ["family", "reason"],
             registry=r,
         )
-        self._refusal_reasons: set[str] = set()
 
         def per_family(name: str, documentation: str, buckets: Sequence[float]) -> Histogram:
             return Histogram(name, documentation, ["family"], buckets=buckets, registry=r)
@@ -137,8 +119,8 @@ class ServiceMetrics:
                 self.dead_letters.labels(family, reason.value)
             for cause in RetryCause:
                 self.retries.labels(family, cause.value)
-            for refusal in GATE_REFUSAL_REASONS:
-                self.gate_refusals.labels(family, self._refusal_reason(refusal))
+            for refusal in Refusal:
+                self.gate_refusals.labels(family, refusal.value)
             self.batch_size.labels(family)
             self.batch_duration.labels(family)
             self.command_age.labels(family)
@@ -164,17 +146,8 @@ class ServiceMetrics:
     def retried(self, family: str, cause: RetryCause) -> None:
         self.retries.labels(family, cause.value).inc()
 
-    def refused(self, family: str, reason: str) -> None:
-        self.gate_refusals.labels(family, self._refusal_reason(reason)).inc()
-
-    def _refusal_reason(self, reason: str) -> str:
-        """The reason as a label: the set stays bounded whatever the gate comes to report."""
-        if reason in self._refusal_reasons:
-            return reason
-        if len(self._refusal_reasons) >= MAX_REFUSAL_REASONS or not _REASON.fullmatch(reason):
-            return OTHER_REASON
-        self._refusal_reasons.add(reason)
-        return reason
+    def refused(self, family: str, reason: Refusal) -> None:
+        self.gate_refusals.labels(family, reason.value).inc()
 
     def lag(self, topic: str, partition: int, messages: int) -> None:
         self.consumer_lag.labels(topic, str(partition)).set(messages)

@@ -185,7 +185,7 @@ async def test_required_mode_closes_every_path_around_the_gate(
         taken = await ask(
             order_probe,
             stolen,
-            bearer(service_token(stolen, "evil", CHECKOUT_SCOPES, tenant="tenant-b")),
+            bearer(service_token(stolen, "evil", CHECKOUT_SCOPES, kid="svc-b", tenant="tenant-b")),
         )
         assert taken.body["type"] == "order.created"  # in its own tenant, under its own scope
         options = {"bootstrap_servers": required.kafka_bootstrap_servers}
@@ -226,6 +226,12 @@ async def test_required_mode_closes_every_path_around_the_gate(
             a = await as_customer(order_probe, theirs, "CUST-1")
             b = await as_customer(order_probe, own, "CUST-1")
             assert masked(a, "O-N3", "V-OTHER") == masked(b, "O-N4", "V-OWN")
+            # An id taken by another customer tells nothing of the voucher that order holds.
+            held = create_order("O-2", details={"voucher_code": "V-OTHER"}, **extra)
+            free = create_order("O-2", details={"voucher_code": "V-FREE"}, **extra)
+            a = await as_customer(order_probe, held, "CUST-1")
+            b = await as_customer(order_probe, free, "CUST-1")
+            assert masked(a, "V-OTHER") == masked(b, "V-FREE") == masked(live)
         # Erasing another customer answers alike whether they were erased or never existed.
         a = await as_customer(order_probe, redact_customer("CUST-9"), "CUST-1")
         b = await as_customer(order_probe, redact_customer("CUST-8"), "CUST-1")
@@ -376,3 +382,65 @@ async def test_a_replay_acts_with_the_senders_authority_never_the_operators(
         await db.fetchval("SELECT operator FROM dead_letter_actions WHERE action = 'replayed'")
         == "ops-7"
     )
+
+
+async def test_a_token_authorizes_one_request_and_nobody_answers_for_another(
+    settings: Settings, keys_file: Path, order_probe: WireProbe, probe: WireProbe
+) -> None:
+    required = secured(settings, keys_file)
+    async with running_service(required):
+        await checkout(order_probe, create_order("O-1", details={"customer_id": "CUST-1"}))
+
+        # A token seen on a dry run carries no real command, not even with the same id.
+        dry = order_status("O-1", "cancelled", "customer", dry_run=True)
+        token = customer_token(dry, "CUST-1", CUSTOMER_SCOPES)
+        preview = await ask(order_probe, dry, bearer(token))
+        assert preview.body["would_accept"]
+        real = {**dry, "dry_run": False, "payload": {"status": "cancelled", "reason": "other"}}
+        refused = await ask(order_probe, real, bearer(token))
+        assert errors(refused) == [("unauthenticated", None)]
+        assert "already used for another request" in refused.body["errors"][0]["message"]
+        again = await ask(order_probe, dry, bearer(token))  # the same request: a re-send
+        assert again.body["would_accept"]
+        probing = {**dry, "payload": {"status": "cancelled", "reason": "fraud"}}
+        refused = await ask(order_probe, probing, bearer(token))
+        assert errors(refused) == [("unauthenticated", None)]  # any other preview: no
+
+        # Nor in the other family, nor after its own command was refused.
+        both = "orders:write purchase_orders:write"
+        delete = delete_order("O-1")
+        token = service_token(delete, "erp", both)
+        refused = await ask(order_probe, delete, bearer(token))
+        assert errors(refused) == [("forbidden", "type")]  # no orders:delete scope
+        elsewhere = create("PO-1", command_id=delete["command_id"])
+        refused = await ask(probe, elsewhere, bearer(token))
+        assert errors(refused) == [("unauthenticated", None)]
+        # A shared secret acts only in its tenants.
+        foreign = create_order("O-B", tenant_id="tenant-b")
+        refused = await ask(
+            order_probe,
+            foreign,
+            bearer(service_token(foreign, "checkout", CHECKOUT_SCOPES, tenant="tenant-b")),
+        )
+        assert errors(refused) == [("unauthenticated", None)]
+
+        # Once a command is decided, nothing answers in its name: not its bytes under another
+        # Kafka key (invalid), nor a copy with the token stripped or altered.
+        ready = order_status("O-1", "ready")
+        decided = await checkout(order_probe, ready)
+        assert decided.body["type"] == "order.status_changed"
+        raw = json.dumps(ready).encode()
+        await order_probe.send_raw(b"O-OTHER", raw)
+        await order_probe.send_raw(b"O-1", raw, bearer(token + "x"))
+        await order_probe.send_raw(b"O-1", raw)
+        await order_probe.wait_for(
+            lambda _: any(
+                b"Kafka key" in r.headers.get("x-dead-letter-reason", b"")
+                for r in order_probe.on(order_probe.topics.dead_letters)
+            )
+        )
+        marker = await checkout(order_probe, order_status("O-1", "fulfilled"))
+        assert marker.body["type"] == "order.status_changed"
+        assert [r.topic for r in order_probe.outcomes(ready["command_id"])] == [
+            order_probe.topics.events
+        ]

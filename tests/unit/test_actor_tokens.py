@@ -12,6 +12,7 @@ import json
 import os
 import time
 import uuid
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -354,3 +355,14 @@ def test_every_command_type_needs_a_scope() -> None:
     for adapter in (PURCHASE_ORDER_COMMAND, ORDER_COMMAND):
         types |= set(adapter.json_schema()["discriminator"]["mapping"])
     assert set(REQUIRED_SCOPE) == types
+
+
+def test_a_replay_on_a_withdrawn_issuer_is_admitted_no_more(
+    gate: Gate[Any], keys_file: Path
+) -> None:
+    first = verifier(keys_file).verify(rs256())
+    withdrawn = replace(first, issuer="https://withdrawn.example.test")
+    outcome = gate.admit_replay(command(delete_order("O-1")), withdrawn)
+    assert isinstance(outcome, Unauthorized)
+    assert refusal(outcome)[0] == "unauthenticated"
+    assert "no longer trusted" in refusal(outcome)[2]

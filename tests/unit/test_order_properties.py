@@ -63,14 +63,11 @@ class Reference:
             if customer_actor is not None and customer_actor != d.customer_id:
                 # For somebody else: refused on that alone, nothing stored is looked at.
                 return False, sorted(["invalid_request", *line_errors(d.items)])
-            # A customer learns no version of an id taken by someone else or deleted.
-            knows_version = (
-                customer_actor is None
-                or (order is None and doc not in self.deleted)
-                or (order is not None and order.customer == customer_actor)
-            )
-            actual = order.version if order else 0
-            if knows_version and command.expected_version not in (None, actual):
+            taken = doc in self.deleted or (order is not None and order.customer != customer_actor)
+            if customer_actor is not None and taken:
+                # Someone else's, or deleted: nothing more is looked at (no version, voucher).
+                return False, sorted(["already_exists", *line_errors(d.items)])
+            if command.expected_version not in (None, order.version if order else 0):
                 errors.append("version_conflict")
             if order or doc in self.deleted:
                 errors.append("already_exists")

@@ -150,11 +150,14 @@ def _create_by_customer(
             "payload.customer_id",
         )
         return Rejected((problem, *items))
+    own = isinstance(current, Order) and current.details.customer_id == customer
+    if current is not None and not own:
+        # Taken by somebody else, or deleted: nothing stored is looked at any further, so the
+        # answer says nothing of whose it is, its version, or the voucher it holds.
+        return Rejected((_already_exists(order_id), *items))
     problems: list[Problem] = []
-    if isinstance(current, Order) and current.details.customer_id == customer:
-        problems += version_problems(command.expected_version, current.version)
-    elif current is None:
-        problems += version_problems(command.expected_version, 0)
+    actual = current.version if isinstance(current, Order) else 0
+    problems += version_problems(command.expected_version, actual)
     if current is not None:
         problems.append(_already_exists(order_id))
     problems += items
