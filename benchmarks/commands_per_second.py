@@ -80,6 +80,44 @@ class Service:
         self.process.wait(30)
 
 
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(service_pid: int) -> dict[str, float]:
+    """CPU seconds (user + system) used so far by each process of the stack: the service, its
+    relay child, every Postgres process, the broker. A process that exits between two samples
+    takes its time with it, so the pool's long-lived backends are what is counted."""
+    relay = {
+        int(p) for p in Path(f"/proc/{service_pid}/task/{service_pid}/children").read_text().split()
+    }
+    used = {"service": 0.0, "relay": 0.0, "postgres": 0.0, "broker": 0.0}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        pid = int(entry.name)
+        try:
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ")
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        seconds = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime
+        if pid == service_pid:
+            used["service"] += seconds
+        elif pid in relay:
+            used["relay"] += seconds
+        elif b"postgres" in command.split(b" ", 1)[0]:
+            used["postgres"] += seconds
+        elif b"tansu" in command.split(b" ", 1)[0]:
+            used["broker"] += seconds
+    return used
+
+
+def cpu_per_command(before: dict[str, float], after: dict[str, float], commands: int) -> str:
+    return ", ".join(
+        f"{name} {(after[name] - before[name]) / commands * 1e6:,.0f}" for name in before
+    )
+
+
 def _peak_rss_mib(pid: int) -> float:
     status = Path(f"/proc/{pid}/status").read_text()
     line = next(line for line in status.splitlines() if line.startswith("VmHWM:"))
@@ -294,10 +332,13 @@ async def run(
         if preloaded:
             await preload(stack.database_url, preloaded)
         po = await client_for(running, stack, PURCHASE_ORDERS, "purchase_order_id")
+        cpu = cpu_seconds(running.process.pid)
         rate = await throughput(po, list(purchase_orders("PO", documents)))
         print(
             f"purchase orders: {documents} creates then {documents} opens: {rate:,.0f} commands/s"
         )
+        used = cpu_per_command(cpu, cpu_seconds(running.process.pid), 2 * documents)
+        print(f"  CPU per command (us): {used}")
         for offered_rate in (10, 1000, 2000):
             seconds = 5 if offered_rate > 10 else 20
             line = await offered(
@@ -306,11 +347,14 @@ async def run(
             print(f"  latency at {offered_rate:>5} commands/s offered: {line}")
         await po.stop()
         co = await client_for(running, stack, ORDERS, "order_id")
+        cpu = cpu_seconds(running.process.pid)
         rate = await throughput(co, list(orders("O", order_documents)))
         print(
             f"customer orders: {order_documents} creates then {order_documents} cancels:"
             f" {rate:,.0f} commands/s"
         )
+        used = cpu_per_command(cpu, cpu_seconds(running.process.pid), 2 * order_documents)
+        print(f"  CPU per command (us): {used}")
         # Every one of those orders is CUST-1's and cancelled: erase the customer across them.
         redact = redact_customer("CUST-1")
         co.id_field = "customer_id"

@@ -30,6 +30,8 @@ IDP_PUBLIC_PEM = IDP_KEY.public_key().public_bytes(
     serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
 )
 SERVICE_ROLES = ["service", "user", "system"]
+MISPLACED_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+"""A service's private key, put in the key file by mistake (it should hold the public half)."""
 
 
 def b64(raw: bytes) -> str:
@@ -62,6 +64,13 @@ def keys_document() -> dict[str, Any]:
                 "tenants": ["tenant-b"],
             },
             {**idp, "kid": "idp-1", "alg": "RS256", "issuers": [ISSUER], "roles": ["customer"]},
+            {
+                **json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(MISPLACED_KEY)),
+                "kid": "misplaced-1",
+                "alg": "RS256",
+                "issuers": [ISSUER],
+                "roles": ["service"],
+            },
             {
                 "kty": "oct",
                 "kid": "gw-1",
@@ -158,3 +167,9 @@ def forged(claims: dict[str, Any], header: dict[str, Any], secret: bytes | None)
 
 def bearer(token: str) -> list[tuple[str, bytes]]:
     return [("authorization", f"Bearer {token}".encode())]
+
+
+def misplaced_key_token(command: dict[str, Any], subject: str, scope: str) -> str:
+    """Signed with the private key the file holds by mistake."""
+    claims = claims_for(command, subject, "service", scope)
+    return jwt.encode(claims, MISPLACED_KEY, algorithm="RS256", headers={"kid": "misplaced-1"})

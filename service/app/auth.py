@@ -131,17 +131,22 @@ class Gate(Generic[C]):
             return _refuse(command, Refusal.INVALID_TOKEN, f"the token is not valid: {error}")
         return self._authorize(command, claims)
 
-    def token_of(self, headers: Sequence[tuple[str, bytes]]) -> Claims | None:
-        """The claims of the one valid token among `headers`, if there is one, whatever the
-        message is: a token seen on a message that is then refused is used up all the same."""
+    def token_of(
+        self, headers: Sequence[tuple[str, bytes]], command_id: UUID | None
+    ) -> Claims | None:
+        """The claims of the one valid token among `headers` if it is bound to `command_id`,
+        whatever becomes of the message: a token seen on a message that is then refused is
+        used up all the same (one bound to another command is not this message's to use)."""
         raw = [value for name, value in headers if name.lower() == AUTHORIZATION]
         if self._mode is AuthMode.OFF or len(raw) != 1 or (token := _bearer(raw[0])) is None:
             return None
         assert self._verifier is not None
         try:
-            return self._verifier.verify(token)
+            claims = self._verifier.verify(token)
         except InvalidToken:
             return None
+        bound = claims.token_id is not None and _uuid(claims.token_id) == command_id
+        return claims if bound and command_id is not None else None
 
     def admit_replay(
         self, command: ValidCommand[C], first_admitted_on: Claims | None

@@ -37,7 +37,7 @@ from service.app.parse import (
     ValidCommand,
     parse_command,
 )
-from service.app.ports import Answer, Claim, Claims, OutboxMessage, Outcome, Store, UnitOfWork
+from service.app.ports import Answer, Claim, OutboxMessage, Outcome, Store, UnitOfWork
 from service.app.previews import Previews
 from service.app.provenance import Signer, read_replay
 from service.app.received import Received, command_key
@@ -142,9 +142,8 @@ class CommandProcessor(Generic[C]):
             if gate is None:
                 return Received(message, parsed, replay=replay)
             if isinstance(parsed, InvalidCommand):
-                token = gate.token_of(message.headers)
-                bound = token is not None and _binds(token, parsed.identity.command_id)
-                return Received(message, parsed, replay=replay, token=token if bound else None)
+                token = gate.token_of(message.headers, parsed.identity.command_id)
+                return Received(message, parsed, replay=replay, token=token)
             if replay is not None:
                 return Received(message, gate.admit_replay(parsed, replay.claims), replay=replay)
             admitted = gate.admit(message.headers, parsed)
@@ -455,12 +454,3 @@ class CommandProcessor(Generic[C]):
 
 def _described(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"
-
-
-def _binds(token: Claims, command_id: UUID | None) -> bool:
-    """Whether a token is bound to this command_id (one bound to another is not this
-    message's to use up)."""
-    try:
-        return token.token_id is not None and UUID(token.token_id) == command_id
-    except ValueError:
-        return False

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import json
+import uuid
+from pathlib import Path
+
+import jwt
 
 from service.settings import Settings
 from tests.support import details, order_details, order_service, running_service
+from tests.tokens import secured, write_keys
 
 
 async def test_send_prints_every_outcome_and_show_reads_the_order_back(
@@ -106,3 +111,77 @@ async def test_order_commands_carry_the_actor_and_show_prints_the_addresses(
     assert "12 Analytical Way" in shown.stdout
     assert unknown.code == 2
     assert "starts with none of" in unknown.stderr
+
+
+async def test_send_signs_bound_tokens_and_token_has_no_all_scope_default(
+    settings: Settings, tmp_path: Path
+) -> None:
+    required = secured(settings, write_keys(tmp_path / "keys.json"))
+    body = json.dumps(order_details())
+    async with running_service(required):
+        created = await order_service(
+            required,
+            "send",
+            "order.create",
+            "O-1",
+            body,
+            "--tenant",
+            "tenant-a",
+            "--sign",
+            "--actor",
+            "service:checkout",
+        )
+        fulfil = await order_service(
+            required,
+            "send",
+            "order.change_status",
+            "O-1",
+            '{"status": "ready"}',
+            "--tenant",
+            "tenant-a",
+            "--sign",
+            "--actor",
+            "customer:CUST-1",
+        )
+        command_id = str(uuid.uuid4())
+        minted = await order_service(
+            required,
+            "token",
+            "--subject",
+            "CUST-1",
+            "--role",
+            "customer",
+            "--tenant",
+            "tenant-a",
+            "--command-id",
+            command_id,
+            "--command-type",
+            "order.delete",
+        )
+        token = minted.stdout.strip()
+        deleted = await order_service(
+            required, "send", "order.delete", "O-1", "--tenant", "tenant-a", "--token", token
+        )
+    no_scope = await order_service(required, "token", "--subject", "x")
+    too_long = await order_service(
+        required, "token", "--subject", "x", "--scope", "orders:write", "--ttl", "7200"
+    )
+
+    assert created.code == 0, created.stderr
+    [event] = created.documents()
+    assert event["actor"] == {"type": "service", "id": "checkout", "verified": True}
+    assert fulfil.code == 1
+    [rejection] = fulfil.documents()
+    assert [(e["error_code"], e["field"]) for e in rejection["errors"]] == [
+        ("forbidden", "payload.status")
+    ]
+    claims = jwt.decode(token, options={"verify_signature": False})
+    assert claims["jti"] == command_id
+    assert claims["scope"] == "orders:delete"
+    assert claims["exp"] - claims["iat"] == 300
+    assert deleted.code == 0, deleted.stderr
+    [gone] = deleted.documents()
+    assert (gone["type"], gone["command_id"]) == ("order.deleted", command_id)
+    assert no_scope.code != 0
+    assert "--command-type or --scope" in no_scope.stderr
+    assert too_long.code != 0

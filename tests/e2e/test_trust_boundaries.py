@@ -44,6 +44,7 @@ from tests.tokens import (
     bearer,
     customer_token,
     gateway_token,
+    misplaced_key_token,
     partner_token,
     secured,
     service_token,
@@ -255,6 +256,12 @@ async def test_required_mode_closes_every_path_around_the_gate(
             ),
         )
         assert partner.body["type"] == "order.status_changed"
+        # A private key in the file verifies by its public half: no failure, no dead letter.
+        signed = update_order("O-2", {"billing_address": address("Ada K.")})
+        verified = await ask(
+            order_probe, signed, bearer(misplaced_key_token(signed, "erp", CHECKOUT_SCOPES))
+        )
+        assert verified.body["type"] == "order.updated"
 
         # 8. Two authorization headers; a subject the events could not carry.
         two = delete_order("O-2")
