@@ -17,6 +17,8 @@ from service.adapters.personal_data import (
     PersonalDataVault,
     SealRequest,
     addresses_from,
+    destroy_dead_letters_of_customer,
+    destroy_dead_letters_of_orders,
     groups_of,
 )
 from service.app.ports import DocumentKey, OrderSave
@@ -138,14 +140,7 @@ class PostgresOrders:
         return [row["order_id"] for row in rows]
 
     async def destroy_dead_letters_of(self, tenant_id: str, customer_id: str) -> int:
-        # A dead letter whose tenant could not be read is destroyed too: erring towards erasure.
-        status: str = await self._conn.execute(
-            "DELETE FROM dead_letter_keys WHERE customer_id = $2"
-            " AND (tenant_id = $1 OR tenant_id IS NULL)",
-            tenant_id,
-            customer_id,
-        )
-        return int(status.rsplit(" ", 1)[-1])
+        return await destroy_dead_letters_of_customer(self._conn, tenant_id, customer_id)
 
     async def record_customer_erasure(self, tenant_id: str, customer_id: str) -> int:
         redactions: int = await self._conn.fetchval(
@@ -167,13 +162,17 @@ class PostgresOrders:
         if not saves:
             return
         records = await self._records(saves)
+        erased = [
+            (save, save.order.redacted - (save.previous.redacted if save.previous else frozenset()))
+            for save in saves
+        ]
         await self._vault.destroy_many(
-            [
-                (save.order.tenant_id, save.order.order_id, group)
-                for save in saves
-                for group in save.order.redacted
-                - (save.previous.redacted if save.previous else frozenset())
-            ]
+            [(save.order.tenant_id, save.order.order_id, g) for save, new in erased for g in new]
+        )
+        # A dead letter holds the whole command as it arrived, every group in it: it goes with
+        # the first group of its order that is erased.
+        await destroy_dead_letters_of_orders(
+            self._conn, [_key(save.order) for save, new in erased if new]
         )
         rows = [(save.order, records[(_key(save.order), save.order.version)]) for save in saves]
         await self._conn.execute(
@@ -323,6 +322,7 @@ class PostgresOrders:
                 *_split(keys),
             )
         await self._vault.destroy_orders(keys)
+        await destroy_dead_letters_of_orders(self._conn, keys)
         await self._conn.execute(
             "INSERT INTO order_tombstones (tenant_id, order_id, last_version)"
             " SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[])",

@@ -290,22 +290,73 @@ async def seal_dead_letter(
     *,
     tenant_id: str | None,
     customer_id: str | None,
+    order_id: str | None,
     retention_hours: float,
 ) -> tuple[uuid.UUID, bytes]:
-    """Seal a dead letter under a fresh data key kept for `retention_hours`: (key id, sealed)."""
+    """Seal a dead letter under a fresh data key kept for `retention_hours`: (key id, sealed).
+    The key is tied to the order the letter names and to its customer: the one the letter names,
+    else the customer of the stored order, so that erasing either destroys it."""
     key_id, key = uuid.uuid4(), new_key()
     await conn.execute(
-        "INSERT INTO dead_letter_keys (key_id, tenant_id, customer_id, wrapped_key,"
+        "INSERT INTO dead_letter_keys (key_id, tenant_id, customer_id, order_id, wrapped_key,"
         " master_key_id, expires_at)"
-        " VALUES ($1, $2, $3, $4, $5, now() + make_interval(hours => $6))",
+        " VALUES ($1, $2, coalesce($3, (SELECT customer_id FROM orders"
+        " WHERE tenant_id = $2 AND order_id = $4)), $4, $5, $6,"
+        " now() + make_interval(hours => $7))",
         key_id,
         tenant_id,
         customer_id,
+        order_id,
         master.wrap(key, key_id),
         master.key_id,
         retention_hours,
     )
     return key_id, seal(key, raw, b"dead-letter:" + key_id.bytes)
+
+
+async def destroy_dead_letters_of_customer(
+    conn: asyncpg.Connection, tenant_id: str, customer_id: str
+) -> int:
+    """Destroy the keys of the dead letters about this customer or any order of theirs; returns
+    how many. A letter whose tenant could not be read goes too: erring towards erasure."""
+    status: str = await conn.execute(
+        f"DELETE FROM dead_letter_keys WHERE {_LETTERS_OF_CUSTOMER}", tenant_id, customer_id
+    )
+    return int(status.rsplit(" ", 1)[-1])
+
+
+async def count_dead_letters_of_customer(
+    conn: asyncpg.Connection, tenant_id: str, customer_id: str
+) -> int:
+    """How many letters destroy_dead_letters_of_customer would destroy (for previews)."""
+    found: int = await conn.fetchval(
+        f"SELECT count(*) FROM dead_letter_keys WHERE {_LETTERS_OF_CUSTOMER}",
+        tenant_id,
+        customer_id,
+    )
+    return found
+
+
+_LETTERS_OF_CUSTOMER = (
+    "(tenant_id = $1 OR tenant_id IS NULL) AND (customer_id = $2 OR order_id IN"
+    " (SELECT order_id FROM orders WHERE tenant_id = $1 AND customer_id = $2))"
+)
+"""The letters about a customer ($2 in tenant $1) or any order of theirs."""
+
+
+async def destroy_dead_letters_of_orders(
+    conn: asyncpg.Connection, erased: Sequence[DocumentKey]
+) -> None:
+    """Destroy the keys of the dead letters about these orders (letters of an unreadable tenant
+    that name one of the orders included)."""
+    if erased:
+        await conn.execute(
+            "DELETE FROM dead_letter_keys k USING unnest($1::text[], $2::text[])"
+            " AS g(tenant_id, order_id)"
+            " WHERE k.order_id = g.order_id AND (k.tenant_id = g.tenant_id OR k.tenant_id IS NULL)",
+            [tenant for tenant, _ in erased],
+            [order for _, order in erased],
+        )
 
 
 async def open_dead_letter(

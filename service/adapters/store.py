@@ -17,6 +17,7 @@ from service.adapters.headers import encode_headers
 from service.adapters.locks import LockSpace, lock_name, lock_striped
 from service.adapters.order_store import PostgresOrders
 from service.adapters.personal_data import seal_dead_letter
+from service.adapters.preview_store import PreviewUnitOfWork
 from service.adapters.purchase_order_store import PostgresPurchaseOrders
 from service.app.ports import Answer, Claim, OutboxMessage
 from service.errors import TransientError
@@ -35,7 +36,7 @@ class PostgresUnitOfWork:
         self.orders = PostgresOrders(conn, master)
 
     async def seal_dead_letter(
-        self, raw: bytes, tenant_id: str | None, customer_id: str | None
+        self, raw: bytes, tenant_id: str | None, customer_id: str | None, order_id: str | None
     ) -> tuple[UUID, bytes]:
         return await seal_dead_letter(
             self._conn,
@@ -43,6 +44,7 @@ class PostgresUnitOfWork:
             raw,
             tenant_id=tenant_id,
             customer_id=customer_id,
+            order_id=order_id,
             retention_hours=self._dead_letter_retention_hours,
         )
 
@@ -150,12 +152,15 @@ class PostgresUnitOfWork:
         return {row["message_key"]: row["request_hash"] for row in rows}
 
     @asynccontextmanager
-    async def rolled_back(self) -> AsyncIterator[PostgresUnitOfWork]:
+    async def previewing(self) -> AsyncIterator[PreviewUnitOfWork]:
+        # A savepoint though nothing is written (one that writes nothing writes no WAL): its
+        # rollback releases the advisory locks the preview took, which, held to the end of the
+        # trial, would make its later rounds take locks out of their global order and risk a
+        # deadlock with a real batch; and a failed statement leaves the trial usable.
         savepoint = self._conn.transaction()
         await savepoint.start()
         try:
-            # A unit of work of its own: nothing it caches outlives the rollback.
-            yield PostgresUnitOfWork(self._conn, self._master, self._dead_letter_retention_hours)
+            yield PreviewUnitOfWork(self._conn, self)
         finally:
             await savepoint.rollback()
 

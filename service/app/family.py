@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Generic, Protocol, TypeVar
@@ -26,8 +26,10 @@ class Family(Generic[C]):
     commands: CommandSpec[C]
     rejection_model: type[RejectionMetadata]
     preview_model: type[PreviewMetadata]
-    seals_dead_letters: bool = False
-    """Commands carry personal data: dead letters are published sealed, never as received."""
+    seals_dead_letters: Callable[[bytes | None], bool]
+    """Whether the dead letter of a message with this body is published sealed, never as it
+    arrived: always where commands carry personal data, and elsewhere whenever the body may
+    hold some (see service/app/personal_fields.py)."""
 
     def consumer_group(self, base: str) -> str:
         return f"{base}.{self.name}"

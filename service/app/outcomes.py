@@ -187,7 +187,7 @@ def sealed_dead_letter_message(
 def preview_message(
     family: Family[Any], cmd: ValidCommand[Any], decided: Decided, previewed_at: datetime
 ) -> OutboxMessage:
-    """What a dry-run command would do, from what deciding it produced (then rolled back)."""
+    """What a dry-run command would do, from what deciding it (writing nothing) produced."""
     events: list[dict[str, Any]] = []
     movements: list[dict[str, Any]] = []
     errors: list[dict[str, Any]] = []

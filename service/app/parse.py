@@ -56,6 +56,8 @@ class Identity:
     document_id: str | None
     subject: str | None = None
     """The customer the body names, if any: erasing them destroys its dead letter too."""
+    order_id: str | None = None
+    """The order the body names, if any: erasing it destroys its dead letter too."""
 
 
 UNREADABLE = Identity(None, None, None, None)
@@ -188,6 +190,7 @@ def _identity(body: dict[str, Any], id_field: str) -> Identity:
         text(body.get("tenant_id")),
         text(body.get(id_field)),
         subject,
+        text(body.get("order_id")),
     )
 
 

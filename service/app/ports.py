@@ -192,7 +192,8 @@ class OrderRepository(Protocol):
         """The ids of the customer's live orders in the tenant."""
 
     async def destroy_dead_letters_of(self, tenant_id: str, customer_id: str) -> int:
-        """Destroy the keys of dead letters that named the customer; returns how many."""
+        """Destroy the keys of dead letters about the customer or any order of theirs; returns
+        how many."""
 
     async def record_customer_erasure(self, tenant_id: str, customer_id: str) -> int:
         """Mark the customer erased; returns how many redactions they have had."""
@@ -235,9 +236,9 @@ class UnitOfWork(Protocol):
     async def stored_request_hashes(self, keys: Sequence[str]) -> dict[str, bytes]:
         """The request hash each of these keys was claimed with, for those claimed."""
 
-    def rolled_back(self) -> AbstractAsyncContextManager[UnitOfWork]:
-        """A unit of work nested in this one that is always rolled back: whatever is written
-        through it is gone when it ends, and this transaction goes on."""
+    def previewing(self) -> AbstractAsyncContextManager[UnitOfWork]:
+        """A unit of work nested in this one that reads what this one sees and writes nothing
+        at all: for deciding what a dry run would do."""
 
     async def lock_documents(self, documents: Sequence[tuple[str, str]]) -> None:
         """Serialise all work on these (tenant, document id) pairs, including documents that
@@ -247,9 +248,10 @@ class UnitOfWork(Protocol):
         """Serialise writers of the same stock items, so their movements queue in commit order."""
 
     async def seal_dead_letter(
-        self, raw: bytes, tenant_id: str | None, customer_id: str | None
+        self, raw: bytes, tenant_id: str | None, customer_id: str | None, order_id: str | None
     ) -> tuple[UUID, bytes]:
-        """Seal a dead letter under its own key with a retention; (key id, sealed bytes)."""
+        """Seal a dead letter under its own key with a retention, tied to the order and the
+        customer it names (or the stored order's customer); (key id, sealed bytes)."""
 
     async def answer_many(
         self, answers: Sequence[Answer], extra: Sequence[OutboxMessage] = ()

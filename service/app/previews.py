@@ -1,11 +1,15 @@
-"""Dry runs: decided set-based per batch, in one transaction that is rolled back; what each
-would have done is published as a preview.
+"""Dry runs: decided set-based per batch, in memory, against the state as it is; what each
+would have done is published as a preview, and nothing else is written.
 
-Each preview is decided against the state as it is, never against what another preview of the
-batch would have done: the batch's dry runs are decided in rounds in which a document appears
-at most once, each round in a nested transaction that is rolled back. At most `limit` dry runs
-of a batch are decided; the rest are answered `rate_limited`, so previews, which anyone with a
-token can send and which leave no trace, cannot be used to load the database.
+Not even inside a transaction that is rolled back: a rolled-back write still reaches the WAL,
+and with it the personal data a dry run carries, sealed under data keys no erasure would know
+of (I6). So the deciders run through a unit of work that reads Postgres and writes nothing
+(`UnitOfWork.previewing`), in one transaction, always rolled back, that serves only to hold the
+locks a real command would take while its reads are made. Each preview is decided against the
+state as it is, never against what another preview of the batch would have done: the batch's
+dry runs are decided in rounds in which a document appears at most once. At most `limit` dry
+runs of a batch are decided; the rest are answered `rate_limited`, so previews, which anyone
+with a token can send and which leave no trace, cannot be used to load the database.
 """
 
 from __future__ import annotations
@@ -99,7 +103,7 @@ class Previews(Generic[C]):
         self, trial: UnitOfWork, commands: list[ValidCommand[C]], round_: list[int], now: datetime
     ) -> dict[int, Decided]:
         try:
-            async with trial.rolled_back() as uow:
+            async with trial.previewing() as uow:
                 decided = await self._decider.decide(uow, [commands[i] for i in round_], now)
             return dict(zip(round_, decided, strict=True))
         except TransientError:

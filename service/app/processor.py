@@ -378,10 +378,13 @@ class CommandProcessor(Generic[C]):
         gets that much and no more)."""
         message, identity = received.message, received.identity
         authority = received.parsed.claims if isinstance(received.parsed, ValidCommand) else None
-        if not self._family.seals_dead_letters:
+        if not self._family.seals_dead_letters(message.value):
             return dead_letter_message(self._family, message, reason, authority, self._signer)
         key_id, sealed = await uow.seal_dead_letter(
-            sealed_dead_letter_envelope(message), identity.tenant_id, identity.subject
+            sealed_dead_letter_envelope(message),
+            identity.tenant_id,
+            identity.subject,
+            identity.order_id,
         )
         return sealed_dead_letter_message(
             self._family, message, reason, key_id, sealed, authority, self._signer

@@ -56,9 +56,10 @@ async def redact_customer(
         stock_keys.update(output.stock_keys)
         keys_destroyed += len(done.redacted - order.redacted)
         (erased_now if done.redacted > order.redacted else scheduled).append(order.order_id)
+    # Their dead letters first, so that those of orders erased just now are counted too.
+    keys_destroyed += await uow.orders.destroy_dead_letters_of(tenant, command.customer_id)
     # Every order of the customer in a few statements, however many there are.
     await uow.orders.save_many(saves)
-    keys_destroyed += await uow.orders.destroy_dead_letters_of(tenant, command.customer_id)
     redactions = await uow.orders.record_customer_erasure(tenant, command.customer_id)
     receipt = wire.CustomerRedacted(
         type="customer.redacted",

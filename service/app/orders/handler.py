@@ -16,6 +16,7 @@ from service.app.orders.outputs import order_outputs
 from service.app.orders.translate import command_from_wire
 from service.app.outcomes import rejection_message
 from service.app.parse import CommandSpec, ValidCommand
+from service.app.personal_fields import always
 from service.app.ports import DocumentKey, OrderChanges, UnitOfWork
 from service.domain import orders
 from service.domain.permissions import Access
@@ -42,7 +43,7 @@ def order_family(prefix: str = "") -> Family[orders.CommandForOrders]:
         ),
         rejection_model=wire.OrderRejection,
         preview_model=OrderPreview,
-        seals_dead_letters=True,
+        seals_dead_letters=always,
     )
 
 

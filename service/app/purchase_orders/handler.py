@@ -15,6 +15,7 @@ from contracts.topics import PURCHASE_ORDERS, DocumentTopics
 from service.app.family import Decided, Family
 from service.app.outcomes import event_actor, event_message, movement_message, rejection_message
 from service.app.parse import CommandSpec, ValidCommand
+from service.app.personal_fields import unless_told_apart
 from service.app.ports import HistoryEntry, OutboxMessage, PurchaseOrderChanges, UnitOfWork
 from service.app.purchase_orders.translate import (
     command_from_wire,
@@ -37,6 +38,8 @@ def purchase_order_family(prefix: str = "") -> Family[po.PurchaseOrderCommand]:
         ),
         rejection_model=wire.PurchaseOrderRejection,
         preview_model=PurchaseOrderPreview,
+        # An order command sent here by mistake carries names and addresses.
+        seals_dead_letters=unless_told_apart("purchase_order."),
     )
 
 

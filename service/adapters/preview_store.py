@@ -1,0 +1,148 @@
+"""The unit of work a dry run is decided through: it reads Postgres like any other and writes
+nothing, not even inside a transaction that is rolled back.
+
+A rolled-back write is not gone: its rows reach the WAL (and any archive of it) as they are
+inserted, so a preview decided by writing would leave the personal data it was sent, sealed,
+with wrapped data keys that no erasure knows to destroy (I6). Here every write the deciders
+make does nothing, and the writes whose answer the deciders use are answered from reads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import NoReturn
+from uuid import UUID
+
+import asyncpg
+
+from service.adapters.personal_data import count_dead_letters_of_customer
+from service.app.ports import (
+    Answer,
+    Claim,
+    DocumentKey,
+    OrderRepository,
+    OrderSave,
+    OutboxMessage,
+    PurchaseOrderChanges,
+    PurchaseOrderRepository,
+    UnitOfWork,
+)
+from service.domain import orders
+from service.domain import purchase_orders as po
+
+
+class WriteInPreviewError(RuntimeError):
+    """A preview reached a write no decider makes: a programming error; nothing was written."""
+
+
+def _refuse(what: str) -> NoReturn:
+    raise WriteInPreviewError(f"{what} writes, and a preview writes nothing")
+
+
+class PreviewPurchaseOrders:
+    def __init__(self, reads: PurchaseOrderRepository) -> None:
+        self._reads = reads
+
+    async def load_many(self, keys: Sequence[DocumentKey]) -> dict[DocumentKey, po.State]:
+        return await self._reads.load_many(keys)
+
+    async def save_many(self, changes: PurchaseOrderChanges) -> None:
+        return None
+
+
+class PreviewOrders:
+    def __init__(self, conn: asyncpg.Connection, reads: OrderRepository) -> None:
+        self._conn = conn
+        self._reads = reads
+
+    async def load(self, tenant_id: str, order_id: str) -> orders.State | None:
+        return await self._reads.load(tenant_id, order_id)
+
+    async def load_states(self, keys: Sequence[DocumentKey]) -> dict[DocumentKey, orders.State]:
+        return await self._reads.load_states(keys)
+
+    async def load_many(self, tenant_id: str, order_ids: Sequence[str]) -> dict[str, orders.Order]:
+        return await self._reads.load_many(tenant_id, order_ids)
+
+    async def voucher_holders(
+        self, vouchers: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], str]:
+        return await self._reads.voucher_holders(vouchers)
+
+    async def lock_customers(self, customers: Sequence[tuple[str, str]]) -> None:
+        await self._reads.lock_customers(customers)
+
+    async def erased_customers(self, customers: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
+        return await self._reads.erased_customers(customers)
+
+    async def orders_of_customer(self, tenant_id: str, customer_id: str) -> list[str]:
+        return await self._reads.orders_of_customer(tenant_id, customer_id)
+
+    async def destroy_dead_letters_of(self, tenant_id: str, customer_id: str) -> int:
+        # How many the erasure would destroy, for its receipt.
+        return await count_dead_letters_of_customer(self._conn, tenant_id, customer_id)
+
+    async def record_customer_erasure(self, tenant_id: str, customer_id: str) -> int:
+        # The receipt's version: the redactions recorded so far, and this one.
+        recorded: int = await self._conn.fetchval(
+            "SELECT coalesce(max(redactions), 0) + 1 FROM erased_customers"
+            " WHERE tenant_id = $1 AND customer_id = $2",
+            tenant_id,
+            customer_id,
+        )
+        return recorded
+
+    async def save_many(self, saves: Sequence[OrderSave]) -> None:
+        # Sealing would write the personal data and make data keys: the very thing to avoid.
+        return None
+
+    async def delete_many(self, tombstones: Sequence[orders.DeletedOrder]) -> None:
+        return None
+
+
+class PreviewUnitOfWork:
+    """Reads through `reads`, a unit of work on the same connection; writes nothing. Deciders
+    only load, lock and save documents: the inbox, the outbox, tokens and dead letters belong
+    to the processor, so reaching them from here is a bug, and it says so."""
+
+    def __init__(self, conn: asyncpg.Connection, reads: UnitOfWork) -> None:
+        self._reads = reads
+        self.purchase_orders = PreviewPurchaseOrders(reads.purchase_orders)
+        self.orders = PreviewOrders(conn, reads.orders)
+
+    def previewing(self) -> AbstractAsyncContextManager[UnitOfWork]:
+        return self._reads.previewing()
+
+    async def stored_request_hashes(self, keys: Sequence[str]) -> dict[str, bytes]:
+        return await self._reads.stored_request_hashes(keys)
+
+    async def lock_documents(self, documents: Sequence[tuple[str, str]]) -> None:
+        # Advisory locks write nothing. Taken as the real command would take them, they make a
+        # preview wait for a batch writing the same documents, and read what it left.
+        await self._reads.lock_documents(documents)
+
+    async def lock_stock_items(self, keys: Sequence[str]) -> None:
+        await self._reads.lock_stock_items(keys)
+
+    async def claim_many(self, keys: Sequence[tuple[str, bytes]]) -> list[Claim]:
+        _refuse("claiming inbox keys")
+
+    async def reopen_for_replay(self, keys: Sequence[str]) -> None:
+        _refuse("reopening inbox keys")
+
+    async def claim_reuse(self, message_key: str, request_hash: bytes) -> bool:
+        _refuse("recording a reused key")
+
+    async def bind_tokens(self, uses: Sequence[tuple[str, str, str]]) -> dict[tuple[str, str], str]:
+        _refuse("binding tokens")
+
+    async def seal_dead_letter(
+        self, raw: bytes, tenant_id: str | None, customer_id: str | None, order_id: str | None
+    ) -> tuple[UUID, bytes]:
+        _refuse("sealing a dead letter")
+
+    async def answer_many(
+        self, answers: Sequence[Answer], extra: Sequence[OutboxMessage] = ()
+    ) -> None:
+        _refuse("queueing messages")
