@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from service.adapters.crypto import MasterKey
+from service.adapters.crypto import Keyring, MasterKeyring
 from service.adapters.kafka_connection import KafkaConnection, SaslMechanism, SecurityProtocol
 from service.app.auth import AuthMode, TokenVerifier
 
@@ -232,12 +232,16 @@ class Settings(BaseSettings):
             tenant_claim=self.auth_tenant_claim,
         )
 
-    def load_master_key(self) -> MasterKey:
-        """The configured master key; personal data cannot be stored or read without one."""
+    def load_master_key(self) -> Keyring:
+        """The master keyring: MASTER_KEY (one or more base64 keys, comma-separated, the current
+        one first), or MASTER_KEY_FILE (one key per line, the current one first), which is read
+        again when it changes. Personal data cannot be stored or read without one."""
         if self.master_key is not None:
-            return MasterKey.from_text(self.master_key.get_secret_value(), "MASTER_KEY")
+            return MasterKeyring.from_text(self.master_key.get_secret_value(), "MASTER_KEY")
         if self.master_key_file is not None:
-            return MasterKey.from_file(self.master_key_file)
+            from service.adapters.master_keys import ReloadingKeyring
+
+            return ReloadingKeyring(self.master_key_file)
         raise ConfigurationError(
             "no master key: set MASTER_KEY_FILE (a file with a base64 32-byte key, e.g."
             " `head -c 32 /dev/urandom | base64 > master.key`) or MASTER_KEY"

@@ -358,7 +358,11 @@ async def running_service(settings: Settings) -> AsyncIterator[None]:
 
 def service_env(s: Settings) -> dict[str, str]:
     """The environment that gives a child process (the service, the CLI) these settings."""
-    assert s.master_key is not None, "tests configure the master key inline"
+    master = (
+        {"MASTER_KEY": s.master_key.get_secret_value()}
+        if s.master_key is not None
+        else {"MASTER_KEY_FILE": str(s.master_key_file)}
+    )
     return {
         **os.environ,
         "DATABASE_URL": s.database_url,
@@ -372,7 +376,7 @@ def service_env(s: Settings) -> dict[str, str]:
         "READY_MAX_BATCH_SECONDS": str(s.ready_max_batch_seconds),
         "LOG_FORMAT": s.log_format,
         "TRACING_ENABLED": str(s.tracing_enabled).lower(),
-        "MASTER_KEY": s.master_key.get_secret_value(),
+        **master,
         "AUTH_MODE": s.auth_mode.value,
         "AUTH_ALLOW_CLAIMED_ACTORS": str(s.auth_allow_claimed_actors).lower(),
         "AUTH_ISSUERS": s.auth_issuers,

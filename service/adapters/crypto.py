@@ -2,8 +2,10 @@
 
 Every value gets a fresh random nonce; associated data binds a ciphertext to where it belongs
 (tenant, order, field group, record), so a ciphertext copied elsewhere does not decrypt. Data keys
-live in Postgres only wrapped; the master key lives in configuration (a file or a secret), never
-in the database. Destroying a data key makes every ciphertext under it unreadable for good.
+live in Postgres only wrapped, each with the id of the master key that wrapped it; master keys
+live in configuration (a file or a secret), never in the database. A keyring holds several master
+keys: the current one wraps, any of them unwraps what it wrapped, so a rotation re-wraps while the
+service runs. Destroying a data key makes every ciphertext under it unreadable for good.
 """
 
 from __future__ import annotations
@@ -12,14 +14,14 @@ import base64
 import binascii
 import hashlib
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 from uuid import UUID
 
 from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from service.errors import ConfigurationError, ServiceError
 
@@ -29,6 +31,17 @@ NONCE_BYTES = 12
 
 class DecryptionError(ServiceError):
     """A ciphertext does not open with its key and associated data: wrong key or tampering."""
+
+
+class UnknownMasterKey(DecryptionError):
+    """A key was wrapped by a master key the keyring no longer (or not yet) holds."""
+
+    def __init__(self, key_id: str) -> None:
+        super().__init__(
+            f"master key {key_id} is not in the keyring: keep it there until every key it"
+            " wrapped is re-wrapped (order-service rotate-master-key)"
+        )
+        self.key_id = key_id
 
 
 def new_key() -> bytes:
@@ -57,16 +70,18 @@ class MasterKey:
     def key_id(self) -> str:
         return hashlib.sha256(b"master-key-id" + self.key).hexdigest()[:16]
 
-    def derive(self, purpose: str) -> bytes:
-        """A key for one purpose (e.g. signing dead letters), derived with HKDF-SHA256: one
-        secret to configure, yet no other use ever holds the master key itself, and a key
-        derived for one purpose says nothing about the master or any other purpose's key."""
-        return HKDF(
-            algorithm=hashes.SHA256(),
-            length=KEY_BYTES,
-            salt=None,
-            info=b"order-service/" + purpose.encode(),
-        ).derive(self.key)
+    @property
+    def current(self) -> MasterKey:
+        """A single master key is a keyring of one."""
+        return self
+
+    def get(self, key_id: str) -> MasterKey:
+        if key_id != self.key_id:
+            raise UnknownMasterKey(key_id)
+        return self
+
+    def problem(self) -> str | None:
+        return None
 
     def wrap(self, data_key: bytes, data_key_id: UUID) -> bytes:
         return seal(self.key, data_key, b"data-key:" + data_key_id.bytes)
@@ -97,3 +112,75 @@ class MasterKey:
     @staticmethod
     def generate_text() -> str:
         return base64.b64encode(new_key()).decode()
+
+
+class Keyring(Protocol):
+    """Master keys by id: the current one wraps new keys; any one unwraps what it wrapped."""
+
+    @property
+    def current(self) -> MasterKey: ...
+
+    def get(self, key_id: str) -> MasterKey:
+        """The master key with this id; UnknownMasterKey when the keyring does not hold it."""
+        ...
+
+    def problem(self) -> str | None:
+        """Why the keys in use are not what their source says now; None when they are."""
+        ...
+
+
+@dataclass(frozen=True)
+class MasterKeyring:
+    """Several master keys; the first is current."""
+
+    keys: Sequence[MasterKey]
+    _by_id: Mapping[str, MasterKey] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if not self.keys:
+            raise ConfigurationError("a keyring needs at least one master key")
+        object.__setattr__(self, "_by_id", {key.key_id: key for key in self.keys})
+
+    @property
+    def current(self) -> MasterKey:
+        return self.keys[0]
+
+    def get(self, key_id: str) -> MasterKey:
+        try:
+            return self._by_id[key_id]
+        except KeyError:
+            raise UnknownMasterKey(key_id) from None
+
+    @property
+    def ids(self) -> list[str]:
+        return [key.key_id for key in self.keys]
+
+    def problem(self) -> str | None:
+        return None
+
+    @classmethod
+    def from_text(cls, text: str, source: str) -> MasterKeyring:
+        """One base64 key per line (or separated by commas), the current one first; blank
+        lines and lines starting with # are ignored."""
+        entries = [
+            entry.strip()
+            for line in text.splitlines()
+            if not line.strip().startswith("#")
+            for entry in line.split(",")
+            if entry.strip()
+        ]
+        if not entries:
+            raise ConfigurationError(f"{source}: no master key")
+        keys = [
+            MasterKey.from_text(entry, f"{source}, key {n}") for n, entry in enumerate(entries, 1)
+        ]
+        if len({key.key_id for key in keys}) != len(keys):
+            raise ConfigurationError(f"{source}: a master key is listed twice")
+        return cls(keys)
+
+    @classmethod
+    def from_file(cls, path: Path) -> MasterKeyring:
+        try:
+            return cls.from_text(path.read_text(), str(path))
+        except OSError as error:
+            raise ConfigurationError(f"cannot read the master key file {path}: {error}") from error

@@ -23,7 +23,7 @@ from datetime import datetime
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from service.adapters.crypto import MasterKey
+from service.adapters.crypto import Keyring, new_key
 from service.adapters.kafka_connection import KafkaConnection
 from service.adapters.personal_data import open_dead_letter
 from service.app.auth import AUTHORIZATION
@@ -50,11 +50,48 @@ REPLAY_PREFIX = "x-replay"
 copied from the letter (a letter of a replayed command still has the old ones)."""
 
 
-def letter_signer(master: MasterKey) -> Signer:
+LETTER_SIGNING = "dead-letters"
+
+
+async def letter_signer(db: asyncpg.Connection, keys: Keyring) -> Signer:
     """Signs and checks dead letters and replays: the service when it writes a letter or reads
-    a replay, the CLI when it lists or replays letters. A key derived for this one purpose, so
-    the master key itself never signs anything."""
-    return Signer(master.derive("dead-letters"), master.key_id)
+    a replay, the CLI when it lists or replays letters. Its keys are random, kept in the
+    database wrapped by the master key (a master-key rotation re-wraps them, so letters signed
+    before stay authentic); the newest signs. The master key itself never signs anything."""
+    rows = await _signing_keys(db)
+    if not rows:
+        await add_signing_key(db, keys)
+        rows = await _signing_keys(db)
+    opened = {
+        row["key_id"].hex[:16]: keys.get(row["master_key_id"]).unwrap(
+            row["wrapped_key"], row["key_id"]
+        )
+        for row in rows
+    }
+    newest = rows[-1]["key_id"].hex[:16]
+    return Signer(opened.pop(newest), newest, opened)
+
+
+async def add_signing_key(db: asyncpg.Connection, keys: Keyring) -> None:
+    """A new signing key, wrapped by the current master key: from now on it signs."""
+    key_id, key, master = uuid.uuid4(), new_key(), keys.current
+    await db.execute(
+        "INSERT INTO signing_keys (key_id, purpose, wrapped_key, master_key_id)"
+        " VALUES ($1, $2, $3, $4)",
+        key_id,
+        LETTER_SIGNING,
+        master.wrap(key, key_id),
+        master.key_id,
+    )
+
+
+async def _signing_keys(db: asyncpg.Connection) -> list[asyncpg.Record]:
+    rows: list[asyncpg.Record] = await db.fetch(
+        "SELECT key_id, wrapped_key, master_key_id FROM signing_keys WHERE purpose = $1"
+        " ORDER BY created_at, key_id",
+        LETTER_SIGNING,
+    )
+    return rows
 
 
 class NotAuthentic(ServiceError):
@@ -198,7 +235,7 @@ def _authority(headers: Headers) -> Claims | None:
 
 
 async def open_letter(
-    db: asyncpg.Connection, master: MasterKey | None, letter: DeadLetter
+    db: asyncpg.Connection, master: Keyring | None, letter: DeadLetter
 ) -> Original | None:
     """The message as it arrived; None when its sealing key is gone (expired, the customer
     erased, or purged), and with it the message. Sealed letters need the master key."""

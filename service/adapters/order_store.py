@@ -10,7 +10,7 @@ from decimal import Decimal
 
 import asyncpg
 
-from service.adapters.crypto import MasterKey
+from service.adapters.crypto import Keyring
 from service.adapters.history import actor_columns
 from service.adapters.locks import LockSpace, lock_name, lock_striped
 from service.adapters.personal_data import (
@@ -51,7 +51,7 @@ def _split(keys: Sequence[tuple[str, str]]) -> tuple[list[str], list[str]]:
 
 
 class PostgresOrders:
-    def __init__(self, conn: asyncpg.Connection, master: MasterKey) -> None:
+    def __init__(self, conn: asyncpg.Connection, master: Keyring) -> None:
         self._conn = conn
         self._vault = PersonalDataVault(conn, master)
 

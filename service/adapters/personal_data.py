@@ -14,7 +14,7 @@ from typing import Any
 
 import asyncpg
 
-from service.adapters.crypto import MasterKey, new_key, open_sealed, seal
+from service.adapters.crypto import Keyring, new_key, open_sealed, seal
 from service.app.ports import DocumentKey
 from service.domain import orders
 from service.domain.orders import DataGroup
@@ -110,9 +110,9 @@ class PersonalDataVault:
     """Seals and opens one transaction's personal-data records, for any number of orders in a
     few statements."""
 
-    def __init__(self, conn: asyncpg.Connection, master: MasterKey) -> None:
+    def __init__(self, conn: asyncpg.Connection, keys: Keyring) -> None:
         self._conn = conn
-        self._master = master
+        self._master_keys = keys
         self._keys: dict[GroupKey, tuple[uuid.UUID, bytes]] = {}
 
     async def store_many(self, requests: Sequence[SealRequest]) -> list[dict[DataGroup, uuid.UUID]]:
@@ -158,14 +158,15 @@ class PersonalDataVault:
         absent."""
         rows = await self._conn.fetch(
             "SELECT p.tenant_id, p.order_id, p.record_id, p.field_group, p.ciphertext, k.key_id,"
-            " k.wrapped_key FROM personal_data p JOIN data_keys k ON k.key_id = p.key_id"
+            " k.wrapped_key, k.master_key_id"
+            " FROM personal_data p JOIN data_keys k ON k.key_id = p.key_id"
             " WHERE p.record_id = ANY($1::uuid[])",
             [record for groups in records.values() for record in groups.values()],
         )
         opened: dict[DocumentKey, dict[DataGroup, dict[str, Any]]] = {}
         for row in rows:
             group = DataGroup(row["field_group"])
-            key = self._master.unwrap(row["wrapped_key"], row["key_id"])
+            key = _unwrapped(self._master_keys, row)
             context = _context(row["tenant_id"], row["order_id"], group, row["record_id"])
             value = json.loads(open_sealed(key, row["ciphertext"], context))
             opened.setdefault((row["tenant_id"], row["order_id"]), {})[group] = value
@@ -224,8 +225,8 @@ class PersonalDataVault:
         look_up = [group for group, r in wanted.items() if group not in found and not r.new_order]
         if look_up:
             rows = await self._conn.fetch(
-                "SELECT k.tenant_id, k.order_id, k.field_group, k.key_id, k.wrapped_key"
-                " FROM data_keys k JOIN unnest($1::text[], $2::text[], $3::text[])"
+                "SELECT k.tenant_id, k.order_id, k.field_group, k.key_id, k.wrapped_key,"
+                " k.master_key_id FROM data_keys k JOIN unnest($1::text[], $2::text[], $3::text[])"
                 " AS g(tenant_id, order_id, field_group)"
                 " USING (tenant_id, order_id, field_group)",
                 [t for t, _, _ in look_up],
@@ -234,13 +235,11 @@ class PersonalDataVault:
             )
             for row in rows:
                 group_key = (row["tenant_id"], row["order_id"], DataGroup(row["field_group"]))
-                found[group_key] = (
-                    row["key_id"],
-                    self._master.unwrap(row["wrapped_key"], row["key_id"]),
-                )
+                found[group_key] = (row["key_id"], _unwrapped(self._master_keys, row))
         missing = [group for group in wanted if group not in found]
         if missing:
             made = {group: (uuid.uuid4(), new_key()) for group in missing}
+            master = self._master_keys.current
             await self._conn.execute(
                 "INSERT INTO data_keys (key_id, tenant_id, order_id, customer_id, field_group,"
                 " wrapped_key, master_key_id)"
@@ -248,44 +247,67 @@ class PersonalDataVault:
                 " FROM unnest($2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[],"
                 " $7::bytea[])"
                 " AS k(key_id, tenant_id, order_id, customer_id, field_group, wrapped_key)",
-                self._master.key_id,
+                master.key_id,
                 [made[g][0] for g in missing],
                 [t for t, _, _ in missing],
                 [o for _, o, _ in missing],
                 [wanted[g].customer_id for g in missing],
                 [group.value for _, _, group in missing],
-                [self._master.wrap(made[g][1], made[g][0]) for g in missing],
+                [master.wrap(made[g][1], made[g][0]) for g in missing],
             )
             found.update(made)
         self._keys.update(found)
         return found
 
 
-async def rewrap_data_keys(conn: asyncpg.Connection, old: MasterKey, new: MasterKey) -> int:
-    """Wrap every data key with `new` instead of `old`, in one transaction; returns how many.
+WRAPPED_KEY_TABLES = ("data_keys", "dead_letter_keys", "signing_keys")
+"""Every table of keys wrapped by a master key: a rotation re-wraps them all."""
+REWRAP_CHUNK = 500
 
-    Afterwards the old master key can be destroyed: wrapped copies that linger in old row
-    versions, WAL or backups are then unreadable too.
-    """
+
+async def rewrap_chunk(conn: asyncpg.Connection, keys: Keyring, table: str) -> int:
+    """Re-wrap up to REWRAP_CHUNK keys of `table` that the current master key did not wrap, in
+    one short transaction; returns how many. Rows a running transaction holds are skipped (the
+    next chunk finds them), so the pipeline never waits on a rotation."""
+    assert table in WRAPPED_KEY_TABLES
+    current = keys.current
     async with conn.transaction():
-        rows = await conn.fetch("SELECT key_id, wrapped_key FROM data_keys FOR UPDATE")
-        await conn.executemany(
-            "UPDATE data_keys SET wrapped_key = $2, master_key_id = $3 WHERE key_id = $1",
-            [
-                (
-                    row["key_id"],
-                    new.wrap(old.unwrap(row["wrapped_key"], row["key_id"]), row["key_id"]),
-                    new.key_id,
-                )
-                for row in rows
-            ],
+        rows = await conn.fetch(
+            f"SELECT key_id, wrapped_key, master_key_id FROM {table}"
+            f" WHERE master_key_id <> $1 LIMIT {REWRAP_CHUNK} FOR UPDATE SKIP LOCKED",
+            current.key_id,
+        )
+        await conn.execute(
+            f"UPDATE {table} t SET wrapped_key = r.wrapped_key, master_key_id = $3"
+            " FROM unnest($1::uuid[], $2::bytea[]) AS r(key_id, wrapped_key)"
+            " WHERE t.key_id = r.key_id",
+            [row["key_id"] for row in rows],
+            [current.wrap(_unwrapped(keys, row), row["key_id"]) for row in rows],
+            current.key_id,
         )
     return len(rows)
 
 
+async def keys_not_wrapped_by_current(conn: asyncpg.Connection, keys: Keyring) -> dict[str, int]:
+    """Per table, how many keys another master key than the current one wrapped."""
+    current = keys.current.key_id
+    return {
+        table: await conn.fetchval(
+            f"SELECT count(*) FROM {table} WHERE master_key_id <> $1", current
+        )
+        for table in WRAPPED_KEY_TABLES
+    }
+
+
+def _unwrapped(keys: Keyring, row: asyncpg.Record) -> bytes:
+    """A wrapped key of `row` (key_id, wrapped_key, master_key_id), opened by the master key
+    that wrapped it."""
+    return keys.get(row["master_key_id"]).unwrap(row["wrapped_key"], row["key_id"])
+
+
 async def seal_dead_letter(
     conn: asyncpg.Connection,
-    master: MasterKey,
+    keys: Keyring,
     raw: bytes,
     *,
     tenant_id: str | None,
@@ -296,13 +318,29 @@ async def seal_dead_letter(
     """Seal a dead letter under a fresh data key kept for `retention_hours`: (key id, sealed).
     The key is tied to the order the letter names and to its customer: the one the letter names,
     else the customer of the stored order, so that erasing either destroys it."""
-    key_id, key = uuid.uuid4(), new_key()
+    key_id, key, master = uuid.uuid4(), new_key(), keys.current
+    # A letter about a customer who was erased, or an order that was deleted or fully erased,
+    # is sealed all the same but its key is never kept: it is gone from the start.
     await conn.execute(
-        "INSERT INTO dead_letter_keys (key_id, tenant_id, customer_id, order_id, wrapped_key,"
-        " master_key_id, expires_at)"
-        " VALUES ($1, $2, coalesce($3, (SELECT customer_id FROM orders"
-        " WHERE tenant_id = $2 AND order_id = $4)), $4, $5, $6,"
-        " now() + make_interval(hours => $7))",
+        """
+        WITH letter AS (
+            SELECT $2::text AS tenant_id, $4::text AS order_id,
+                   coalesce($3::text, (SELECT customer_id FROM orders
+                                       WHERE tenant_id = $2 AND order_id = $4)) AS customer_id
+        )
+        INSERT INTO dead_letter_keys (key_id, tenant_id, customer_id, order_id, wrapped_key,
+                                      master_key_id, expires_at)
+        SELECT $1, l.tenant_id, l.customer_id, l.order_id, $5, $6,
+               now() + make_interval(hours => $7)
+        FROM letter l
+        WHERE NOT EXISTS (SELECT 1 FROM erased_customers e
+                          WHERE e.tenant_id = l.tenant_id AND e.customer_id = l.customer_id)
+          AND NOT EXISTS (SELECT 1 FROM order_tombstones t
+                          WHERE t.tenant_id = l.tenant_id AND t.order_id = l.order_id)
+          AND NOT EXISTS (SELECT 1 FROM orders o
+                          WHERE o.tenant_id = l.tenant_id AND o.order_id = l.order_id
+                            AND cardinality(o.redacted_groups) >= $8)
+        """,
         key_id,
         tenant_id,
         customer_id,
@@ -310,6 +348,7 @@ async def seal_dead_letter(
         master.wrap(key, key_id),
         master.key_id,
         retention_hours,
+        len(DataGroup),
     )
     return key_id, seal(key, raw, b"dead-letter:" + key_id.bytes)
 
@@ -338,10 +377,12 @@ async def count_dead_letters_of_customer(
 
 
 _LETTERS_OF_CUSTOMER = (
-    "(tenant_id = $1 OR tenant_id IS NULL) AND (customer_id = $2 OR order_id IN"
+    "(tenant_id = $1 OR tenant_id IS NULL) AND (customer_id = $2 OR order_id = $2 OR order_id IN"
     " (SELECT order_id FROM orders WHERE tenant_id = $1 AND customer_id = $2))"
 )
-"""The letters about a customer ($2 in tenant $1) or any order of theirs."""
+"""The letters about a customer ($2 in tenant $1) or any order of theirs. A letter known only by
+its Kafka key (its body unreadable) has that key as its order id, which for customer.redact is
+the customer's id: matched too, erring towards erasure."""
 
 
 async def destroy_dead_letters_of_orders(
@@ -360,12 +401,13 @@ async def destroy_dead_letters_of_orders(
 
 
 async def open_dead_letter(
-    conn: asyncpg.Connection, master: MasterKey, key_id: uuid.UUID, sealed: bytes
+    conn: asyncpg.Connection, keys: Keyring, key_id: uuid.UUID, sealed: bytes
 ) -> bytes | None:
     """The raw dead letter, or None once its key is destroyed (expired or erased)."""
-    wrapped = await conn.fetchval(
-        "SELECT wrapped_key FROM dead_letter_keys WHERE key_id = $1", key_id
+    row = await conn.fetchrow(
+        "SELECT key_id, wrapped_key, master_key_id FROM dead_letter_keys WHERE key_id = $1",
+        key_id,
     )
-    if wrapped is None:
+    if row is None:
         return None
-    return open_sealed(master.unwrap(wrapped, key_id), sealed, b"dead-letter:" + key_id.bytes)
+    return open_sealed(_unwrapped(keys, row), sealed, b"dead-letter:" + key_id.bytes)

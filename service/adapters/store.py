@@ -11,7 +11,7 @@ from uuid import UUID
 
 import asyncpg
 
-from service.adapters.crypto import MasterKey
+from service.adapters.crypto import Keyring, UnknownMasterKey
 from service.adapters.database import TRANSIENT_ERRORS
 from service.adapters.headers import encode_headers
 from service.adapters.locks import LockSpace, lock_name, lock_striped
@@ -27,7 +27,7 @@ OUTBOX_CHANNEL = "outbox_pending"
 
 class PostgresUnitOfWork:
     def __init__(
-        self, conn: asyncpg.Connection, master: MasterKey, dead_letter_retention_hours: float
+        self, conn: asyncpg.Connection, master: Keyring, dead_letter_retention_hours: float
     ) -> None:
         self._conn = conn
         self._master = master
@@ -203,7 +203,7 @@ class PostgresUnitOfWork:
 
 class PostgresStore:
     def __init__(
-        self, pool: asyncpg.Pool, master: MasterKey, dead_letter_retention_hours: float = 336.0
+        self, pool: asyncpg.Pool, master: Keyring, dead_letter_retention_hours: float = 336.0
     ) -> None:
         self._pool = pool
         self._master = master
@@ -248,5 +248,9 @@ class PostgresStore:
             yield conn
         except TRANSIENT_ERRORS as error:
             raise TransientError(f"{type(error).__name__}: {error}") from error
+        except UnknownMasterKey as error:
+            # A key wrapped by a master key this process does not hold yet (or any more): a
+            # keyring being rotated. Wait it out (readiness says why), never park the command.
+            raise TransientError(str(error)) from error
         finally:
             await self._pool.release(conn)

@@ -41,6 +41,7 @@ from service.app.ports import Answer, Claim, OutboxMessage, Outcome, Store, Unit
 from service.app.previews import Previews
 from service.app.provenance import Signer, read_replay
 from service.app.received import Received, command_key
+from service.app.strict_json import is_storable
 from service.app.token_uses import bind_tokens
 from service.domain.problems import ErrorCode, Problem
 from service.errors import ProcessingAbandonedError, TransientError
@@ -249,6 +250,13 @@ class CommandProcessor(Generic[C]):
                 if claim is Claim.NEW and isinstance(r.parsed, ValidCommand)
             ]
             await uow.lock_documents([(c.tenant_id, c.document_id) for c in new_commands])
+            # Refused messages are set aside before anything is decided: an erasure in the same
+            # batch then destroys their letters' keys too, whatever their order in it.
+            refusals = {
+                i: await self._refusal(uow, received, now, i not in taken)
+                for i, (received, claim) in enumerate(zip(batch, claims, strict=True))
+                if claim is Claim.NEW and isinstance(received.parsed, InvalidCommand)
+            }
             decisions = iter(await self._decider.decide(uow, new_commands, now))
             answers: list[Answer] = []
             reuses: list[OutboxMessage] = []
@@ -273,8 +281,7 @@ class CommandProcessor(Generic[C]):
                     answers.append(Answer(key, Outcome.REJECTED, messages))
                     outcomes.append(Outcome.REJECTED)
                 else:
-                    messages = await self._refusal(uow, received, now, answered)
-                    answers.append(Answer(key, Outcome.DEAD_LETTERED, messages))
+                    answers.append(Answer(key, Outcome.DEAD_LETTERED, refusals[i]))
                     outcomes.append(Outcome.DEAD_LETTERED)
             await uow.answer_many(answers, reuses)
         for received, claim in zip(batch, claims, strict=True):
@@ -380,11 +387,16 @@ class CommandProcessor(Generic[C]):
         authority = received.parsed.claims if isinstance(received.parsed, ValidCommand) else None
         if not self._family.seals_dead_letters(message.value):
             return dead_letter_message(self._family, message, reason, authority, self._signer)
+        # A body that cannot be read names nothing; its Kafka key, by contract the order's id
+        # (or the customer's), still ties it to what an erasure will look for.
+        named_order = identity.order_id or (
+            _key_text(message.key) if identity.command_id is None else None
+        )
         key_id, sealed = await uow.seal_dead_letter(
             sealed_dead_letter_envelope(message),
             identity.tenant_id,
             identity.subject,
-            identity.order_id,
+            named_order,
         )
         return sealed_dead_letter_message(
             self._family, message, reason, key_id, sealed, authority, self._signer
@@ -457,3 +469,12 @@ class CommandProcessor(Generic[C]):
 
 def _described(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"
+
+
+def _key_text(key: bytes | None) -> str | None:
+    """A Kafka key as text, when it is short, storable UTF-8."""
+    try:
+        text = key.decode("utf-8") if key else None
+    except UnicodeDecodeError:
+        return None
+    return text if text and len(text) <= 200 and is_storable(text) else None

@@ -2,8 +2,9 @@
 commands an operator replays from them.
 
 Anyone allowed to produce to a topic can write any bytes with any headers, so a header the
-service reads back is only worth something if it carries an HMAC the service made (with a key
-derived from the master key; see ARCHITECTURE.md, "Trust boundaries"):
+service reads back is only worth something if it carries an HMAC the service made (with a
+signing key of its own, kept wrapped by the master key; see ARCHITECTURE.md, "Trust
+boundaries"):
 
 - A dead letter is signed over its topic, key, value and every header before the signature, so
   a letter injected into a `.dlq` topic, or a real one altered or moved to another topic, fails.
@@ -20,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -51,37 +52,49 @@ _SEPARATOR = b":"
 class Signer:
     """HMAC-SHA256 signatures that name the key they were made with.
 
-    The key id travels with each signature so that a letter signed under an earlier master key
-    is told apart (and refused) rather than silently compared with the wrong key.
+    It signs with its newest key and verifies with any it holds: signing keys are replaced when
+    the master key is rotated (someone holding an old master key could otherwise still sign),
+    and what an earlier key signed stays verifiable while that key is kept.
     """
 
-    def __init__(self, key: bytes, key_id: str) -> None:
-        if len(key) < 16:
-            raise ValueError("a signing key needs at least 16 bytes")
-        if not key_id or not key_id.isascii() or ":" in key_id:
-            raise ValueError("a key id is non-empty ASCII without ':'")
-        self._key = key
+    def __init__(self, key: bytes, key_id: str, earlier: Mapping[str, bytes] | None = None) -> None:
+        keys = {key_id: key, **(earlier or {})}
+        for one_id, one in keys.items():
+            if len(one) < 16:
+                raise ValueError("a signing key needs at least 16 bytes")
+            if not one_id or not one_id.isascii() or ":" in one_id:
+                raise ValueError("a key id is non-empty ASCII without ':'")
+        self._keys = keys
         self.key_id = key_id
 
     def __repr__(self) -> str:
         return f"Signer(key_id={self.key_id!r})"  # never the key
 
+    def adopt(self, newer: Signer) -> None:
+        """Take another signer's keys: a running service learns of a signing key added since
+        it started without anyone who holds this signer noticing."""
+        self._keys, self.key_id = dict(newer._keys), newer.key_id
+
     def sign(self, purpose: str, parts: Sequence[bytes]) -> bytes:
         """A header value: `<key id>:<hex HMAC-SHA256>` over the purpose and the parts."""
-        return self.key_id.encode() + _SEPARATOR + self._digest(purpose, parts)
+        return self.key_id.encode() + _SEPARATOR + self._digest(self.key_id, purpose, parts)
 
     def verify(self, purpose: str, parts: Sequence[bytes], value: bytes) -> bool:
-        """Whether `value` is this signer's signature over exactly these parts; False for
-        another key id, a malformed value, anything else."""
+        """Whether `value` is a signature of one of this signer's keys over exactly these
+        parts; False for an unknown key id, a malformed value, anything else."""
         key_id, separator, digest = value.partition(_SEPARATOR)
-        if not separator or key_id != self.key_id.encode():
+        try:
+            named = key_id.decode("ascii")
+        except UnicodeDecodeError:
+            return False
+        if not separator or named not in self._keys:
             return False
         # Constant time: how much of a forged digest matches must not show in the timing.
-        return hmac.compare_digest(digest, self._digest(purpose, parts))
+        return hmac.compare_digest(digest, self._digest(named, purpose, parts))
 
-    def _digest(self, purpose: str, parts: Sequence[bytes]) -> bytes:
-        signed = _encoded(self.key_id, purpose, parts)
-        return hmac.new(self._key, signed, hashlib.sha256).hexdigest().encode()
+    def _digest(self, key_id: str, purpose: str, parts: Sequence[bytes]) -> bytes:
+        signed = _encoded(key_id, purpose, parts)
+        return hmac.new(self._keys[key_id], signed, hashlib.sha256).hexdigest().encode()
 
 
 def _encoded(key_id: str, purpose: str, parts: Sequence[bytes]) -> bytes:

@@ -28,6 +28,8 @@ DEV_KAFKA_PORT = 9092
 DEV_SESSION_TIMEOUT_MS = 2000
 # Outside DEV_STACK_DIR, which every `make run` empties: the CLI in a second terminal needs it.
 DEV_MASTER_KEY = Path(".dev-master.key")
+# Longer than a service takes to see a changed key file (a second) plus a batch's transaction.
+ROTATION_SETTLE_SECONDS = 5.0
 
 
 def _service_settings() -> Settings:
@@ -154,29 +156,66 @@ def migrate() -> None:
 
 @cli.command("rotate-master-key")
 def rotate_master_key(
-    new_key_file: Annotated[Path, typer.Argument(help="file with the new base64 master key")],
+    wait: Annotated[
+        float,
+        typer.Option(help="seconds to keep at it while keys wrapped by an old master remain"),
+    ] = 60.0,
+    new_signing_key: Annotated[
+        bool,
+        typer.Option(
+            help="also start signing dead letters with a new key (whoever held the old master"
+            " key could sign with the old one); letters signed before stay verifiable"
+        ),
+    ] = True,
 ) -> None:
-    """Re-wrap every data key with a new master key (the current one comes from the settings).
+    """Re-wrap every wrapped key (data keys, dead-letter keys, signing keys) with the current
+    master key, the first of MASTER_KEY_FILE, in short chunks while the service runs.
 
-    Then point MASTER_KEY_FILE at the new file, restart, and destroy the old key.
-    """
-    import asyncpg
-
-    from service.adapters.crypto import MasterKey
-    from service.adapters.personal_data import rewrap_data_keys
+    Rotate: put the new key on the first line of MASTER_KEY_FILE, keeping the old one below it
+    (the running service picks the change up within a second), run this, then delete the old
+    line and destroy the old key."""
+    from service.adapters.dead_letters import add_signing_key
+    from service.adapters.personal_data import (
+        WRAPPED_KEY_TABLES,
+        keys_not_wrapped_by_current,
+        rewrap_chunk,
+    )
 
     settings = _settings()
-    old, new = settings.load_master_key(), MasterKey.from_file(new_key_file)
+    keys = settings.load_master_key()
 
-    async def rotate() -> int:
+    async def rotate() -> tuple[int, dict[str, int]]:
+        import asyncpg
+
         conn = await asyncpg.connect(settings.database_url)
         try:
-            return await rewrap_data_keys(conn, old, new)
+            if new_signing_key:
+                await add_signing_key(conn, keys)
+            rewrapped, clean_checks = 0, 0
+            deadline = asyncio.get_running_loop().time() + wait
+            while True:
+                for table in WRAPPED_KEY_TABLES:
+                    while done := await rewrap_chunk(conn, keys, table):
+                        rewrapped += done
+                # A service that has not seen the new key yet may still wrap with the old one,
+                # in a transaction not committed yet, and rows a transaction held were skipped:
+                # done only when none is left twice, a settling pause apart.
+                left = await keys_not_wrapped_by_current(conn, keys)
+                clean_checks = 0 if any(left.values()) else clean_checks + 1
+                if clean_checks == 2 or asyncio.get_running_loop().time() > deadline:
+                    return rewrapped, left
+                await asyncio.sleep(ROTATION_SETTLE_SECONDS if clean_checks else 0.5)
         finally:
             await conn.close()
 
-    count = asyncio.run(rotate())
-    typer.echo(f"re-wrapped {count} data keys from master {old.key_id} to {new.key_id}")
+    rewrapped, left = asyncio.run(rotate())
+    current = keys.current.key_id
+    typer.echo(f"re-wrapped {rewrapped} keys with master key {current}")
+    if any(left.values()):
+        still = ", ".join(f"{table} {n}" for table, n in left.items() if n)
+        typer.echo(f"still wrapped by another master key: {still}; run it again", err=True)
+        raise typer.Exit(1)
+    typer.echo("every key is wrapped by it: the other master keys can be removed")
 
 
 @cli.command()

@@ -2,7 +2,8 @@
 
 Nothing personal is printed unless asked for with --show; sealed letters (customer orders) are
 opened with the master key, and a letter whose key is gone is gone, which the tool says. Every
-letter is checked for the service's signature (a key derived from the master key): anyone who
+letter is checked for the service's signature (its signing key is kept wrapped by the master
+key): anyone who
 can write to a dead-letter topic can put a record there, and those are listed as NOT AUTHENTIC
 and never replayed.
 """
@@ -20,7 +21,7 @@ import asyncpg
 import typer
 
 from contracts.topics import ORDERS, PURCHASE_ORDERS, DocumentTopics
-from service.adapters.crypto import MasterKey
+from service.adapters.crypto import Keyring
 from service.adapters.dead_letters import (
     DeadLetter,
     Original,
@@ -133,10 +134,10 @@ def _settings() -> Settings:
     return configured()
 
 
-def _signer(settings: Settings) -> Signer:
+async def _signer(settings: Settings, db: asyncpg.Connection) -> Signer:
     """The service's letter signer: every command checks signatures, so every one needs the
-    master key (the service signs letters with a key derived from it)."""
-    return letter_signer(settings.load_master_key())
+    master key (the signing key is kept wrapped by it)."""
+    return await letter_signer(db, settings.load_master_key())
 
 
 async def _letters(
@@ -168,7 +169,7 @@ class _Opener:
 
     def __init__(self, settings: Settings, db: asyncpg.Connection) -> None:
         self._settings, self._db = settings, db
-        self._master: MasterKey | None = None
+        self._master: Keyring | None = None
 
     async def __call__(self, letter: DeadLetter) -> Original | None:
         if letter.sealed_key_id is not None and self._master is None:
@@ -244,7 +245,7 @@ def list_letters(
     done with it."""
 
     async def work(settings: Settings, db: asyncpg.Connection) -> None:
-        letters = await _letters(settings, db, family, _signer(settings))
+        letters = await _letters(settings, db, family, await _signer(settings, db))
         shown = [
             (topics, letter)
             for topics, letter in letters
@@ -289,7 +290,7 @@ def replay_letters(
     refused: list[str] = []
 
     async def work(settings: Settings, db: asyncpg.Connection) -> None:
-        signer = _signer(settings)
+        signer = await _signer(settings, db)
         opener = _Opener(settings, db)
         replayed = 0
         for topics, letter in await _letters(settings, db, family, signer):
@@ -342,7 +343,7 @@ def purge_letters(
     purged_by = _operator(operator)
 
     async def work(settings: Settings, db: asyncpg.Connection) -> None:
-        found = await _letters(settings, db, family, _signer(settings))
+        found = await _letters(settings, db, family, await _signer(settings, db))
         letters = [letter for _, letter in found if chosen(letter)]
         destroyed = await purge(db, letters, purged_by)
         typer.echo(f"{len(letters)} purged, {destroyed} sealing keys destroyed")

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 
 from contracts.topics import INVENTORY_MOVEMENTS, all_topics
+from service.adapters.crypto import Keyring
 from service.adapters.database import create_pool, migrate
 from service.adapters.dead_letters import letter_signer
 from service.adapters.kafka import ensure_topics
@@ -24,6 +25,7 @@ from service.app.auth import Gate, TokenVerifier
 from service.app.family import BatchDecider, Family
 from service.app.orders.handler import OrderDecider, order_family
 from service.app.processor import CommandProcessor, RetryPolicy
+from service.app.provenance import Signer
 from service.app.purchase_orders.handler import PurchaseOrderDecider, purchase_order_family
 from service.entrypoints.metrics import ServiceMetrics
 from service.entrypoints.relay_process import RelayProcess
@@ -33,6 +35,8 @@ if TYPE_CHECKING:
     from service.adapters.tracing import Tracing
 
 log = logging.getLogger(__name__)
+
+SIGNING_KEYS_REFRESH_SECONDS = 10.0
 
 
 @dataclass
@@ -76,6 +80,8 @@ class Runtime:
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     _processors: dict[str, CommandProcessor[Any]] = field(default_factory=dict)
     _verifier: TokenVerifier | None = None
+    _master_keys: Keyring | None = None
+    _signing_task: asyncio.Task[None] | None = None
 
     def __post_init__(self) -> None:
         prefix = self.settings.topic_prefix
@@ -114,7 +120,12 @@ class Runtime:
         await ensure_topics(s.kafka_connection(), all_topics(s.topic_prefix), s.topic_partitions)
         self._pool = await create_pool(s.database_url, s.database_pool_size)
         store = PostgresStore(self._pool, master, s.dead_letter_retention_hours)
-        signer = letter_signer(master)
+        async with self._pool.acquire() as conn:
+            signer = await letter_signer(conn, master)
+        self._master_keys = master
+        self._signing_task = asyncio.create_task(
+            self._refresh_signing_keys(signer, master), name="signing-keys"
+        )
         retry = RetryPolicy(
             max_backoff_seconds=s.retry_max_backoff_seconds,
             unexpected_failure_attempts=s.unexpected_failure_attempts,
@@ -139,6 +150,19 @@ class Runtime:
         if self.metrics is not None:
             self.metrics.watch_relay(self.relay_status)
 
+    async def _refresh_signing_keys(self, signer: Signer, keys: Keyring) -> None:
+        """A rotation adds a signing key; pick it up (and what it re-wrapped) while running."""
+        assert self._pool is not None
+        while not self._stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), SIGNING_KEYS_REFRESH_SECONDS)
+                return
+            try:
+                async with self._pool.acquire(timeout=5) as conn:
+                    signer.adopt(await letter_signer(conn, keys))
+            except Exception as error:  # the keys in use stay; try again next time
+                log.warning("reading the signing keys failed: %s", type(error).__name__)
+
     def stop_processing(self) -> None:
         for processor in self._processors.values():
             processor.stop()
@@ -149,6 +173,9 @@ class Runtime:
         if self._relay_task is not None:
             with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
                 await asyncio.wait_for(self._relay_task, 10)
+        if self._signing_task is not None:
+            with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
+                await asyncio.wait_for(self._signing_task, 5)
         if self._relay is not None:
             await asyncio.to_thread(self._relay.stop)
         if self._relay_dir is not None:
@@ -255,6 +282,9 @@ class Runtime:
         key_problem = self._verifier.problem() if self._verifier is not None else None
         if key_problem is not None:
             reasons.append(f"auth: {key_problem}")
+        master_problem = self._master_keys.problem() if self._master_keys is not None else None
+        if master_problem is not None:
+            reasons.append(f"master keys: {master_problem}")
         reasons += [
             f"consumer: {message} cannot be parked ({failure})"
             for message, failure in self.unanswered().items()

@@ -23,9 +23,9 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 
 from contracts.topics import INVENTORY_MOVEMENTS, ORDERS, PURCHASE_ORDERS, DocumentTopics
-from service.adapters.crypto import DecryptionError, MasterKey, new_key
+from service.adapters.crypto import DecryptionError, MasterKey, MasterKeyring, new_key
 from service.adapters.database import migrate
-from service.adapters.personal_data import rewrap_data_keys
+from service.adapters.personal_data import WRAPPED_KEY_TABLES, rewrap_chunk
 from service.infra.embedded import EmbeddedPostgres, _postgres_bin, _run_as
 from service.infra.processes import free_port
 from service.settings import Settings
@@ -255,7 +255,10 @@ async def test_a_redacted_order_leaves_no_trace_anywhere(
         )
         # ...and once the master key is rotated, a wrapped key copied earlier (a backup) is dead.
         successor = MasterKey(new_key())
-        await rewrap_data_keys(remaining, settings.load_master_key(), successor)
+        rotating = MasterKeyring([successor, settings.load_master_key().current])
+        for table in WRAPPED_KEY_TABLES:
+            while await rewrap_chunk(remaining, rotating, table):
+                pass
     finally:
         await remaining.close()
     for row in captured:

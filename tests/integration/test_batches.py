@@ -12,19 +12,20 @@ from typing import Any
 import asyncpg
 
 from service.adapters.crypto import MasterKey, new_key
-from service.adapters.dead_letters import letter_signer
 from service.adapters.store import PostgresStore
 from service.app.family import Decided
 from service.app.incoming import IncomingMessage
 from service.app.parse import ValidCommand
 from service.app.ports import Outcome, UnitOfWork
 from service.app.processor import CommandProcessor, RetryPolicy
+from service.app.provenance import Signer
 from service.app.purchase_orders.handler import PurchaseOrderDecider, purchase_order_family
 from tests.support import change_status, create
 
 FAMILY = purchase_order_family("it.")
 TOPICS = FAMILY.topics
 MASTER = MasterKey(new_key())
+SIGNER = Signer(new_key(), "it")
 offsets = count()
 FAST_RETRY = RetryPolicy(first_backoff_seconds=0.01, max_backoff_seconds=0.05)
 
@@ -39,7 +40,7 @@ def processor(pool: asyncpg.Pool, decider: Any = None) -> CommandProcessor[Any]:
         PostgresStore(pool, MASTER),
         decider or PurchaseOrderDecider(FAMILY, "it.movements"),
         max_command_bytes=65536,
-        signer=letter_signer(MASTER),
+        signer=SIGNER,
         retry=FAST_RETRY,
     )
 

@@ -14,7 +14,7 @@ import asyncpg
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from service.adapters.crypto import MasterKey
+from service.adapters.crypto import new_key
 from service.adapters.dead_letters import (
     NotAuthentic,
     Original,
@@ -140,7 +140,7 @@ async def actions(db: asyncpg.Connection, topic: str) -> list[tuple[int, str, st
 
 @pytest.fixture
 def signer() -> Signer:
-    return letter_signer(MasterKey.from_text(MasterKey.generate_text(), "test"))
+    return Signer(new_key(), "x")
 
 
 async def test_a_replay_carries_the_letters_authority_not_a_token_and_names_its_origin(
@@ -171,10 +171,7 @@ async def test_a_replay_carries_the_letters_authority_not_a_token_and_names_its_
         "replayed_by": "alice",
     }
     assert read_replay(signer, record) == ReplayGrant(f"{dlq}/0/0", BUYER, "alice")
-    assert (
-        read_replay(letter_signer(MasterKey.from_text(MasterKey.generate_text(), "t")), record)
-        is None
-    )
+    assert read_replay(Signer(new_key(), "x"), record) is None
     assert await actions(db, dlq) == [(0, "replayed", "alice")]
 
 
@@ -195,7 +192,7 @@ async def test_a_letter_without_the_services_signature_is_not_authentic_and_not_
     await publish_forgery(stack, dlq, str(real_key))
     # A real letter signed under another master key (rotated, or another deployment's) is no
     # more this service's than a forgery.
-    stranger = letter_signer(MasterKey.from_text(MasterKey.generate_text(), "other"))
+    stranger = Signer(new_key(), "x")
     await publish_letter(
         stack, dead_letter_message(family, parked(commands), "bad", BUYER, stranger)
     )
@@ -225,7 +222,7 @@ async def test_the_cli_lists_forgeries_as_not_authentic_and_refuses_to_replay_th
     family = purchase_order_family(settings.topic_prefix)
     commands, dlq = family.topics.commands, family.topics.dead_letters
     await ensure_topics(connection, [commands, dlq], 1)
-    signer = letter_signer(settings.load_master_key())
+    signer = await letter_signer(db, settings.load_master_key())
     await publish_letter(stack, dead_letter_message(family, parked(commands), "bad", BUYER, signer))
     await publish_forgery(stack, dlq)
     # Refused before its token was checked: the letter records no authority.

@@ -14,7 +14,6 @@ import asyncpg
 import pytest
 
 from service.adapters.crypto import MasterKey, new_key
-from service.adapters.dead_letters import letter_signer
 from service.adapters.order_store import RECORD_COLUMNS
 from service.adapters.personal_data import PersonalDataVault
 from service.adapters.store import PostgresStore
@@ -22,6 +21,7 @@ from service.app.incoming import IncomingMessage
 from service.app.orders.handler import OrderDecider, order_family
 from service.app.ports import Outcome
 from service.app.processor import CommandProcessor, RetryPolicy
+from service.app.provenance import Signer
 from tests.support import (
     address,
     create_order,
@@ -35,6 +35,7 @@ from tests.support import (
 FAMILY = order_family("it.")
 TOPICS = FAMILY.topics
 MASTER = MasterKey(new_key())
+SIGNER = Signer(new_key(), "it")
 offsets = count()
 
 
@@ -48,7 +49,7 @@ def processor(pool: asyncpg.Pool) -> CommandProcessor[Any]:
         PostgresStore(pool, MASTER),
         OrderDecider(FAMILY, "it.movements"),
         max_command_bytes=65536,
-        signer=letter_signer(MASTER),
+        signer=SIGNER,
         retry=RetryPolicy(first_backoff_seconds=0.01, max_backoff_seconds=0.05),
     )
 

@@ -12,21 +12,22 @@ from typing import Any
 import asyncpg
 import pytest
 
-from service.adapters.crypto import DecryptionError, MasterKey, new_key
-from service.adapters.dead_letters import letter_signer
+from service.adapters.crypto import DecryptionError, MasterKey, MasterKeyring, new_key
 from service.adapters.headers import decode_headers
-from service.adapters.personal_data import open_dead_letter, rewrap_data_keys
+from service.adapters.personal_data import WRAPPED_KEY_TABLES, open_dead_letter, rewrap_chunk
 from service.adapters.relay import delete_expired
 from service.adapters.store import PostgresStore
 from service.app.incoming import IncomingMessage
 from service.app.orders.handler import OrderDecider, order_family
 from service.app.ports import Outcome
 from service.app.processor import CommandProcessor
+from service.app.provenance import Signer
 from service.domain import orders
 from tests.support import (
     address,
     create_order,
     delete_order,
+    order_command,
     order_status,
     redact_customer,
     update_order,
@@ -34,6 +35,7 @@ from tests.support import (
 
 FAMILY = order_family("it.")
 MASTER = MasterKey(new_key())
+SIGNER = Signer(new_key(), "it")
 offsets = count()
 
 
@@ -48,7 +50,7 @@ def processor(pool: asyncpg.Pool) -> CommandProcessor[Any]:
         PostgresStore(pool, MASTER),
         OrderDecider(FAMILY, "it.movements"),
         max_command_bytes=65536,
-        signer=letter_signer(MASTER),
+        signer=SIGNER,
     )
 
 
@@ -181,7 +183,12 @@ async def test_rotating_the_master_key_rewraps_every_data_key(
     for order_id in ("O-1", "O-2"):
         assert await processor.process(message(create_order(order_id))) is Outcome.ACCEPTED
     successor = MasterKey(new_key())
-    assert await rewrap_data_keys(db, MASTER, successor) == 6
+    rotating = MasterKeyring([successor, MASTER])
+    rewrapped = 0
+    for table in WRAPPED_KEY_TABLES:
+        while chunk := await rewrap_chunk(db, rotating, table):
+            rewrapped += chunk
+    assert rewrapped == 6
     masters = await db.fetch("SELECT DISTINCT master_key_id FROM data_keys")
     assert [m["master_key_id"] for m in masters] == [successor.key_id]
     async with PostgresStore(pool, successor).unit_of_work() as uow:
@@ -236,4 +243,42 @@ async def test_dead_letters_of_orders_are_sealed_kept_for_a_while_and_erased_wit
     # The other letter named nobody: it goes when its retention ends (the relay's cleanup).
     await db.execute("UPDATE dead_letter_keys SET expires_at = now() - interval '1 second'")
     await delete_expired(db, inbox_retention_hours=1)
+    assert await db.fetchval("SELECT count(*) FROM dead_letter_keys") == 0
+
+
+async def test_a_letter_sealed_beside_or_after_an_erasure_is_gone_from_the_start(
+    processor: CommandProcessor[Any], db: asyncpg.Connection
+) -> None:
+    for order_id in ("O-1", "O-2", "O-3"):
+        assert await processor.process(message(create_order(order_id))) is Outcome.ACCEPTED
+    too_many_lines = {**address(), "lines": ["x"] * 5}
+    invalid = update_order("O-1", {"shipping_address": too_many_lines})
+    erase = redact_customer("CUST-1")
+    erased = IncomingMessage(
+        "it.orders", 1, next(offsets), 1, b"CUST-1", json.dumps(erase).encode()
+    )
+    # The invalid update comes first in the batch; the erasure still takes its letter.
+    assert await processor.process_batch([message(invalid), erased]) == [
+        Outcome.DEAD_LETTERED,
+        Outcome.ACCEPTED,
+    ]
+    assert await db.fetchval("SELECT count(*) FROM dead_letter_keys") == 0
+    # After the erasure: a letter about the erased customer's order is never kept.
+    late = update_order("O-2", {"billing_address": too_many_lines})
+    assert await processor.process(message(late)) is Outcome.DEAD_LETTERED
+    assert await db.fetchval("SELECT count(*) FROM dead_letter_keys") == 0
+
+
+async def test_a_letter_that_cannot_be_read_goes_with_the_order_its_key_names(
+    processor: CommandProcessor[Any], db: asyncpg.Connection
+) -> None:
+    assert await processor.process(message(create_order("O-7"))) is Outcome.ACCEPTED
+    unreadable = b'{"order_id": "O-7", "order_id": "O-7", "name": "' + CANARIES["name"].encode()
+    assert await processor.process(raw_message(unreadable, key=b"O-7")) is Outcome.DEAD_LETTERED
+    [linked] = await db.fetch("SELECT tenant_id, order_id FROM dead_letter_keys")
+    assert tuple(linked) == (None, "O-7")
+    redact = order_command("order.redact", "O-7", {})
+    assert await processor.process(message(redact)) is Outcome.ACCEPTED
+    cancel = order_status("O-7", "cancelled")  # the erasure waited for fulfilment to stop
+    assert await processor.process(message(cancel)) is Outcome.ACCEPTED
     assert await db.fetchval("SELECT count(*) FROM dead_letter_keys") == 0

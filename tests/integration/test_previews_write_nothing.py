@@ -25,7 +25,6 @@ import pytest
 
 from service.adapters.crypto import MasterKey, new_key
 from service.adapters.database import create_pool, migrate
-from service.adapters.dead_letters import letter_signer
 from service.adapters.preview_store import WriteInPreviewError
 from service.adapters.store import PostgresStore
 from service.app.family import BatchDecider
@@ -33,6 +32,7 @@ from service.app.incoming import IncomingMessage
 from service.app.orders.handler import OrderDecider, order_family
 from service.app.ports import OutboxMessage, Outcome
 from service.app.processor import CommandProcessor, RetryPolicy
+from service.app.provenance import Signer
 from service.app.purchase_orders.handler import PurchaseOrderDecider, purchase_order_family
 from service.infra.embedded import EmbeddedPostgres
 from service.infra.processes import free_port
@@ -56,6 +56,7 @@ from tests.support import (
 ORDERS = order_family("pv.")
 PURCHASE_ORDERS = purchase_order_family("pv.")
 MASTER = MasterKey(new_key())
+SIGNER = Signer(new_key(), "it")
 offsets = count()
 
 
@@ -101,7 +102,7 @@ def processor(pool: asyncpg.Pool, decider: BatchDecider[Any]) -> CommandProcesso
         PostgresStore(pool, MASTER),
         decider,
         max_command_bytes=65536,
-        signer=letter_signer(MASTER),
+        signer=SIGNER,
         retry=RetryPolicy(first_backoff_seconds=0.01, max_backoff_seconds=0.05),
     )
 

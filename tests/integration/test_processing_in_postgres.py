@@ -14,20 +14,20 @@ import asyncpg
 import pytest
 
 from service.adapters.crypto import MasterKey, new_key
-from service.adapters.dead_letters import letter_signer
 from service.adapters.headers import decode_headers
 from service.adapters.store import PostgresStore
 from service.app.incoming import IncomingMessage
 from service.app.outcomes import REPLAYED_FROM
 from service.app.ports import Outcome
 from service.app.processor import CommandProcessor, RetryPolicy
-from service.app.provenance import replay_headers
+from service.app.provenance import Signer, replay_headers
 from service.app.purchase_orders.handler import PurchaseOrderDecider, purchase_order_family
 from tests.support import change_status, create
 
 FAMILY = purchase_order_family("it.")
 TOPICS = FAMILY.topics
 MASTER = MasterKey(new_key())
+SIGNER = Signer(new_key(), "it")
 offsets = count()
 
 
@@ -43,7 +43,7 @@ def processor(pool: asyncpg.Pool) -> CommandProcessor[Any]:
         PostgresStore(pool, MASTER),
         PurchaseOrderDecider(FAMILY, "it.movements"),
         max_command_bytes=65536,
-        signer=letter_signer(MASTER),
+        signer=SIGNER,
         retry=retry,
     )
 
@@ -140,7 +140,7 @@ async def test_a_message_that_keeps_failing_is_parked_and_processing_goes_on(
         _BuggyStore(PostgresStore(pool, MASTER)),
         PurchaseOrderDecider(FAMILY, "it.movements"),
         max_command_bytes=65536,
-        signer=letter_signer(MASTER),
+        signer=SIGNER,
         retry=retry,
     )
     poison = message(create("PO-BUG"))
@@ -176,14 +176,14 @@ async def test_a_replayed_dead_letter_is_decided_once_after_the_fix(
         _BuggyStore(PostgresStore(pool, MASTER)),
         PurchaseOrderDecider(FAMILY, "it.movements"),
         max_command_bytes=65536,
-        signer=letter_signer(MASTER),
+        signer=SIGNER,
         retry=fast,
     )
     fixed = CommandProcessor(
         PostgresStore(pool, MASTER),
         PurchaseOrderDecider(FAMILY, "it.movements"),
         max_command_bytes=65536,
-        signer=letter_signer(MASTER),
+        signer=SIGNER,
         retry=fast,
     )
     body = create("PO-BUG")
@@ -192,7 +192,7 @@ async def test_a_replayed_dead_letter_is_decided_once_after_the_fix(
     def replayed(body: dict[str, Any] = body) -> IncomingMessage:
         original = message(body)
         headers = replay_headers(
-            letter_signer(MASTER),
+            SIGNER,
             original.topic,
             original.key,
             original.value or b"",

@@ -9,8 +9,6 @@ from dataclasses import replace
 
 import pytest
 
-from service.adapters.crypto import MasterKey
-from service.adapters.dead_letters import letter_signer
 from service.app.incoming import IncomingMessage
 from service.app.outcomes import REPLAYED_FROM, dead_letter_message, sealed_dead_letter_message
 from service.app.ports import Claims, OutboxMessage
@@ -148,20 +146,6 @@ def test_a_letter_is_not_authentic_under_another_key_or_key_id() -> None:
 def test_an_absent_key_signs_as_the_empty_key_the_service_writes() -> None:
     signed = signed_letter(SIGNER, OutboxMessage("t.dlq", b"", b"v"))
     assert letter_is_authentic(SIGNER, "t.dlq", None, b"v", signed.headers)
-
-
-def test_the_letter_signer_uses_a_key_derived_from_the_master_key() -> None:
-    master = MasterKey(KEY)
-    derived = master.derive("dead-letters")
-    assert len(derived) == 32
-    assert derived not in (master.key, master.derive("something else"))
-    assert derived == MasterKey(KEY).derive("dead-letters"), "deterministic"
-    signer = letter_signer(master)
-    assert signer.key_id == master.key_id
-    signed = signed_letter(signer, letter())
-    assert authentic(signed, letter_signer(MasterKey(KEY)))
-    assert not authentic(signed, Signer(master.key, master.key_id)), "not the master key itself"
-    assert not authentic(signed, letter_signer(MasterKey(bytes(32))))
 
 
 @pytest.mark.parametrize("claims", [CUSTOMER, None, Claims("ops", "iss", None, None, frozenset())])
@@ -325,3 +309,17 @@ def test_the_dead_letters_the_service_writes_are_signed_and_record_their_authori
     )
     assert authentic(sealed)
     assert dict(sealed.headers)[LETTER_AUTHORITY] == b"null"
+
+
+def test_a_signer_signs_with_its_newest_key_and_verifies_with_every_one() -> None:
+    old = Signer(b"o" * 32, "old")
+    signed_before = signed_letter(old, letter())
+    rotated = Signer(b"n" * 32, "new", {"old": b"o" * 32})
+    signed_after = signed_letter(rotated, letter())
+    assert authentic(signed_before, rotated)
+    assert authentic(signed_after, rotated)
+    assert not authentic(signed_after, old)  # a process that has not adopted the new key
+    old.adopt(rotated)
+    assert authentic(signed_after, old)
+    assert old.key_id == "new"
+    assert not authentic(signed_before, Signer(b"n" * 32, "new"))  # the old key retired
