@@ -35,6 +35,11 @@ from tests.support import change_status, create, create_order, order_status, red
 Command = dict[str, Any]
 
 
+MASTER_KEY = MasterKey.generate_text()
+"""One master key for every service a run starts: they share a database, and what one wraps
+(data keys, the signing key) the next must open."""
+
+
 class Service:
     """The service as a separate process, configured like `make run`."""
 
@@ -50,7 +55,7 @@ class Service:
             "TOPIC_PREFIX": self.prefix,
             "CONSUMER_GROUP": f"{self.prefix}service",
             "HEALTH_PORT": str(self.health_port),
-            "MASTER_KEY": MasterKey.generate_text(),
+            "MASTER_KEY": MASTER_KEY,
             "LOG_LEVEL": "WARNING",
             # Like `make run`: commands name their actors (older checkouts ignore the second).
             "AUTH_MODE": "off",
