@@ -115,21 +115,32 @@ class Gate(Generic[C]):
     ) -> ValidCommand[C] | Unauthorized:
         if self._mode is AuthMode.OFF:
             return self._on_its_word(command)
+        presented = self._presented(headers)
+        if presented is None:
+            return self._on_its_word(command)
+        if isinstance(presented, tuple):
+            return _refuse(command, *presented)
+        return self._authorize(command, presented)
+
+    def _presented(
+        self, headers: Sequence[tuple[str, bytes]]
+    ) -> Claims | tuple[Refusal, str] | None:
+        """The verified claims of the message's one token; why it cannot count; or None when
+        the message carries none."""
         raw = [value for name, value in headers if name.lower() == AUTHORIZATION]
         if not raw:
-            return self._on_its_word(command)
+            return None
         if len(raw) > 1:
             # A gateway that checked the first and a service that reads the last would disagree.
-            return _refuse(command, Refusal.SEVERAL_TOKENS, _SEVERAL_TOKENS)
+            return Refusal.SEVERAL_TOKENS, _SEVERAL_TOKENS
         token = _bearer(raw[0])
         if token is None:
-            return _refuse(command, Refusal.NOT_BEARER, _NOT_BEARER)
+            return Refusal.NOT_BEARER, _NOT_BEARER
         assert self._verifier is not None
         try:
-            claims = self._verifier.verify(token)
+            return self._verifier.verify(token)
         except InvalidToken as error:
-            return _refuse(command, Refusal.INVALID_TOKEN, f"the token is not valid: {error}")
-        return self._authorize(command, claims)
+            return Refusal.INVALID_TOKEN, f"the token is not valid: {error}"
 
     def token_of(
         self, headers: Sequence[tuple[str, bytes]], command_id: UUID | None
@@ -137,16 +148,12 @@ class Gate(Generic[C]):
         """The claims of the one valid token among `headers` if it is bound to `command_id`,
         whatever becomes of the message: a token seen on a message that is then refused is
         used up all the same (one bound to another command is not this message's to use)."""
-        raw = [value for name, value in headers if name.lower() == AUTHORIZATION]
-        if self._mode is AuthMode.OFF or len(raw) != 1 or (token := _bearer(raw[0])) is None:
+        if self._mode is AuthMode.OFF:
             return None
-        assert self._verifier is not None
-        try:
-            claims = self._verifier.verify(token)
-        except InvalidToken:
+        claims = self._presented(headers)
+        if not isinstance(claims, Claims) or claims.token_id is None or command_id is None:
             return None
-        bound = claims.token_id is not None and _uuid(claims.token_id) == command_id
-        return claims if bound and command_id is not None else None
+        return claims if _uuid(claims.token_id) == command_id else None
 
     def admit_replay(
         self, command: ValidCommand[C], first_admitted_on: Claims | None

@@ -127,7 +127,7 @@ def parse_command(
 
     id_field = spec.id_field_for(getattr(contract, "type", None))
     document_id: str = getattr(contract, id_field)
-    if _key_text(message.key) != document_id:
+    if key_text(message.key) != document_id:
         return InvalidCommand(
             identity,
             (
@@ -152,7 +152,8 @@ def parse_command(
     )
 
 
-def _key_text(key: bytes | None) -> str | None:
+def key_text(key: bytes | None) -> str | None:
+    """A Kafka key as text; None when there is none or it is not UTF-8."""
     if key is None:
         return None
     try:

@@ -35,6 +35,7 @@ from service.app.parse import (
     Identity,
     InvalidCommand,
     ValidCommand,
+    key_text,
     parse_command,
 )
 from service.app.ports import Answer, Claim, OutboxMessage, Outcome, Store, UnitOfWork
@@ -473,8 +474,5 @@ def _described(error: BaseException) -> str:
 
 def _key_text(key: bytes | None) -> str | None:
     """A Kafka key as text, when it is short, storable UTF-8."""
-    try:
-        text = key.decode("utf-8") if key else None
-    except UnicodeDecodeError:
-        return None
+    text = key_text(key)
     return text if text and len(text) <= 200 and is_storable(text) else None
