@@ -26,12 +26,12 @@ unit: install
 	$(BIN)/python -m pytest -p no:cacheprovider tests/unit
 
 lint: install
-	$(BIN)/ruff check service contracts tests benchmarks
+	$(BIN)/ruff check service contracts contract_tools tests benchmarks
 	$(BIN)/mypy
 
 ## Regenerate contracts/schemas/*.json and contracts/asyncapi.json from the pydantic models.
 contracts: install
-	$(BIN)/python -m contracts.generate
+	$(BIN)/python -m contract_tools.generate
 
 # On a release: the generated schemas become the baseline that later changes must stay
 # compatible with.

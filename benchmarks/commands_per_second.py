@@ -218,6 +218,11 @@ async def throughput(client: Client, phases: list[list[Command]]) -> float:
     return len(commands) / (time.perf_counter() - started)
 
 
+def numbered(prefix: str) -> Callable[[int], Command]:
+    """Creates of purchase orders prefix-0, prefix-1, ... by number."""
+    return lambda i: create(f"{prefix}-{i}")
+
+
 async def offered(client: Client, make: Callable[[int], Command], rate: int, seconds: float) -> str:
     """Commands at a steady rate; percentiles of produce -> outcome readable."""
     commands = [make(i) for i in range(int(rate * seconds))]
@@ -346,9 +351,7 @@ async def run(
         print(f"  CPU per command (us): {used}")
         for offered_rate in (10, 1000, 2000):
             seconds = 5 if offered_rate > 10 else 20
-            line = await offered(
-                po, lambda i, r=offered_rate: create(f"L{r}-{i}"), offered_rate, seconds
-            )
+            line = await offered(po, numbered(f"L{offered_rate}"), offered_rate, seconds)
             print(f"  latency at {offered_rate:>5} commands/s offered: {line}")
         await po.stop()
         co = await client_for(running, stack, ORDERS, "order_id")

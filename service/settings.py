@@ -28,6 +28,11 @@ class Settings(BaseSettings):
     kafka_bootstrap_servers: str = DEV_KAFKA_BOOTSTRAP_SERVERS
     topic_prefix: str = Field(default="", description="Prepended to every topic name.")
     topic_partitions: Annotated[int, Field(ge=1)] = 3
+    extra_families: list[str] = Field(
+        default=[],
+        description="Families to run beside the built-in ones, as a JSON list of"
+        " 'package.module:factory' import paths (see the README's 'Adding a family').",
+    )
     consumer_group: str = "order-lifecycle-service"
     batch_max_records: Annotated[int, Field(ge=1, le=100_000)] = Field(
         default=1000, description="Most commands decided in one transaction."
@@ -134,17 +139,6 @@ class Settings(BaseSettings):
     preview_max_per_batch: Annotated[int, Field(ge=0, le=10_000)] = Field(
         default=100,
         description="Most dry runs decided per batch; the rest are answered `rate_limited`.",
-    )
-    inventory_database_url: str | None = Field(
-        default=None,
-        description="Reference inventory consumer: where it keeps stock (default DATABASE_URL;"
-        " its tables live in schema reference_inventory).",
-    )
-    inventory_consumer_group: str = "reference-inventory"
-    inventory_dedup_hours: Annotated[float, Field(gt=0)] = Field(
-        default=168.0,
-        description="How long the reference consumer remembers applied movement ids; keep it at"
-        " least as long as inventory.movements keeps messages.",
     )
     metrics_enabled: bool = Field(
         default=True, description="Serve Prometheus metrics on GET /metrics."

@@ -23,19 +23,20 @@ from datetime import datetime
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from service.adapters.crypto import Keyring, new_key
-from service.adapters.kafka_connection import KafkaConnection
-from service.adapters.personal_data import open_dead_letter
-from service.app.auth import AUTHORIZATION
-from service.app.outcomes import (
+from contracts.headers import (
+    AUTHORIZATION,
+    DEAD_LETTER_AUTHORITY,
     DEAD_LETTER_KEY,
     DEAD_LETTER_PREFIX,
     DEAD_LETTER_REASON,
     DEAD_LETTER_SOURCE,
+    REPLAY_PREFIX,
 )
+from service.adapters.crypto import Keyring, new_key
+from service.adapters.kafka_connection import KafkaConnection
+from service.adapters.personal_data import open_dead_letter
 from service.app.ports import Claims
 from service.app.provenance import (
-    LETTER_AUTHORITY,
     Signer,
     authority_from_json,
     letter_is_authentic,
@@ -44,10 +45,6 @@ from service.app.provenance import (
 from service.errors import ConfigurationError, ServiceError
 
 Headers = tuple[tuple[str, bytes], ...]
-
-REPLAY_PREFIX = "x-replay"
-"""x-replayed-from, x-replay-authority, x-replay-signature: a replay's own headers, never
-copied from the letter (a letter of a replayed command still has the old ones)."""
 
 
 LETTER_SIGNING = "dead-letters"
@@ -231,7 +228,7 @@ async def read_dead_letters(
 def _authority(headers: Headers) -> Claims | None:
     """The authority a letter records; None when it records none (or, never from this service,
     not exactly one readable one: less authority is the safe side)."""
-    recorded = [value for name, value in headers if name == LETTER_AUTHORITY]
+    recorded = [value for name, value in headers if name == DEAD_LETTER_AUTHORITY]
     if len(recorded) != 1:
         return None
     try:

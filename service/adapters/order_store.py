@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 
 import asyncpg
@@ -21,7 +22,7 @@ from service.adapters.personal_data import (
     destroy_dead_letters_of_orders,
     groups_of,
 )
-from service.app.ports import DocumentKey, OrderSave
+from service.app.ports import Changes, DocumentKey, Version
 from service.domain import orders
 from service.domain.orders import DataGroup
 
@@ -45,6 +46,23 @@ FROM orders o JOIN unnest($1::text[], $2::text[]) AS k(tenant_id, order_id)
 """
 
 
+@dataclass(frozen=True)
+class OrderSave:
+    """A live order to write: the order it was loaded as (None when new) and its versions."""
+
+    previous: orders.Order | None
+    versions: Sequence[Version[orders.Order]]
+
+    @property
+    def order(self) -> orders.Order:
+        return self.versions[-1].state
+
+
+def _as_order(state: orders.State) -> orders.Order:
+    assert isinstance(state, orders.Order), "a save holds live orders only"
+    return state
+
+
 def _split(keys: Sequence[tuple[str, str]]) -> tuple[list[str], list[str]]:
     """Pairs as the two arrays an `unnest($1::text[], $2::text[])` join takes."""
     return [first for first, _ in keys], [second for _, second in keys]
@@ -55,10 +73,7 @@ class PostgresOrders:
         self._conn = conn
         self._vault = PersonalDataVault(conn, master)
 
-    async def load(self, tenant_id: str, order_id: str) -> orders.State | None:
-        return (await self.load_states([(tenant_id, order_id)])).get((tenant_id, order_id))
-
-    async def load_states(self, keys: Sequence[DocumentKey]) -> dict[DocumentKey, orders.State]:
+    async def load_many(self, keys: Sequence[DocumentKey]) -> dict[DocumentKey, orders.State]:
         found: dict[DocumentKey, orders.State] = dict(await self._load_live(keys))
         missing = [key for key in keys if key not in found]
         if missing:
@@ -73,10 +88,6 @@ class PostgresOrders:
                     row["tenant_id"], row["order_id"], row["last_version"], row["deleted_at"]
                 )
         return found
-
-    async def load_many(self, tenant_id: str, order_ids: Sequence[str]) -> dict[str, orders.Order]:
-        live = await self._load_live([(tenant_id, order_id) for order_id in order_ids])
-        return {order_id: order for (_, order_id), order in live.items()}
 
     async def _load_live(self, keys: Sequence[DocumentKey]) -> dict[DocumentKey, orders.Order]:
         if not keys:
@@ -155,7 +166,20 @@ class PostgresOrders:
         )
         return redactions
 
-    async def save_many(self, saves: Sequence[OrderSave]) -> None:
+    async def save_many(self, changes: Changes[orders.State]) -> None:
+        """The live orders with their versions, then the deleted ones."""
+        await self._save_live(
+            [
+                OrderSave(
+                    _as_order(save.previous) if save.previous is not None else None,
+                    [Version(_as_order(v.state), v.entry) for v in save.versions],
+                )
+                for save in changes.saves()
+            ]
+        )
+        await self._delete(changes.deletions())
+
+    async def _save_live(self, saves: Sequence[OrderSave]) -> None:
         """Orders, items, vouchers, history and personal-data records in a few statements for
         any number of orders: groups unchanged since `previous` keep their records, changed
         ones get new records, and newly redacted ones lose their keys."""
@@ -308,7 +332,7 @@ class PostgresOrders:
                 [order.order_id for order, _ in taken],
             )
 
-    async def delete_many(self, tombstones: Sequence[orders.DeletedOrder]) -> None:
+    async def _delete(self, tombstones: Sequence[orders.State]) -> None:
         """Remove the orders (their items and voucher rows go with them: ON DELETE CASCADE)
         and their history, crypto-shred their personal data, and leave their tombstones."""
         if not tombstones:

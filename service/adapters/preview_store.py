@@ -9,27 +9,30 @@ make does nothing, and the writes whose answer the deciders use are answered fro
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
-from typing import NoReturn
+from typing import Any, Generic, NoReturn, TypeVar
 from uuid import UUID
 
 import asyncpg
 
+from contracts.topics import ORDERS
 from service.adapters.personal_data import count_dead_letters_of_customer
+from service.app.orders.ports import OrderRepository
 from service.app.ports import (
     Answer,
+    Changes,
     Claim,
     DocumentKey,
-    OrderRepository,
-    OrderSave,
+    DocumentKind,
+    DocumentRepository,
     OutboxMessage,
-    PurchaseOrderChanges,
-    PurchaseOrderRepository,
     UnitOfWork,
 )
 from service.domain import orders
-from service.domain import purchase_orders as po
+from service.domain.documents import Document
+
+S = TypeVar("S", bound=Document)
 
 
 class WriteInPreviewError(RuntimeError):
@@ -40,14 +43,16 @@ def _refuse(what: str) -> NoReturn:
     raise WriteInPreviewError(f"{what} writes, and a preview writes nothing")
 
 
-class PreviewPurchaseOrders:
-    def __init__(self, reads: PurchaseOrderRepository) -> None:
+class ReadOnlyDocuments(Generic[S]):
+    """Loads like the real repository; saving does nothing."""
+
+    def __init__(self, reads: DocumentRepository[S]) -> None:
         self._reads = reads
 
-    async def load_many(self, keys: Sequence[DocumentKey]) -> dict[DocumentKey, po.State]:
+    async def load_many(self, keys: Sequence[DocumentKey]) -> dict[DocumentKey, S]:
         return await self._reads.load_many(keys)
 
-    async def save_many(self, changes: PurchaseOrderChanges) -> None:
+    async def save_many(self, changes: Changes[S]) -> None:
         return None
 
 
@@ -56,14 +61,8 @@ class PreviewOrders:
         self._conn = conn
         self._reads = reads
 
-    async def load(self, tenant_id: str, order_id: str) -> orders.State | None:
-        return await self._reads.load(tenant_id, order_id)
-
-    async def load_states(self, keys: Sequence[DocumentKey]) -> dict[DocumentKey, orders.State]:
-        return await self._reads.load_states(keys)
-
-    async def load_many(self, tenant_id: str, order_ids: Sequence[str]) -> dict[str, orders.Order]:
-        return await self._reads.load_many(tenant_id, order_ids)
+    async def load_many(self, keys: Sequence[DocumentKey]) -> dict[DocumentKey, orders.State]:
+        return await self._reads.load_many(keys)
 
     async def voucher_holders(
         self, vouchers: Sequence[tuple[str, str]]
@@ -93,12 +92,13 @@ class PreviewOrders:
         )
         return recorded
 
-    async def save_many(self, saves: Sequence[OrderSave]) -> None:
+    async def save_many(self, changes: Changes[orders.State]) -> None:
         # Sealing would write the personal data and make data keys: the very thing to avoid.
         return None
 
-    async def delete_many(self, tombstones: Sequence[orders.DeletedOrder]) -> None:
-        return None
+
+DEDICATED_PREVIEWS: dict[str, Callable[[asyncpg.Connection, Any], Any]] = {ORDERS: PreviewOrders}
+"""Previews of the kinds the store keeps in tables of their own (see store.py)."""
 
 
 class PreviewUnitOfWork:
@@ -107,9 +107,16 @@ class PreviewUnitOfWork:
     to the processor, so reaching them from here is a bug, and it says so."""
 
     def __init__(self, conn: asyncpg.Connection, reads: UnitOfWork) -> None:
+        self._conn = conn
         self._reads = reads
-        self.purchase_orders = PreviewPurchaseOrders(reads.purchase_orders)
-        self.orders = PreviewOrders(conn, reads.orders)
+
+    def documents(self, kind: DocumentKind[S]) -> DocumentRepository[S]:
+        reads = self._reads.documents(kind)
+        preview = DEDICATED_PREVIEWS.get(kind.name)
+        repository: DocumentRepository[S] = (
+            preview(self._conn, reads) if preview is not None else ReadOnlyDocuments(reads)
+        )
+        return repository
 
     def previewing(self) -> AbstractAsyncContextManager[UnitOfWork]:
         return self._reads.previewing()

@@ -5,24 +5,34 @@ The inbox, outbox and locks live here; each document family has its own reposito
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
+from typing import Any, TypeVar
 from uuid import UUID
 
 import asyncpg
 
+from contracts.topics import ORDERS
 from service.adapters.crypto import Keyring, UnknownMasterKey
 from service.adapters.database import TRANSIENT_ERRORS
+from service.adapters.document_store import JsonDocuments
 from service.adapters.headers import encode_headers
 from service.adapters.locks import LockSpace, lock_name, lock_striped
 from service.adapters.order_store import PostgresOrders
 from service.adapters.personal_data import seal_dead_letter
 from service.adapters.preview_store import PreviewUnitOfWork
-from service.adapters.purchase_order_store import PostgresPurchaseOrders
-from service.app.ports import Answer, Claim, OutboxMessage
-from service.errors import TransientError
+from service.app.ports import Answer, Claim, DocumentKind, DocumentRepository, OutboxMessage
+from service.domain.documents import Document
+from service.errors import ConfigurationError, TransientError
 
 OUTBOX_CHANNEL = "outbox_pending"
+S = TypeVar("S", bound=Document)
+
+DEDICATED_REPOSITORIES: dict[str, Callable[[asyncpg.Connection, Keyring], Any]] = {
+    ORDERS: PostgresOrders,
+}
+"""The kinds of document kept in tables of their own, not as JSON: customer orders, whose
+personal data is sealed field group by field group."""
 
 
 class PostgresUnitOfWork:
@@ -32,8 +42,22 @@ class PostgresUnitOfWork:
         self._conn = conn
         self._master = master
         self._dead_letter_retention_hours = dead_letter_retention_hours
-        self.purchase_orders = PostgresPurchaseOrders(conn)
-        self.orders = PostgresOrders(conn, master)
+        self._repositories: dict[str, Any] = {}
+
+    def documents(self, kind: DocumentKind[S]) -> DocumentRepository[S]:
+        repository: DocumentRepository[S] | None = self._repositories.get(kind.name)
+        if repository is None:
+            if kind.codec is not None:
+                repository = JsonDocuments(self._conn, kind.name, kind.codec)
+            elif kind.name in DEDICATED_REPOSITORIES:
+                repository = DEDICATED_REPOSITORIES[kind.name](self._conn, self._master)
+            else:
+                raise ConfigurationError(
+                    f"documents of kind {kind.name!r} have neither a codec nor a repository of"
+                    " their own"
+                )
+            self._repositories[kind.name] = repository
+        return repository
 
     async def seal_dead_letter(
         self, raw: bytes, tenant_id: str | None, customer_id: str | None, order_id: str | None

@@ -1,17 +1,26 @@
-"""One document family (purchase orders, customer orders) as the processor sees it."""
+"""One document family (purchase orders, customer orders, ...): its registration.
+
+A family is its topics, how its commands are read, how its refusals are shaped, how its
+documents are stored, and its rules (see service/app/kernel.py). Everything that runs families
+(the runtime, the CLI, dead letters, metrics) reads them from the registry
+(service/app/registry.py), so adding a family touches none of it.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from contracts.common import RejectionMetadata
 from contracts.previews import PreviewMetadata
 from contracts.topics import DocumentTopics
 from service.app.parse import CommandSpec, ValidCommand
-from service.app.ports import OutboxMessage, UnitOfWork
+from service.app.ports import DocumentCodec, DocumentKind, OutboxMessage, UnitOfWork
+
+if TYPE_CHECKING:
+    from service.app.kernel import DocumentRules
 
 C = TypeVar("C")
 
@@ -30,6 +39,16 @@ class Family(Generic[C]):
     """Whether the dead letter of a message with this body is published sealed, never as it
     arrived: always where commands carry personal data, and elsewhere whenever the body may
     hold some (see service/app/personal_fields.py)."""
+    rules: DocumentRules[C, Any, Any]
+    codec: DocumentCodec[Any] | None = None
+    """How its documents are kept in the shared document tables; None for a family whose
+    store provides a repository of its own (customer orders, with encrypted personal data)."""
+    command_prefixes: tuple[str, ...] = ()
+    """What the command types it takes start with (the CLI routes `send` by them)."""
+
+    @property
+    def kind(self) -> DocumentKind[Any]:
+        return DocumentKind(self.name, self.codec)
 
     def consumer_group(self, base: str) -> str:
         return f"{base}.{self.name}"

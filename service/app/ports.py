@@ -1,16 +1,16 @@
-"""What the use cases need from storage; the Postgres adapter implements it."""
+"""What the use cases need from storage; the Postgres and in-memory stores implement it."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 from uuid import UUID
 
-from service.domain import orders
-from service.domain import purchase_orders as po
+from service.domain.documents import Document
 
 
 class Claim(StrEnum):
@@ -90,132 +90,101 @@ DocumentKey = tuple[str, str]
 """(tenant_id, document id)."""
 
 
-@dataclass
-class PurchaseOrderChanges:
-    """What a batch changed: the final state of each order it touched, with the snapshot and
-    the new history of the live ones (a deleted order keeps no history)."""
-
-    final: dict[DocumentKey, po.State] = field(default_factory=dict)
-    snapshots: dict[DocumentKey, bytes] = field(default_factory=dict)
-    history: dict[DocumentKey, list[HistoryEntry]] = field(default_factory=dict)
-
-    def record(self, state: po.State, history: Sequence[HistoryEntry]) -> None:
-        key = (state.tenant_id, state.purchase_order_id)
-        self.final[key] = state
-        self.history.setdefault(key, []).extend(history)
-        if history:
-            self.snapshots[key] = history[-1].snapshot
-
-
-class PurchaseOrderRepository(Protocol):
-    async def load_many(self, keys: Sequence[DocumentKey]) -> dict[DocumentKey, po.State]:
-        """The live orders and tombstones among `keys`; orders that never existed are absent."""
-
-    async def save_many(self, changes: PurchaseOrderChanges) -> None:
-        """Write every final state: live orders with their history; deleted ones go for good,
-        history included, leaving only their tombstones."""
+S = TypeVar("S", bound=Document)
 
 
 @dataclass(frozen=True)
-class OrderVersion:
-    """A version of an order a command produced, and its history entry."""
+class Version(Generic[S]):
+    """A version of a live document a command produced, and its history entry."""
 
-    state: orders.Order
+    state: S
     entry: HistoryEntry
 
 
 @dataclass(frozen=True)
-class OrderSave:
-    """An order to write: the state it was loaded in (None for a new order) and the versions
-    that followed, in order; the last is the order's new state."""
+class Save(Generic[S]):
+    """A live document to write: the state it was loaded in (None for a new document) and the
+    versions that followed, in order; the last is its new state."""
 
-    previous: orders.Order | None
-    versions: Sequence[OrderVersion]
+    previous: S | None
+    versions: Sequence[Version[S]]
 
     @property
-    def order(self) -> orders.Order:
+    def document(self) -> S:
         return self.versions[-1].state
 
 
 @dataclass
-class OrderChanges:
-    """What a batch changed: per order it touched, the state it was loaded in, the versions
-    its commands produced and its final state."""
+class Changes(Generic[S]):
+    """What a batch changed in one kind of document: per document it touched, the state it was
+    loaded in, the versions its commands produced and its final state (a deleted document keeps
+    no history)."""
 
-    loaded: Mapping[DocumentKey, orders.State]
-    final: dict[DocumentKey, orders.State] = field(default_factory=dict)
-    versions: dict[DocumentKey, list[OrderVersion]] = field(default_factory=dict)
+    loaded: Mapping[DocumentKey, S]
+    final: dict[DocumentKey, S] = field(default_factory=dict)
+    versions: dict[DocumentKey, list[Version[S]]] = field(default_factory=dict)
 
-    def record(self, state: orders.State, versions: Sequence[OrderVersion]) -> None:
-        key = (state.tenant_id, state.order_id)
+    def record(self, state: S, versions: Sequence[Version[S]]) -> None:
+        key = (state.tenant_id, state.document_id)
         self.final[key] = state
         self.versions.setdefault(key, []).extend(versions)
 
-    def saves(self) -> list[OrderSave]:
-        """The orders that live on, with every version the batch gave them."""
+    def saves(self) -> list[Save[S]]:
+        """The documents that live on, with every version the batch gave them."""
         saves = []
         for key, state in self.final.items():
-            if isinstance(state, orders.Order):
+            if not state.is_deleted:
                 loaded = self.loaded.get(key)
-                previous = loaded if isinstance(loaded, orders.Order) else None
-                saves.append(OrderSave(previous, self.versions[key]))
+                previous = loaded if loaded is not None and not loaded.is_deleted else None
+                saves.append(Save(previous, self.versions[key]))
         return saves
 
-    def deletions(self) -> list[orders.DeletedOrder]:
-        return [state for state in self.final.values() if isinstance(state, orders.DeletedOrder)]
+    def deletions(self) -> list[S]:
+        """The tombstones of the documents the batch deleted."""
+        return [state for state in self.final.values() if state.is_deleted]
 
 
-class OrderRepository(Protocol):
-    async def load(self, tenant_id: str, order_id: str) -> orders.State | None:
-        """The live order with its items and addresses, its tombstone, or None."""
+class DocumentCodec(Protocol[S]):
+    """How a family's documents are kept as JSON: the stored document is the snapshot of the
+    document's last version, the one its history entry holds."""
 
-    async def load_states(self, keys: Sequence[DocumentKey]) -> dict[DocumentKey, orders.State]:
-        """The live orders (with items and addresses) and tombstones among `keys`; orders that
-        never existed are absent. A few statements, however many keys."""
+    def status(self, document: S) -> str:
+        """The status column of a live document, for queries that filter on it."""
 
-    async def load_many(self, tenant_id: str, order_ids: Sequence[str]) -> dict[str, orders.Order]:
-        """The live orders among `order_ids`."""
+    def load(self, tenant_id: str, document_id: str, version: int, stored: str) -> S:
+        """A live document from its stored snapshot."""
 
-    async def voucher_holders(
-        self, vouchers: Sequence[tuple[str, str]]
-    ) -> dict[tuple[str, str], str]:
-        """Lock the (tenant, voucher code) pairs for this transaction and return the live order
-        holding each one that is held."""
+    def tombstone(self, tenant_id: str, document_id: str, version: int, deleted_at: datetime) -> S:
+        """The state a deletion left."""
 
-    async def lock_customers(self, customers: Sequence[tuple[str, str]]) -> None:
-        """Serialise an erasure of these (tenant, customer) pairs with writes of their data."""
 
-    async def erased_customers(self, customers: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
-        """Those of the (tenant, customer) pairs that were erased; locks them until commit."""
+@dataclass(frozen=True)
+class DocumentKind(Generic[S]):
+    """A kind of document and how it is stored: as JSON with `codec` in the shared document
+    tables, or (codec None) by a repository of its own that the store provides."""
 
-    async def orders_of_customer(self, tenant_id: str, customer_id: str) -> list[str]:
-        """The ids of the customer's live orders in the tenant."""
+    name: str
+    codec: DocumentCodec[S] | None = None
 
-    async def destroy_dead_letters_of(self, tenant_id: str, customer_id: str) -> int:
-        """Destroy the keys of dead letters about the customer or any order of theirs; returns
-        how many."""
 
-    async def record_customer_erasure(self, tenant_id: str, customer_id: str) -> int:
-        """Mark the customer erased; returns how many redactions they have had."""
+class DocumentRepository(Protocol[S]):
+    """The documents of one kind: every family's storage does at least this."""
 
-    async def save_many(self, saves: Sequence[OrderSave]) -> None:
-        """Write the orders, their items, vouchers, history and (encrypted) personal data, in a
-        few statements however many: each version keeps the records of the groups it did not
-        change; groups newly redacted lose their keys."""
+    async def load_many(self, keys: Sequence[DocumentKey]) -> dict[DocumentKey, S]:
+        """The live documents and tombstones among `keys`; those that never existed are
+        absent. A few statements, however many keys."""
 
-    async def delete_many(self, tombstones: Sequence[orders.DeletedOrder]) -> None:
-        """Remove the orders, their items and history, free their vouchers, shred their
-        personal data, and leave their tombstones."""
+    async def save_many(self, changes: Changes[S]) -> None:
+        """Write every final state: live documents with their new versions; deleted ones go for
+        good, history included, leaving only their tombstones. A few statements, however
+        many."""
 
 
 class UnitOfWork(Protocol):
     """One database transaction; nothing is visible to others until it commits."""
 
-    @property
-    def purchase_orders(self) -> PurchaseOrderRepository: ...
-
-    @property
-    def orders(self) -> OrderRepository: ...
+    def documents(self, kind: DocumentKind[S]) -> DocumentRepository[S]:
+        """The repository of one kind of document, in this transaction."""
 
     async def claim_many(self, keys: Sequence[tuple[str, bytes]]) -> list[Claim]:
         """Record (key, request hash) pairs in the inbox, in one go; a concurrent claim of the

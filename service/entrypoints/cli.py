@@ -13,44 +13,21 @@ from typing import Annotated, Any
 
 import typer
 
+from contracts.headers import AUTHORIZATION, BEARER_SCHEME
 from service.entrypoints import dead_letter_cli, tokens
+from service.entrypoints.configured import DEV_MASTER_KEY, service_settings, tool_settings
 from service.entrypoints.logs import configure_logging
-from service.reference import cli as inventory_cli
 from service.settings import Settings
 
 cli = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 cli.add_typer(dead_letter_cli.app, name="dead-letters")
-cli.add_typer(inventory_cli.app, name="inventory")
 
 DEV_STACK_DIR = Path(".devstack")
 DEV_POSTGRES_PORT = 54329
 DEV_KAFKA_PORT = 9092
 DEV_SESSION_TIMEOUT_MS = 2000
-# Outside DEV_STACK_DIR, which every `make run` empties: the CLI in a second terminal needs it.
-DEV_MASTER_KEY = Path(".dev-master.key")
 # Longer than a service takes to see a changed key file (a second) plus a batch's transaction.
 ROTATION_SETTLE_SECONDS = 5.0
-
-
-def _service_settings() -> Settings:
-    """What `serve` and `relay` run with: the environment alone. They never pick up the
-    development key files, so a deployment that forgot its keys refuses to start instead."""
-    return Settings()
-
-
-def _settings() -> Settings:
-    """For the tools beside a running service (send, show, tail, token, dead letters): like the
-    database and broker defaults, they find the keys `make run` set up."""
-    from service.entrypoints.tokens import DEV_AUTH_KEYS, DEV_ISSUER
-
-    settings = Settings()
-    found: dict[str, object] = {}
-    if settings.master_key is None and settings.master_key_file is None and DEV_MASTER_KEY.exists():
-        found["master_key_file"] = DEV_MASTER_KEY.resolve()
-    if settings.auth_keys_file is None and DEV_AUTH_KEYS.exists():
-        found["auth_keys_file"] = DEV_AUTH_KEYS.resolve()
-        found["auth_issuers"] = settings.auth_issuers or DEV_ISSUER
-    return settings.model_copy(update=found) if found else settings
 
 
 async def _serve(settings: Settings) -> None:
@@ -71,7 +48,7 @@ async def _serve(settings: Settings) -> None:
 @cli.command()
 def serve() -> None:
     """Run the service against DATABASE_URL and KAFKA_BOOTSTRAP_SERVERS."""
-    settings = _service_settings()
+    settings = service_settings()
     configure_logging(settings.log_level, settings.log_format)
     asyncio.run(_serve(settings))
 
@@ -113,7 +90,7 @@ def dev() -> None:
         # make run turns that off.
         os.environ.setdefault("AUTH_MODE", "off")
         os.environ.setdefault("AUTH_ALLOW_CLAIMED_ACTORS", "true")
-        settings = _service_settings()
+        settings = service_settings()
         auth = (
             f"{settings.auth_mode.value}: commands are taken at their word for who sent them"
             if settings.auth_mode.believes_claims
@@ -140,7 +117,7 @@ def relay(
     a time)."""
     from service.entrypoints.relay_process import run_relay
 
-    settings = _service_settings()
+    settings = service_settings()
     configure_logging(settings.log_level, settings.log_format)
     asyncio.run(run_relay(settings, status_file))
 
@@ -150,7 +127,7 @@ def migrate() -> None:
     """Apply pending database migrations and exit."""
     from service.adapters.database import migrate as apply
 
-    applied = asyncio.run(apply(_settings().database_url))
+    applied = asyncio.run(apply(tool_settings().database_url))
     typer.echo("\n".join(applied) if applied else "schema is up to date")
 
 
@@ -181,7 +158,7 @@ def rotate_master_key(
         rewrap_chunk,
     )
 
-    settings = _settings()
+    settings = tool_settings()
     keys = settings.load_master_key()
 
     async def rotate() -> tuple[int, dict[str, int]]:
@@ -240,7 +217,7 @@ def send(
         typer.Option(
             envvar="ORDER_SERVICE_TOKEN",
             help="an actor token (JWT) bound to this command (its jti is the command_id, which"
-            " send then uses), sent as `authorization: Bearer`",
+            f" send then uses), sent as `{AUTHORIZATION}: {BEARER_SCHEME}`",
         ),
     ] = None,
     sign: Annotated[
@@ -258,13 +235,15 @@ def send(
         body_payload = json.loads(payload)
     except json.JSONDecodeError as error:
         raise typer.BadParameter(f"payload is not JSON: {error}") from error
-    family = operator.family_of(command_type)
+    settings = tool_settings()
+    family = operator.family_of(settings, command_type)
     if family is None:
-        prefixes = ", ".join(f"'{f.command_prefix}'" for f in operator.FAMILIES)
+        prefixes = ", ".join(
+            f"'{p}'" for f in operator.registered(settings) for p in f.command_prefixes
+        )
         raise typer.BadParameter(f"{command_type!r} starts with none of {prefixes}")
     if token is not None and sign:
         raise typer.BadParameter("give --token or --sign, not both")
-    settings = _settings()
     actor_type, _, actor_id = (actor or f"user:{os.environ.get('USER', 'cli')}").partition(":")
     chosen_id = _command_id(command_id, token)
     if sign:
@@ -273,7 +252,7 @@ def send(
             subject=actor_id,
             role=actor_type,
             tenant=tenant,
-            scopes=[tokens.scope_for(command_type)],
+            scopes=[tokens.scope_for(settings, command_type)],
             ttl_seconds=60,
             command_id=chosen_id,
         )
@@ -281,7 +260,7 @@ def send(
         "command_id": str(chosen_id),
         "type": command_type,
         "tenant_id": tenant,
-        family.id_field: document_id,
+        family.commands.id_field_for(command_type): document_id,
         "payload": body_payload,
     }
     if token is None or actor is not None:  # else the token says who acts
@@ -334,9 +313,10 @@ def token(
 
     Without --command-id the token is bound to no command, and the service refuses it unless
     its key accepts unbound tokens (see "Verified actors" in the README)."""
+    settings = tool_settings()
     scopes = list(scope or ())
     if command_type is not None:
-        scopes.append(tokens.scope_for(command_type))
+        scopes.append(tokens.scope_for(settings, command_type))
     if not scopes:
         raise typer.BadParameter("say what the token allows: --command-type or --scope")
     try:
@@ -347,7 +327,7 @@ def token(
         ) from error
     typer.echo(
         tokens.mint(
-            _settings(),
+            settings,
             subject=subject,
             role=role,
             tenant=tenant,
@@ -366,18 +346,18 @@ def tail(
     """Follow events, rejections, dead letters and inventory movements as they are published."""
     from service.entrypoints import operator
 
-    asyncio.run(operator.tail(_settings(), from_beginning, typer.echo))
+    asyncio.run(operator.tail(tool_settings(), from_beginning, typer.echo))
 
 
 @cli.command()
 def show(
-    document_id: Annotated[str, typer.Argument(help="a purchase order or order id, e.g. PO-1")],
+    document_id: Annotated[str, typer.Argument(help="a document id, e.g. PO-1 or O-1")],
     tenant: Annotated[str, typer.Option(help="tenant id")] = "demo",
 ) -> None:
-    """Print an order's or purchase order's current state and its history."""
+    """Print the current state and history of every document with this id, of any family."""
     from service.entrypoints import operator
 
-    found = asyncio.run(operator.show(_settings(), tenant, document_id, typer.echo))
+    found = asyncio.run(operator.show(tool_settings(), tenant, document_id, typer.echo))
     raise typer.Exit(0 if found else 1)
 
 

@@ -20,7 +20,7 @@ from typing import Annotated
 import asyncpg
 import typer
 
-from contracts.topics import ORDERS, PURCHASE_ORDERS, DocumentTopics
+from contracts.topics import DocumentTopics
 from service.adapters.crypto import Keyring
 from service.adapters.dead_letters import (
     DeadLetter,
@@ -31,8 +31,10 @@ from service.adapters.dead_letters import (
     read_dead_letters,
     replay,
 )
+from service.app import registry
 from service.app.ports import Claims
 from service.app.provenance import Signer
+from service.entrypoints.configured import tool_settings
 from service.settings import Settings
 
 app = typer.Typer(no_args_is_help=True, help=__doc__)
@@ -118,20 +120,11 @@ def _position(text: str) -> tuple[int, int]:
 
 
 def _families(settings: Settings, family: str | None) -> list[DocumentTopics]:
-    names = (PURCHASE_ORDERS, ORDERS)
+    registered = registry.families(settings.topic_prefix, settings.extra_families)
+    names = [f.name for f in registered]
     if family is not None and family not in names:
         raise typer.BadParameter(f"{family!r} is none of {', '.join(names)}", param_hint="--family")
-    return [
-        DocumentTopics.for_family(name, settings.topic_prefix)
-        for name in names
-        if family in (None, name)
-    ]
-
-
-def _settings() -> Settings:
-    from service.entrypoints.cli import _settings as configured
-
-    return configured()
+    return [f.topics for f in registered if family in (None, f.name)]
 
 
 async def _signer(settings: Settings, db: asyncpg.Connection) -> Signer:
@@ -152,7 +145,7 @@ async def _letters(
 
 
 def _run(work: Callable[[Settings, asyncpg.Connection], Awaitable[None]]) -> None:
-    settings = _settings()
+    settings = tool_settings()
 
     async def go() -> None:
         db = await asyncpg.connect(settings.database_url)

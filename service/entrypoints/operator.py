@@ -3,44 +3,36 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from typing import Any, Protocol
 
-from contracts.purchase_orders import PurchaseOrderSnapshot
-from contracts.topics import INVENTORY_MOVEMENTS, ORDERS, PURCHASE_ORDERS, DocumentTopics
+from contracts.headers import AUTHORIZATION
+from contracts.topics import INVENTORY_MOVEMENTS, ORDERS, PURCHASE_ORDERS
+from service.adapters import views
+from service.app import registry
+from service.app.family import Family
 from service.settings import Settings
 
 OUTCOME_WAIT_SECONDS = 30
+CLIENT_FAMILIES = frozenset({PURCHASE_ORDERS, ORDERS})
+"""The families the typed command client (contract_tools.client) speaks for."""
 
 
 class Echo(Protocol):
     def __call__(self, message: str, *, err: bool = False) -> None: ...
 
 
-@dataclass(frozen=True)
-class CliFamily:
-    command_prefix: str
-    topic_family: str
-    id_field: str
-
-    def topics(self, settings: Settings) -> DocumentTopics:
-        return DocumentTopics.for_family(self.topic_family, settings.topic_prefix)
+def registered(settings: Settings) -> tuple[Family[Any], ...]:
+    """The families the service runs with these settings."""
+    return registry.families(settings.topic_prefix, settings.extra_families)
 
 
-FAMILIES = (
-    CliFamily("purchase_order.", PURCHASE_ORDERS, "purchase_order_id"),
-    CliFamily("order.", ORDERS, "order_id"),
-    CliFamily("customer.", ORDERS, "customer_id"),
-)
-
-
-def family_of(command_type: str) -> CliFamily | None:
-    return next((f for f in FAMILIES if command_type.startswith(f.command_prefix)), None)
+def family_of(settings: Settings, command_type: str) -> Family[Any] | None:
+    return registry.family_of(registered(settings), command_type)
 
 
 async def send(
     settings: Settings,
-    family: CliFamily,
+    family: Family[Any],
     envelope: dict[str, Any],
     wait: bool,
     echo: Echo,
@@ -51,21 +43,18 @@ async def send(
     rejection, or the preview of a dry run. False when it was refused (or would be)."""
     from pydantic import ValidationError
 
-    from contracts.client import Accepted, CommandClient, CommandTimeout, Refused
-    from contracts.orders import ORDER_COMMAND
-    from contracts.purchase_orders import PURCHASE_ORDER_COMMAND
+    from contract_tools.client import Accepted, CommandClient, CommandTimeout, Refused
 
-    adapter: Any = (
-        PURCHASE_ORDER_COMMAND if family.topic_family == PURCHASE_ORDERS else ORDER_COMMAND
-    )
     try:
-        command = adapter.validate_python(envelope)
+        command = family.commands.adapter.validate_python(envelope)
     except ValidationError as error:
         for problem in error.errors(include_url=False, include_input=False):
             where = ".".join(str(part) for part in problem["loc"][1:]) or "command"
             echo(f"{where}: {problem['msg']}", err=True)
         return False
     options = settings.kafka_connection().client_options()
+    if family.name not in CLIENT_FAMILIES:
+        return await _send_raw(family, command, options, echo, token)
     client = CommandClient(
         options.pop("bootstrap_servers"),
         tenant_id=command.tenant_id,
@@ -100,14 +89,37 @@ async def send(
     return outcome.would_accept
 
 
+async def _send_raw(
+    family: Family[Any], command: Any, options: dict[str, Any], echo: Echo, token: str | None
+) -> bool:
+    """A family the typed client does not know (one a deployment added): the command is sent,
+    and its outcome is followed with `order-service tail`."""
+    from aiokafka import AIOKafkaProducer
+
+    producer = AIOKafkaProducer(**options, acks="all")
+    await producer.start()
+    try:
+        headers = [(AUTHORIZATION, f"Bearer {token}".encode())] if token is not None else []
+        await producer.send_and_wait(
+            family.topics.commands,
+            command.model_dump_json(exclude_none=True).encode(),
+            key=str(getattr(command, family.commands.id_field_for(command.type))).encode(),
+            headers=headers,
+        )
+    finally:
+        await producer.stop()
+    echo(f"sent {command.type} {command.command_id}; follow its outcome with 'tail'", err=True)
+    return True
+
+
 async def tail(settings: Settings, from_beginning: bool, echo: Echo) -> None:
     from aiokafka import AIOKafkaConsumer
 
     watched = [
         topic
-        for family in FAMILIES
-        for topic in family.topics(settings).all()
-        if topic != family.topics(settings).commands
+        for family in registered(settings)
+        for topic in family.topics.all()
+        if topic != family.topics.commands
     ]
     consumer = AIOKafkaConsumer(
         *watched,
@@ -130,35 +142,37 @@ async def tail(settings: Settings, from_beginning: bool, echo: Echo) -> None:
 
 
 async def show(settings: Settings, tenant: str, document_id: str, echo: Echo) -> bool:
-    """Print every document of the tenant with this id: a purchase order, an order, or both."""
+    """Print every document of the tenant with this id, of whichever family."""
     import asyncpg
 
     conn = await asyncpg.connect(settings.database_url)
     try:
         found = [
-            await _show_purchase_order(conn, tenant, document_id, echo),
-            await _show_order(conn, settings, tenant, document_id, echo),
+            await (
+                _show_document(conn, family.name, tenant, document_id, echo)
+                if family.codec is not None
+                else _show_order(conn, settings, tenant, document_id, echo)
+            )
+            for family in registered(settings)
+            # Kept as JSON, or the one family with tables of its own.
+            if family.codec is not None or family.name == ORDERS
         ]
     finally:
         await conn.close()
     if not any(found):
-        echo(f"order or purchase order {document_id!r} of tenant {tenant!r} not found", err=True)
+        looked = ", ".join(family.name for family in registered(settings))
+        echo(f"{document_id!r} of tenant {tenant!r} not found among {looked}", err=True)
     return any(found)
 
 
-async def _show_purchase_order(conn: Any, tenant: str, document_id: str, echo: Echo) -> bool:
-    row = await conn.fetchrow(
-        "SELECT status, version, document::text AS document FROM purchase_orders"
-        " WHERE tenant_id = $1 AND purchase_order_id = $2",
-        tenant,
-        document_id,
-    )
-    if row is None:
-        await _echo_tombstone(conn, "purchase_order", tenant, document_id, echo)
+async def _show_document(conn: Any, kind: str, tenant: str, document_id: str, echo: Echo) -> bool:
+    stored = await views.document(conn, kind, tenant, document_id)
+    if stored is None:
+        await _echo_tombstone(conn, kind, tenant, document_id, echo)
         return False
-    echo(f"purchase order {document_id}  status={row['status']}  version={row['version']}")
-    echo(PurchaseOrderSnapshot.model_validate_json(row["document"]).model_dump_json(indent=2))
-    await _echo_history(conn, "purchase_order", tenant, document_id, echo)
+    echo(f"{_singular(kind)} {document_id}  status={stored.status}  version={stored.version}")
+    echo(json.dumps(json.loads(stored.document), indent=2))
+    await _echo_history(conn, kind, tenant, document_id, echo)
     return True
 
 
@@ -169,9 +183,10 @@ async def _show_order(
     from service.adapters.order_store import PostgresOrders
     from service.domain import orders
 
-    order = await PostgresOrders(conn, settings.load_master_key()).load(tenant, document_id)
+    key = (tenant, document_id)
+    order = (await PostgresOrders(conn, settings.load_master_key()).load_many([key])).get(key)
     if not isinstance(order, orders.Order):
-        await _echo_tombstone(conn, "order", tenant, document_id, echo)
+        await _echo_tombstone(conn, ORDERS, tenant, document_id, echo)
         return False
     d = order.details
     echo(f"order {document_id}  status={order.status}  version={order.version}")
@@ -198,46 +213,40 @@ async def _show_order(
             indent=2,
         )
     )
-    await _echo_history(conn, "order", tenant, document_id, echo)
+    await _echo_history(conn, ORDERS, tenant, document_id, echo)
     return True
 
 
 async def _echo_tombstone(conn: Any, kind: str, tenant: str, document_id: str, echo: Echo) -> None:
-    tombstone = await conn.fetchrow(
-        f"SELECT last_version, deleted_at FROM {kind}_tombstones"
-        f" WHERE tenant_id = $1 AND {kind}_id = $2",
-        tenant,
-        document_id,
-    )
+    tombstone = await views.tombstone(conn, kind, tenant, document_id)
     if tombstone is not None:
         echo(
-            f"{kind.replace('_', ' ')} {document_id!r} of tenant {tenant!r} was deleted at"
-            f" {tombstone['deleted_at'].isoformat()} (last version {tombstone['last_version']});"
+            f"{_singular(kind)} {document_id!r} of tenant {tenant!r} was deleted at"
+            f" {tombstone.deleted_at.isoformat()} (last version {tombstone.last_version});"
             " nothing else of it is kept",
             err=True,
         )
 
 
 async def _echo_history(conn: Any, kind: str, tenant: str, document_id: str, echo: Echo) -> None:
-    history = await conn.fetch(
-        f"SELECT version, event_type, command_id, recorded_at, actor_type, actor_id,"
-        f" actor_issuer FROM {kind}_history"
-        f" WHERE tenant_id = $1 AND {kind}_id = $2 ORDER BY version",
-        tenant,
-        document_id,
-    )
+    history = await views.history(conn, kind, tenant, document_id)
     echo("history:")
     for entry in history:
         echo(
-            f"  v{entry['version']}  {entry['recorded_at'].isoformat()}  {entry['event_type']}"
-            f"  command {entry['command_id']}{_by(entry)}"
+            f"  v{entry.version}  {entry.recorded_at.isoformat()}  {entry.event_type}"
+            f"  command {entry.command_id}{_by(entry)}"
         )
 
 
-def _by(entry: Any) -> str:
+def _singular(kind: str) -> str:
+    """'purchase-orders' -> 'purchase order', for messages."""
+    return kind.removesuffix("s").replace("-", " ")
+
+
+def _by(entry: views.HistoryEntry) -> str:
     """Who acted on a history version: proven by a token's issuer, or only claimed."""
-    if entry["actor_type"] is None:
+    if entry.actor_type is None:
         return ""
-    who = f"  by {entry['actor_type']}:{entry['actor_id']}"
-    issuer = entry["actor_issuer"]
+    who = f"  by {entry.actor_type}:{entry.actor_id}"
+    issuer = entry.actor_issuer
     return f"{who} (verified, issuer {issuer})" if issuer else f"{who} (claimed)"

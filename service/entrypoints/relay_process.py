@@ -84,6 +84,9 @@ def relay_environment(settings: Settings) -> dict[str, str]:
     for name, value in settings.model_dump(exclude={"master_key", "master_key_file"}).items():
         if isinstance(value, SecretStr):
             env[name.upper()] = value.get_secret_value()
+        elif isinstance(value, list | dict):
+            # pydantic-settings reads complex values from the environment as JSON.
+            env[name.upper()] = json.dumps(value)
         elif value is not None:
             env[name.upper()] = str(value)
     return env

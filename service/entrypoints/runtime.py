@@ -15,18 +15,19 @@ from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
-from contracts.topics import INVENTORY_MOVEMENTS, all_topics
+from contracts.topics import INVENTORY_MOVEMENTS
+from service.adapters import views
 from service.adapters.crypto import Keyring
 from service.adapters.database import create_pool, migrate
 from service.adapters.dead_letters import letter_signer
 from service.adapters.kafka import ensure_topics
 from service.adapters.store import PostgresStore
+from service.app import registry
 from service.app.auth import Gate, TokenVerifier
-from service.app.family import BatchDecider, Family
-from service.app.orders.handler import OrderDecider, order_family
+from service.app.family import Family
+from service.app.kernel import DocumentDecider
 from service.app.processor import CommandProcessor, RetryPolicy
 from service.app.provenance import Signer
-from service.app.purchase_orders.handler import PurchaseOrderDecider, purchase_order_family
 from service.entrypoints.metrics import ServiceMetrics
 from service.entrypoints.relay_process import RelayProcess
 from service.settings import Settings, tracing_from
@@ -69,7 +70,7 @@ class ConsumerStatus:
 @dataclass
 class Runtime:
     settings: Settings
-    deciders: tuple[BatchDecider[Any], ...] = field(init=False)
+    deciders: tuple[DocumentDecider[Any], ...] = field(init=False)
     metrics: ServiceMetrics | None = field(init=False)
     tracing: Tracing | None = field(init=False)
     consumer: ConsumerStatus = field(default_factory=ConsumerStatus)
@@ -86,9 +87,9 @@ class Runtime:
     def __post_init__(self) -> None:
         prefix = self.settings.topic_prefix
         movements = f"{prefix}{INVENTORY_MOVEMENTS}"
-        self.deciders = (
-            PurchaseOrderDecider(purchase_order_family(prefix), movements),
-            OrderDecider(order_family(prefix), movements),
+        self.deciders = tuple(
+            DocumentDecider(family, movements)
+            for family in registry.families(prefix, self.settings.extra_families)
         )
         self.metrics = ServiceMetrics(self.families) if self.settings.metrics_enabled else None
         self.tracing = tracing_from(self.settings)
@@ -117,7 +118,9 @@ class Runtime:
                 "commands without a token are" if verifier is not None else "all commands are",
             )
         await migrate(s.database_url)
-        await ensure_topics(s.kafka_connection(), all_topics(s.topic_prefix), s.topic_partitions)
+        topics = [t for family in self.families for t in family.topics.all()]
+        topics.append(f"{s.topic_prefix}{INVENTORY_MOVEMENTS}")
+        await ensure_topics(s.kafka_connection(), topics, s.topic_partitions)
         self._pool = await create_pool(s.database_url, s.database_pool_size)
         store = PostgresStore(self._pool, master, s.dead_letter_retention_hours)
         async with self._pool.acquire() as conn:
@@ -203,13 +206,8 @@ class Runtime:
         """Outcome messages not yet published, and how long the oldest has waited (seconds)."""
         assert self._pool is not None, "the runtime is not started"
         async with self._pool.acquire(timeout=2) as conn:
-            row = await conn.fetchrow(
-                "SELECT count(*) AS pending,"
-                " coalesce(extract(epoch FROM now() - min(created_at)), 0) AS oldest"
-                " FROM outbox",
-                timeout=2,
-            )
-        pending, oldest = int(row["pending"]), round(float(row["oldest"]), 3)
+            backlog = await views.outbox_backlog(conn, timeout=2)
+        pending, oldest = backlog.pending, round(backlog.oldest_seconds, 3)
         if self.metrics is not None:
             self.metrics.outbox(pending, oldest)
         return pending, oldest

@@ -141,14 +141,19 @@ def _cannot_sign(key: FileKey, issuer: str, role: str) -> str | None:
     return None
 
 
-def scope_for(command_type: str) -> str:
-    """The one scope a command type needs."""
-    from service.app.auth import REQUIRED_SCOPE
+def scope_for(settings: Settings, command_type: str) -> str:
+    """The one scope a command type needs, in whichever registered family takes it."""
+    from service.app import registry
 
+    scopes = {
+        name: scope
+        for family in registry.families(settings.topic_prefix, settings.extra_families)
+        for name, scope in family.commands.authority.scopes.items()
+    }
     try:
-        return REQUIRED_SCOPE[command_type]
+        return scopes[command_type]
     except KeyError:
-        known = ", ".join(sorted(REQUIRED_SCOPE))
+        known = ", ".join(sorted(scopes))
         raise ConfigurationError(f"{command_type!r} is no command type ({known})") from None
 
 

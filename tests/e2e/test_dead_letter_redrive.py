@@ -18,12 +18,12 @@ from tests.support import (
 BUG = """
 CREATE FUNCTION simulated_defect() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    IF NEW.purchase_order_id = 'PO-BUG' THEN
+    IF NEW.document_id = 'PO-BUG' THEN
         RAISE EXCEPTION 'simulated defect';
     END IF;
     RETURN NEW;
 END $$;
-CREATE TRIGGER simulated_defect BEFORE INSERT ON purchase_orders
+CREATE TRIGGER simulated_defect BEFORE INSERT ON documents
     FOR EACH ROW EXECUTE FUNCTION simulated_defect();
 """
 
@@ -57,7 +57,7 @@ async def test_a_dead_letter_is_listed_replayed_after_the_fix_decided_once_and_p
         assert nothing.code != 0
         assert "--at, --range, --reason or --all" in nothing.stderr
 
-        await db.execute("DROP TRIGGER simulated_defect ON purchase_orders")  # the fix
+        await db.execute("DROP TRIGGER simulated_defect ON documents")  # the fix
         replayed = await order_service(
             settings,
             "dead-letters",

@@ -6,7 +6,7 @@ import asyncio
 
 import asyncpg
 
-from service.app.purchase_orders.handler import purchase_order_family
+from service.app.purchase_orders.family import purchase_order_family
 from service.infra.provision import Endpoints
 from service.settings import Settings
 from tests.support import (

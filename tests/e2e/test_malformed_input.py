@@ -20,7 +20,7 @@ import pytest
 
 from contracts.topics import ORDERS, PURCHASE_ORDERS
 from service.app.outcomes import DEAD_LETTER_REASON, DEAD_LETTER_SOURCE
-from service.app.purchase_orders.handler import purchase_order_family
+from service.app.purchase_orders.family import purchase_order_family
 from service.infra.provision import Endpoints
 from service.settings import Settings
 from tests.malformed import SHAPES, Case, malformed_cases

@@ -181,7 +181,8 @@ async def test_deletion_cascades_shreds_personal_data_frees_the_voucher_and_leav
         "SELECT last_version FROM order_tombstones WHERE order_id = 'O-6'"
     )
     assert tombstone == 2
-    other = await PostgresOrders(db, settings.load_master_key()).load("tenant-a", "O-7")
+    stored = PostgresOrders(db, settings.load_master_key())
+    other = (await stored.load_many([("tenant-a", "O-7")])).get(("tenant-a", "O-7"))
     assert isinstance(other, orders.Order)
     assert other.details.billing_address.name == "Grace Hopper", "each order keeps its own copy"
 

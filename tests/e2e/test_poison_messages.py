@@ -37,7 +37,7 @@ async def test_poison_messages_are_rejected_dead_lettered_and_passed(
 
     assert accepted.topic == probe.topics.events, "the consumer must go on after poison"
 
-    def fields(body: dict[str, object]) -> list[tuple[object, object]]:
+    def fields(body: dict[str, object]) -> list[tuple[str | None, str]]:
         [rejection] = probe.outcomes(str(body["command_id"]))
         assert rejection.topic == probe.topics.rejections
         errors = rejection.body["errors"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncpg
 
-from contracts import PURCHASE_ORDER_EVENT, PurchaseOrderRejection
+from contracts.purchase_orders import PURCHASE_ORDER_EVENT, PurchaseOrderRejection
 from service.settings import Settings
 from tests.support import WireProbe, change_status, create, details, running_service
 

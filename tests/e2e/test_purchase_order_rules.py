@@ -6,8 +6,8 @@ from typing import Any
 
 import asyncpg
 
-from contracts import PURCHASE_ORDER_EVENT
 from contracts.inventory import InventoryMovement
+from contracts.purchase_orders import PURCHASE_ORDER_EVENT
 from service.settings import Settings
 from tests.support import (
     WireProbe,

@@ -15,7 +15,7 @@ from pathlib import Path
 import asyncpg
 from aiokafka import AIOKafkaProducer
 
-from service.reference import stock
+from examples.inventory_consumer import stock
 from service.settings import Settings
 from tests.inventory_sequences import (
     random_command,
@@ -25,13 +25,32 @@ from tests.inventory_sequences import (
     stock_the_orders_imply,
 )
 from tests.support import (
+    Run,
     WireProbe,
     end_offsets,
     eventually,
-    order_service,
     running_service,
     service_env,
 )
+
+# The consumer is a top-level package of the repository, not of the installed service: run it
+# from the repository's root, where `python -m` finds it.
+ROOT = Path(__file__).parents[2]
+CONSUMER = [sys.executable, "-m", "examples.inventory_consumer"]
+
+
+async def inventory_consumer(settings: Settings, *args: str) -> Run:
+    process = await asyncio.create_subprocess_exec(
+        *CONSUMER,
+        *args,
+        env=service_env(settings),
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    stdout, stderr = await asyncio.wait_for(process.communicate(), 90)
+    assert process.returncode is not None
+    return Run(process.returncode, stdout.decode(), stderr.decode())
 
 
 class ReferenceConsumer:
@@ -46,8 +65,9 @@ class ReferenceConsumer:
     def start(self) -> None:
         with self._log.open("ab") as out:
             self._process = subprocess.Popen(
-                [sys.executable, "-m", "service", "inventory", "run"],
+                [*CONSUMER, "run"],
                 env=self._env,
+                cwd=ROOT,
                 stdout=out,
                 stderr=subprocess.STDOUT,
             )
@@ -123,8 +143,8 @@ async def test_stock_stays_exact_through_kills_redelivery_and_republished_moveme
             assert await stock.all_stock(db) == dict(expected)
 
             tenant, warehouse, sku, _ = next(iter(expected))
-            shown = await order_service(
-                settings, "inventory", "stock", sku, "--warehouse", warehouse, "--tenant", tenant
+            shown = await inventory_consumer(
+                settings, "stock", sku, "--warehouse", warehouse, "--tenant", tenant
             )
         finally:
             consumer.stop()

@@ -20,8 +20,8 @@ from typing import Any
 import asyncpg
 import pytest
 
-from contracts.client import Accepted, CommandClient
-from contracts.orders import ORDER_COMMAND
+from contract_tools.client import Accepted, CommandClient
+from contracts.orders import ORDER_COMMAND, OrderCreated
 from service.app.auth import AuthMode
 from service.settings import Settings
 from tests.support import (
@@ -202,7 +202,9 @@ async def test_required_mode_closes_every_path_around_the_gate(
             victim = ORDER_COMMAND.validate_python(create_order("O-VICTIM", command_id=victim_id))
             outcome = await client.send(victim)
         assert isinstance(outcome, Accepted), outcome
-        assert [(e.tenant_id, e.order_id) for e in outcome.events] == [("tenant-a", "O-VICTIM")]
+        [created] = outcome.events
+        assert isinstance(created, OrderCreated), created
+        assert (created.tenant_id, created.order_id) == ("tenant-a", "O-VICTIM")
 
         # 5. What a customer's create and preview tell them about others: nothing. Another
         # customer's live order and a deleted order answer alike, with no version ...

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,10 @@ async def send(probe: WireProbe, body: dict[str, Any], bearer: str | None) -> Re
     await probe.send_raw(str(body["order_id"]).encode(), json.dumps(body).encode(), headers)
     await probe.wait_for(lambda _: len(probe.outcomes(body["command_id"])) > before)
     return probe.outcomes(body["command_id"])[before]
+
+
+Bearer = Callable[[dict[str, Any]], str]
+"""The token to send with a command, made for that command."""
 
 
 def error(record: Record) -> tuple[str, str, str | None]:
@@ -107,7 +112,7 @@ async def test_required_mode_on_the_real_pipeline(
         def stolen() -> dict[str, Any]:
             return claims_for(target, "CUST-2", "customer", "orders:delete")
 
-        refusals = {
+        refusals: dict[str, tuple[Bearer, tuple[str, str, str | None]]] = {
             "not yet valid": (
                 lambda b: token(
                     b, "CUST-2", "customer", "orders:delete", nbf=int(time.time()) + 600
@@ -203,7 +208,11 @@ async def test_each_mode_on_the_real_pipeline(
     with_bad_token: str,
 ) -> None:
     def answer(record: Record) -> str:
-        return record.body.get("type") if "errors" not in record.body else error(record)[1]
+        if "errors" in record.body:
+            return error(record)[1]
+        kind = record.body.get("type")
+        assert isinstance(kind, str), record.body
+        return kind
 
     settings = secured.model_copy(
         update={"auth_mode": mode, "auth_allow_claimed_actors": mode is not AuthMode.REQUIRED}

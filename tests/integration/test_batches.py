@@ -15,11 +15,12 @@ from service.adapters.crypto import MasterKey, new_key
 from service.adapters.store import PostgresStore
 from service.app.family import Decided
 from service.app.incoming import IncomingMessage
+from service.app.kernel import DocumentDecider
 from service.app.parse import ValidCommand
 from service.app.ports import Outcome, UnitOfWork
 from service.app.processor import CommandProcessor, RetryPolicy
 from service.app.provenance import Signer
-from service.app.purchase_orders.handler import PurchaseOrderDecider, purchase_order_family
+from service.app.purchase_orders.family import purchase_order_family
 from tests.support import change_status, create
 
 FAMILY = purchase_order_family("it.")
@@ -38,7 +39,7 @@ def message(body: dict[str, Any] | bytes, key: str = "PO-1") -> IncomingMessage:
 def processor(pool: asyncpg.Pool, decider: Any = None) -> CommandProcessor[Any]:
     return CommandProcessor(
         PostgresStore(pool, MASTER),
-        decider or PurchaseOrderDecider(FAMILY, "it.movements"),
+        decider or DocumentDecider(FAMILY, "it.movements"),
         max_command_bytes=65536,
         signer=SIGNER,
         retry=FAST_RETRY,
@@ -103,7 +104,7 @@ class _FailsOn:
     the service would."""
 
     def __init__(self, document_id: str) -> None:
-        self._inner = PurchaseOrderDecider(FAMILY, "it.movements")
+        self._inner = DocumentDecider(FAMILY, "it.movements")
         self._document_id = document_id
         self.family = FAMILY
         self.batch_sizes: list[int] = []
@@ -114,7 +115,8 @@ class _FailsOn:
         self.batch_sizes.append(len(commands))
         if any(c.document_id == self._document_id for c in commands):
             raise RuntimeError("simulated defect")
-        return await self._inner.decide(uow, commands, now)
+        decided: list[Decided] = await self._inner.decide(uow, commands, now)
+        return decided
 
 
 async def test_an_exception_in_one_decision_is_isolated_and_the_rest_commit(

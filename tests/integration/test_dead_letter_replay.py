@@ -38,7 +38,7 @@ from service.app.provenance import (
     authority_json,
     read_replay,
 )
-from service.app.purchase_orders.handler import purchase_order_family
+from service.app.purchase_orders.family import purchase_order_family
 from service.infra.provision import Endpoints
 from service.settings import Settings
 from tests.support import order_service

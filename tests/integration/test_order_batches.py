@@ -18,7 +18,8 @@ from service.adapters.order_store import RECORD_COLUMNS
 from service.adapters.personal_data import PersonalDataVault
 from service.adapters.store import PostgresStore
 from service.app.incoming import IncomingMessage
-from service.app.orders.handler import OrderDecider, order_family
+from service.app.kernel import DocumentDecider
+from service.app.orders.family import order_family
 from service.app.ports import Outcome
 from service.app.processor import CommandProcessor, RetryPolicy
 from service.app.provenance import Signer
@@ -47,7 +48,7 @@ def message(body: dict[str, Any]) -> IncomingMessage:
 def processor(pool: asyncpg.Pool) -> CommandProcessor[Any]:
     return CommandProcessor(
         PostgresStore(pool, MASTER),
-        OrderDecider(FAMILY, "it.movements"),
+        DocumentDecider(FAMILY, "it.movements"),
         max_command_bytes=65536,
         signer=SIGNER,
         retry=RetryPolicy(first_backoff_seconds=0.01, max_backoff_seconds=0.05),

@@ -18,8 +18,10 @@ from service.adapters.personal_data import WRAPPED_KEY_TABLES, open_dead_letter,
 from service.adapters.relay import delete_expired
 from service.adapters.store import PostgresStore
 from service.app.incoming import IncomingMessage
-from service.app.orders.handler import OrderDecider, order_family
-from service.app.ports import Outcome
+from service.app.kernel import DocumentDecider
+from service.app.orders.family import order_family
+from service.app.orders.ports import order_repository
+from service.app.ports import Outcome, UnitOfWork
 from service.app.processor import CommandProcessor
 from service.app.provenance import Signer
 from service.domain import orders
@@ -39,6 +41,12 @@ SIGNER = Signer(new_key(), "it")
 offsets = count()
 
 
+async def load_order(uow: UnitOfWork, order_id: str) -> orders.State | None:
+    return (await order_repository(uow).load_many([("tenant-a", order_id)])).get(
+        ("tenant-a", order_id)
+    )
+
+
 def message(body: dict[str, Any]) -> IncomingMessage:
     key = str(body["order_id"]).encode()
     return IncomingMessage("it.orders", 0, next(offsets), 1, key, json.dumps(body).encode())
@@ -48,7 +56,7 @@ def message(body: dict[str, Any]) -> IncomingMessage:
 def processor(pool: asyncpg.Pool) -> CommandProcessor[Any]:
     return CommandProcessor(
         PostgresStore(pool, MASTER),
-        OrderDecider(FAMILY, "it.movements"),
+        DocumentDecider(FAMILY, "it.movements"),
         max_command_bytes=65536,
         signer=SIGNER,
     )
@@ -129,7 +137,7 @@ async def test_personal_data_is_never_stored_in_the_clear(
 
     # Positive control: the service itself reads every value back.
     async with PostgresStore(pool, MASTER).unit_of_work() as uow:
-        order = await uow.orders.load("tenant-a", "O-1")
+        order = await load_order(uow, "O-1")
     assert isinstance(order, orders.Order)
     assert order.details.shipping_address.name == CANARIES["name"] + " v2"
     assert order.details.billing_address.email == CANARIES["email"]
@@ -154,7 +162,7 @@ async def test_a_ciphertext_opens_only_in_its_own_place_and_with_its_master_key(
     assert await processor.process(message(create_order("O-1"))) is Outcome.ACCEPTED
     async with PostgresStore(pool, MasterKey(new_key())).unit_of_work() as uow:
         with pytest.raises(DecryptionError):
-            await uow.orders.load("tenant-a", "O-1")
+            await load_order(uow, "O-1")
 
     await db.execute(
         "UPDATE personal_data SET ciphertext = (SELECT ciphertext FROM personal_data"
@@ -162,7 +170,7 @@ async def test_a_ciphertext_opens_only_in_its_own_place_and_with_its_master_key(
     )
     async with PostgresStore(pool, MASTER).unit_of_work() as uow:
         with pytest.raises(DecryptionError):
-            await uow.orders.load("tenant-a", "O-1")
+            await load_order(uow, "O-1")
 
 
 async def test_deleting_an_order_shreds_its_keys_and_records_and_no_other_order_s(
@@ -192,12 +200,12 @@ async def test_rotating_the_master_key_rewraps_every_data_key(
     masters = await db.fetch("SELECT DISTINCT master_key_id FROM data_keys")
     assert [m["master_key_id"] for m in masters] == [successor.key_id]
     async with PostgresStore(pool, successor).unit_of_work() as uow:
-        order = await uow.orders.load("tenant-a", "O-2")
+        order = await load_order(uow, "O-2")
     assert isinstance(order, orders.Order)
     assert order.details.shipping_address.name == "Ada Lovelace"
     async with PostgresStore(pool, MASTER).unit_of_work() as uow:
         with pytest.raises(DecryptionError):
-            await uow.orders.load("tenant-a", "O-2")
+            await load_order(uow, "O-2")
 
 
 def raw_message(value: bytes, key: bytes = b"O-1") -> IncomingMessage:
@@ -220,8 +228,8 @@ async def test_dead_letters_of_orders_are_sealed_kept_for_a_while_and_erased_wit
     )
     assert len(letters) == 2
     published = b"".join(r["payload"] + r["headers"] + r["message_key"] for r in letters)
-    for value in CANARIES.values():
-        assert value.encode() not in published, value
+    for canary_value in CANARIES.values():
+        assert canary_value.encode() not in published, canary_value
     rejections = await db.fetch(
         "SELECT payload FROM outbox WHERE topic = $1", FAMILY.topics.rejections
     )

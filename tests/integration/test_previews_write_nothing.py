@@ -29,11 +29,13 @@ from service.adapters.preview_store import WriteInPreviewError
 from service.adapters.store import PostgresStore
 from service.app.family import BatchDecider
 from service.app.incoming import IncomingMessage
-from service.app.orders.handler import OrderDecider, order_family
-from service.app.ports import OutboxMessage, Outcome
+from service.app.kernel import DocumentDecider
+from service.app.orders.family import order_family
+from service.app.orders.ports import order_repository
+from service.app.ports import Changes, OutboxMessage, Outcome
 from service.app.processor import CommandProcessor, RetryPolicy
 from service.app.provenance import Signer
-from service.app.purchase_orders.handler import PurchaseOrderDecider, purchase_order_family
+from service.app.purchase_orders.family import purchase_order_family
 from service.infra.embedded import EmbeddedPostgres
 from service.infra.processes import free_port
 from tests.support import (
@@ -246,7 +248,7 @@ async def test_dry_runs_of_every_order_command_write_nothing(
     own_pool: asyncpg.Pool, own_db: asyncpg.Connection, own_postgres: EmbeddedPostgres
 ) -> None:
     db = own_db
-    real = processor(own_pool, OrderDecider(ORDERS, "pv.movements"))
+    real = processor(own_pool, DocumentDecider(ORDERS, "pv.movements"))
     undeliverable = create_order(
         "O-DL", details={"customer_id": "CUST-1", "billing_address": address(email="x@@y")}
     )
@@ -314,7 +316,7 @@ async def test_dry_runs_of_purchase_order_commands_write_nothing(
     own_pool: asyncpg.Pool, own_db: asyncpg.Connection, own_postgres: EmbeddedPostgres
 ) -> None:
     db = own_db
-    real = processor(own_pool, PurchaseOrderDecider(PURCHASE_ORDERS, "pv.movements"))
+    real = processor(own_pool, DocumentDecider(PURCHASE_ORDERS, "pv.movements"))
     setup = [
         create("PO-1"),
         change_status("PO-1", "open"),
@@ -356,7 +358,7 @@ async def test_a_write_rolled_back_still_reaches_the_wal(
     before = await contents(db)
     start = await wal_position(db)
     async with PostgresStore(own_pool, MASTER).trial_unit_of_work() as trial:
-        await trial.orders.record_customer_erasure("tenant-a", secret)
+        await order_repository(trial).record_customer_erasure("tenant-a", secret)
     written = await written_since(db, start)
 
     assert await contents(db) == before
@@ -387,8 +389,9 @@ async def test_a_preview_refuses_the_writes_no_decider_makes(
                 await write
         # Nested, as a preview within a preview: still reading, still writing nothing.
         async with uow.previewing() as inner:
-            await inner.orders.save_many([])
-            assert await inner.orders.record_customer_erasure("tenant-a", "CUST-1") == 1
-            assert await inner.orders.destroy_dead_letters_of("tenant-a", "CUST-1") == 0
+            repository = order_repository(inner)
+            await repository.save_many(Changes({}))
+            assert await repository.record_customer_erasure("tenant-a", "CUST-1") == 1
+            assert await repository.destroy_dead_letters_of("tenant-a", "CUST-1") == 0
     assert await contents(own_db) == before
     assert await own_db.fetchval("SELECT count(*) FROM outbox") == 0

@@ -17,11 +17,12 @@ from service.adapters.crypto import MasterKey, new_key
 from service.adapters.headers import decode_headers
 from service.adapters.store import PostgresStore
 from service.app.incoming import IncomingMessage
+from service.app.kernel import DocumentDecider
 from service.app.outcomes import REPLAYED_FROM
 from service.app.ports import Outcome
 from service.app.processor import CommandProcessor, RetryPolicy
 from service.app.provenance import Signer, replay_headers
-from service.app.purchase_orders.handler import PurchaseOrderDecider, purchase_order_family
+from service.app.purchase_orders.family import purchase_order_family
 from tests.support import change_status, create
 
 FAMILY = purchase_order_family("it.")
@@ -41,7 +42,7 @@ def processor(pool: asyncpg.Pool) -> CommandProcessor[Any]:
     retry = RetryPolicy(first_backoff_seconds=0.02, max_backoff_seconds=0.2)
     return CommandProcessor(
         PostgresStore(pool, MASTER),
-        PurchaseOrderDecider(FAMILY, "it.movements"),
+        DocumentDecider(FAMILY, "it.movements"),
         max_command_bytes=65536,
         signer=SIGNER,
         retry=retry,
@@ -128,6 +129,11 @@ class _BuggyStore:
         async with self._inner.unit_of_work() as uow:
             yield _BuggyUnitOfWork(uow)
 
+    @contextlib.asynccontextmanager
+    async def trial_unit_of_work(self) -> AsyncIterator[Any]:
+        async with self._inner.trial_unit_of_work() as uow:
+            yield _BuggyUnitOfWork(uow)
+
     async def reachable(self) -> bool:
         return await self._inner.reachable()
 
@@ -138,7 +144,7 @@ async def test_a_message_that_keeps_failing_is_parked_and_processing_goes_on(
     retry = RetryPolicy(first_backoff_seconds=0.01, unexpected_failure_attempts=3)
     processor = CommandProcessor(
         _BuggyStore(PostgresStore(pool, MASTER)),
-        PurchaseOrderDecider(FAMILY, "it.movements"),
+        DocumentDecider(FAMILY, "it.movements"),
         max_command_bytes=65536,
         signer=SIGNER,
         retry=retry,
@@ -174,14 +180,14 @@ async def test_a_replayed_dead_letter_is_decided_once_after_the_fix(
     fast = RetryPolicy(first_backoff_seconds=0.01, unexpected_failure_attempts=2)
     buggy = CommandProcessor(
         _BuggyStore(PostgresStore(pool, MASTER)),
-        PurchaseOrderDecider(FAMILY, "it.movements"),
+        DocumentDecider(FAMILY, "it.movements"),
         max_command_bytes=65536,
         signer=SIGNER,
         retry=fast,
     )
     fixed = CommandProcessor(
         PostgresStore(pool, MASTER),
-        PurchaseOrderDecider(FAMILY, "it.movements"),
+        DocumentDecider(FAMILY, "it.movements"),
         max_command_bytes=65536,
         signer=SIGNER,
         retry=fast,

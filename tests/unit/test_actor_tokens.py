@@ -26,7 +26,6 @@ from contracts.purchase_orders import PURCHASE_ORDER_COMMAND
 from service.adapters import jwt_tokens
 from service.adapters.jwt_tokens import JwtVerifier
 from service.app.auth import (
-    REQUIRED_SCOPE,
     AuthMode,
     Gate,
     InvalidToken,
@@ -34,9 +33,11 @@ from service.app.auth import (
     Unauthorized,
 )
 from service.app.incoming import IncomingMessage
-from service.app.orders.handler import order_family
-from service.app.parse import RecordedActor, ValidCommand, parse_command
+from service.app.orders.family import order_family
+from service.app.parse import ValidCommand, parse_command
+from service.app.ports import RecordedActor
 from service.domain import orders
+from service.domain.permissions import REQUIRED_SCOPE
 from tests.support import (
     address,
     create_order,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from contracts.client import CommandClient
+from contract_tools.client import CommandClient
 
 
 async def test_the_client_skips_what_is_not_an_answer_and_keeps_reading() -> None:

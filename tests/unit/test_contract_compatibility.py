@@ -9,9 +9,14 @@ from typing import Any
 
 import pytest
 
-from contracts import conformance
-from contracts.conformance import ContractViolation, assert_conforms, breaking_changes, problems
-from contracts.generate import render
+from contract_tools import conformance
+from contract_tools.conformance import (
+    ContractViolation,
+    assert_conforms,
+    breaking_changes,
+    problems,
+)
+from contract_tools.generate import render
 
 RELEASED = Path(__file__).parents[2] / "contracts" / "released"
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import typing
 
+from contract_tools.generate import MESSAGES, ROOT, render
 from contracts import common, orders, purchase_orders
-from contracts.generate import MESSAGES, ROOT, render
 from service.domain import orders as order_domain
 from service.domain import problems
 from service.domain import purchase_orders as domain

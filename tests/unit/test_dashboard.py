@@ -6,8 +6,8 @@ import json
 import re
 from importlib import resources
 
-from service.app.orders.handler import order_family
-from service.app.purchase_orders.handler import purchase_order_family
+from service.app.orders.family import order_family
+from service.app.purchase_orders.family import purchase_order_family
 from service.entrypoints.metrics import ServiceMetrics
 
 HISTOGRAM_SERIES = ("_bucket", "_sum", "_count")

@@ -51,7 +51,9 @@ def decide(
     return orders.decide(command, current, "O-1", voucher_holder=voucher_holder)
 
 
-def problems(decision: orders.Decision) -> list[tuple[ErrorCode, str | None]]:
+def problems(
+    decision: orders.Decision | orders.CustomerErasure,
+) -> list[tuple[ErrorCode, str | None]]:
     assert isinstance(decision, orders.Rejected), decision
     return [(p.code, p.field) for p in decision.problems]
 

@@ -9,13 +9,13 @@ import pytest
 
 from contracts.orders import ORDER_COMMAND
 from contracts.purchase_orders import PURCHASE_ORDER_COMMAND
-from service.app.auth import REQUIRED_SCOPE
 from service.domain import orders
 from service.domain import purchase_orders as po
 from service.domain.permissions import (
     COMMAND_TYPES,
     DESTRUCTIVE,
     PERMISSIONS,
+    REQUIRED_SCOPE,
     Access,
     Reach,
     Role,

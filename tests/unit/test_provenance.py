@@ -26,7 +26,7 @@ from service.app.provenance import (
     replay_headers,
     signed_letter,
 )
-from service.app.purchase_orders.handler import purchase_order_family
+from service.app.purchase_orders.family import purchase_order_family
 
 KEY = bytes(range(32))
 SIGNER = Signer(KEY, "k1")

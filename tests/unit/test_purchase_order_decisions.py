@@ -63,6 +63,7 @@ def test_create_starts_in_draft_at_version_one() -> None:
     assert isinstance(decision, po.Accepted)
     [event] = decision.events
     state = po.evolve(None, event, tenant_id="t", purchase_order_id="PO-1")
+    assert isinstance(state, po.PurchaseOrder), state
     assert (state.status, state.version) == (po.Status.DRAFT, 1)
 
 
@@ -73,6 +74,7 @@ def test_evolve_counts_one_version_per_event() -> None:
         tenant_id="t",
         purchase_order_id="PO-1",
     )
+    assert isinstance(state, po.PurchaseOrder), state
     assert (state.status, state.version) == (po.Status.OPEN, 5)
 
 

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from service.app.incoming import IncomingMessage
-from service.app.orders.handler import order_family
+from service.app.orders.family import order_family
 from service.app.parse import CommandSpec, InvalidCommand, ValidCommand, parse_command
-from service.app.purchase_orders.handler import purchase_order_family
+from service.app.purchase_orders.family import purchase_order_family
 from service.app.strict_json import MAX_NESTING, UnreadableBody, nesting_depth, read_json
 from tests.support import create, create_order
 

@@ -4,21 +4,24 @@ keys destroyed, and a receipt, inside the batch's transaction."""
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 from uuid import uuid4
 
 from contracts import orders as wire
-from service.app.family import Decided, Family
-from service.app.orders.outputs import order_outputs
-from service.app.outcomes import event_actor, event_message, rejection_message
+from service.app.family import Decided
+from service.app.orders.ports import order_repository
+from service.app.outcomes import event_actor, event_message
 from service.app.parse import ValidCommand
-from service.app.ports import OrderSave, OutboxMessage, UnitOfWork
+from service.app.ports import Changes, OutboxMessage, UnitOfWork
 from service.domain import orders
+
+if TYPE_CHECKING:
+    from service.app.kernel import DocumentDecider
 
 
 async def redact_customer(
+    kernel: DocumentDecider[orders.CommandForOrders],
     uow: UnitOfWork,
-    family: Family[orders.CommandForOrders],
-    movements_topic: str,
     cmd: ValidCommand[orders.CommandForOrders],
     now: datetime,
     stock_keys: set[str],
@@ -27,40 +30,41 @@ async def redact_customer(
     command = cmd.command
     assert isinstance(command, orders.RedactCustomer)
     tenant = cmd.tenant_id
-    order_ids = await uow.orders.orders_of_customer(tenant, command.customer_id)
+    repository = order_repository(uow)
+    order_ids = await repository.orders_of_customer(tenant, command.customer_id)
     # Order locks first, then the customer's: the order every writer takes them in.
     await uow.lock_documents([(tenant, order_id) for order_id in order_ids])
+    states = await repository.load_many([(tenant, order_id) for order_id in order_ids])
     loaded = {
-        order_id: order
-        for order_id, order in (await uow.orders.load_many(tenant, order_ids)).items()
-        if order.details.customer_id == command.customer_id
+        order.order_id: order
+        for order in states.values()
+        if isinstance(order, orders.Order) and order.details.customer_id == command.customer_id
     }
-    await uow.orders.lock_customers([(tenant, command.customer_id)])
+    await repository.lock_customers([(tenant, command.customer_id)])
     decision = orders.decide_customer_redaction(command, loaded)
     if isinstance(decision, orders.Rejected):
-        rejection = rejection_message(family, cmd.identity, cmd.command_id, decision.problems, now)
-        return Decided(accepted=False, messages=[rejection])
+        return kernel.rejected(cmd, decision.problems, now)
 
     messages: list[OutboxMessage] = []
     erased_now: list[str] = []
     scheduled: list[str] = []
     keys_destroyed = 0
-    saves: list[OrderSave] = []
+    changes: Changes[orders.State] = Changes(dict(states))
     for order, events in decision.per_order:
         transitions = orders.fold(order, events, tenant, order.order_id)
-        output = order_outputs(family.topics, movements_topic, cmd, transitions, now)
+        output = kernel.outputs(cmd, transitions, now)
         done = output.final
         assert isinstance(done, orders.Order)
-        saves.append(OrderSave(order, output.versions))
+        changes.record(done, output.versions)
         messages += output.messages
         stock_keys.update(output.stock_keys)
         keys_destroyed += len(done.redacted - order.redacted)
         (erased_now if done.redacted > order.redacted else scheduled).append(order.order_id)
     # Their dead letters first, so that those of orders erased just now are counted too.
-    keys_destroyed += await uow.orders.destroy_dead_letters_of(tenant, command.customer_id)
+    keys_destroyed += await repository.destroy_dead_letters_of(tenant, command.customer_id)
     # Every order of the customer in a few statements, however many there are.
-    await uow.orders.save_many(saves)
-    redactions = await uow.orders.record_customer_erasure(tenant, command.customer_id)
+    await repository.save_many(changes)
+    redactions = await repository.record_customer_erasure(tenant, command.customer_id)
     receipt = wire.CustomerRedacted(
         type="customer.redacted",
         event_id=uuid4(),
@@ -79,5 +83,5 @@ async def redact_customer(
             completed_at=now,
         ),
     )
-    messages.append(event_message(family.topics.events, command.customer_id, receipt))
+    messages.append(event_message(kernel.family.topics.events, command.customer_id, receipt))
     return Decided(accepted=True, messages=messages)

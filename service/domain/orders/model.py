@@ -96,6 +96,12 @@ class Order:
     redaction_pending: frozenset[DataGroup] = frozenset()
     """Groups to erase as soon as the order is no longer being fulfilled."""
 
+    is_deleted = False
+
+    @property
+    def document_id(self) -> str:
+        return self.order_id
+
     def quantities(self) -> Counter[str]:
         return Counter({item.sku: item.quantity for item in self.details.items})
 
@@ -111,6 +117,12 @@ class DeletedOrder:
     order_id: str
     version: int
     deleted_at: datetime | None = None
+
+    is_deleted = True
+
+    @property
+    def document_id(self) -> str:
+        return self.order_id
 
 
 State = Order | DeletedOrder

@@ -79,6 +79,12 @@ class PurchaseOrder:
     receipts: tuple[Receipt, ...] = ()
     invoices: tuple[Invoice, ...] = ()
 
+    is_deleted = False
+
+    @property
+    def document_id(self) -> str:
+        return self.purchase_order_id
+
     def ordered(self) -> Counter[str]:
         return Counter({line.sku: line.quantity for line in self.details.products})
 
@@ -102,6 +108,12 @@ class DeletedPurchaseOrder:
     purchase_order_id: str
     version: int
     deleted_at: datetime | None = None
+
+    is_deleted = True
+
+    @property
+    def document_id(self) -> str:
+        return self.purchase_order_id
 
 
 # Commands.

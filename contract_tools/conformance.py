@@ -1,7 +1,7 @@
 """Contract checks for the teams on both ends: validate captured messages against the JSON
 Schemas this package ships, so a consumer (or producer) can pin the contract in its own tests.
 
-    from contracts.conformance import assert_conforms
+    from contract_tools.conformance import assert_conforms
     assert_conforms(record.value, topic=record.topic)
 
 And the compatibility rules of a minor version, checked between two sets of schemas (the

@@ -1,32 +1,27 @@
-"""`order-service inventory`: run the reference inventory consumer, or ask it for stock."""
+"""`python -m examples.inventory_consumer`: run the reference inventory consumer, or ask it for
+stock."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 from typing import Annotated
 
 import asyncpg
 import typer
 
-from contracts.topics import INVENTORY_MOVEMENTS
-from service.reference import consumer, stock
-from service.settings import Settings
+from examples.inventory_consumer import consumer, stock
+from examples.inventory_consumer.settings import ConsumerSettings
 
-app = typer.Typer(no_args_is_help=True, help=__doc__)
-
-
-def _database(settings: Settings) -> str:
-    return settings.inventory_database_url or settings.database_url
+app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 
 
 @app.command()
 def run() -> None:
     """Consume inventory.movements into stock levels until stopped (SIGTERM, Ctrl-C)."""
-    from service.entrypoints.cli import _settings
-
-    settings = _settings()
-    options = settings.kafka_connection().client_options()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    settings = ConsumerSettings()
 
     async def go() -> None:
         stop = asyncio.Event()
@@ -34,9 +29,9 @@ def run() -> None:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         await consumer.run(
-            _database(settings),
-            options,
-            f"{settings.topic_prefix}{INVENTORY_MOVEMENTS}",
+            settings.database_url,
+            settings.kafka_options(),
+            settings.movements_topic,
             settings.inventory_consumer_group,
             settings.inventory_dedup_hours,
             stop,
@@ -52,12 +47,10 @@ def show_stock(
     tenant: Annotated[str, typer.Option(help="tenant id")] = "demo",
 ) -> None:
     """Print the stock of a sku in a warehouse: incoming, on hand, reserved, available."""
-    from service.entrypoints.cli import _settings
-
-    settings = _settings()
+    settings = ConsumerSettings()
 
     async def read() -> stock.StockLevel:
-        conn = await asyncpg.connect(_database(settings))
+        conn = await asyncpg.connect(settings.database_url)
         try:
             await stock.create_tables(conn)
             return await stock.stock_of(conn, tenant, warehouse, sku)
@@ -69,3 +62,7 @@ def show_stock(
         f"{sku} in {warehouse} ({tenant}): incoming {level.incoming}, on hand {level.on_hand},"
         f" reserved {level.reserved}, available {level.available}"
     )
+
+
+def main() -> None:
+    app(prog_name="python -m examples.inventory_consumer")

@@ -12,6 +12,16 @@ from faststream.specification import AsyncAPI
 
 from contracts import orders, previews
 from contracts import purchase_orders as po
+from contracts.headers import (
+    AUTHORIZATION,
+    BEARER_SCHEME,
+    DEAD_LETTER_REASON,
+    DEAD_LETTER_SOURCE,
+    EVENT_TYPE,
+    REPLAYED_FROM,
+    TRACEPARENT,
+    TRACESTATE,
+)
 from contracts.inventory import InventoryMovement
 from contracts.topics import INVENTORY_MOVEMENTS, ORDERS, PURCHASE_ORDERS, DocumentTopics
 
@@ -66,24 +76,24 @@ def specification() -> dict[str, Any]:
 
 
 _TRACE_CONTEXT = {
-    "traceparent": {
+    TRACEPARENT: {
         "type": "string",
         "pattern": "^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$",
         "description": "W3C trace context; carried from a command to every one of its answers.",
     },
-    "tracestate": {"type": "string", "maxLength": 512, "description": "W3C trace state."},
+    TRACESTATE: {"type": "string", "maxLength": 512, "description": "W3C trace state."},
 }
 COMMAND_HEADERS: dict[str, Any] = {
     "type": "object",
     "properties": {
-        "authorization": {
+        AUTHORIZATION: {
             "type": "string",
-            "pattern": "^Bearer [A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]*$",
+            "pattern": f"^{BEARER_SCHEME} [A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]*$",
             "description": "The sender's actor token (JWT), checked as AUTH_MODE says. Never"
             " stored, logged or echoed.",
         },
         **_TRACE_CONTEXT,
-        "x-replayed-from": {
+        REPLAYED_FROM: {
             "type": "string",
             "description": "Set by `order-service dead-letters replay`: the dead letter's"
             " topic/partition/offset.",
@@ -93,7 +103,7 @@ COMMAND_HEADERS: dict[str, Any] = {
 OUTCOME_HEADERS: dict[str, Any] = {
     "type": "object",
     "properties": {
-        "event_type": {"type": "string", "description": "Events only: their type."},
+        EVENT_TYPE: {"type": "string", "description": "Events only: their type."},
         **_TRACE_CONTEXT,
     },
 }
@@ -147,7 +157,7 @@ def _family(
         description=(
             "Commands that could not be read or processed, with the key, value and headers they"
             " arrived with (customer orders: sealed, see the README). Added headers, ASCII with"
-            " backslash escapes: x-dead-letter-reason (why), x-dead-letter-source"
+            f" backslash escapes: {DEAD_LETTER_REASON} (why), {DEAD_LETTER_SOURCE}"
             " (topic/partition/offset@timestamp)."
         ),
         schema=bytes,

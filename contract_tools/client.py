@@ -37,6 +37,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from contracts import orders as o
 from contracts import purchase_orders as po
 from contracts.common import ErrorDetail
+from contracts.headers import AUTHORIZATION, BEARER_SCHEME
 from contracts.previews import OrderPreview, PreviewMetadata, PurchaseOrderPreview
 from contracts.topics import ORDERS, PURCHASE_ORDERS, DocumentTopics
 
@@ -248,7 +249,8 @@ class CommandClient:
         family = self._families[_family_of(command)]
         headers = []
         if self._token_for is not None:
-            headers.append(("authorization", f"Bearer {self._token_for(command)}".encode()))
+            token = self._token_for(command)
+            headers.append((AUTHORIZATION, f"{BEARER_SCHEME} {token}".encode()))
         await self._producer.send_and_wait(
             family.topics.commands,
             command.model_dump_json(exclude_unset=True).encode(),

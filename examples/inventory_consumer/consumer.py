@@ -8,15 +8,15 @@ commits offsets to Kafka.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from typing import Any
-from uuid import UUID
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener
+from pydantic import ValidationError
 
-from service.reference import stock
+from contracts.inventory import InventoryMovement
+from examples.inventory_consumer import stock
 
 log = logging.getLogger(__name__)
 BATCH_MAX_RECORDS = 2000
@@ -65,13 +65,13 @@ async def run(
         loop = asyncio.get_running_loop()
         while not stop.is_set():
             batches = await consumer.getmany(timeout_ms=500, max_records=BATCH_MAX_RECORDS)
-            movements: list[stock.Movement] = []
+            movements: list[InventoryMovement] = []
             positions: dict[tuple[str, int], int] = {}
             for tp, records in batches.items():
                 for record in records:
                     try:
                         movements.append(_movement(record.value))
-                    except (ValueError, KeyError, TypeError) as error:
+                    except ValidationError as error:
                         # Not a movement of the contract: skipped, never blocking the rest.
                         log.error(
                             "skipped %s/%d/%d: %s", tp.topic, tp.partition, record.offset, error
@@ -88,13 +88,9 @@ async def run(
         await pool.close()
 
 
-def _movement(value: bytes | None) -> stock.Movement:
-    body = json.loads(value or b"{}")
-    return stock.Movement(
-        UUID(body["movement_id"]),
-        body["tenant_id"],
-        body["warehouse_id"],
-        body["sku"],
-        body["bucket"],
-        int(body["quantity"]),
-    )
+def _movement(value: bytes | None) -> InventoryMovement:
+    # The contract's own model does the parsing. Fields it does not know are ignored: the
+    # contract may add optional fields in a minor version, and a consumer built against an
+    # older one must keep counting. A value it does not know where the contract lists them (a
+    # new bucket) is refused and logged instead: this consumer could not count it correctly.
+    return InventoryMovement.model_validate_json(value or b"", extra="ignore")

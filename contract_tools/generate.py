@@ -12,10 +12,13 @@ from typing import Any, get_args
 
 from pydantic import BaseModel, TypeAdapter
 
+import contracts
 from contracts import inventory, orders, previews
 from contracts import purchase_orders as po
 
-ROOT = Path(__file__).parent
+ROOT = Path(contracts.__file__).parent
+"""The contracts package: the generated files are part of the contract and live beside its
+models, though the code that writes them (which needs FastStream) lives here."""
 
 
 def _by_type(union: Any) -> dict[str, type[BaseModel]]:
@@ -48,7 +51,7 @@ def render() -> dict[Path, str]:
     files = {
         ROOT / "schemas" / f"{name}.json": _dump(_schema(model)) for name, model in MESSAGES.items()
     }
-    from contracts.asyncapi import specification
+    from contract_tools.asyncapi import specification
 
     files[ROOT / "asyncapi.json"] = _dump(specification())
     return files

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from uuid import UUID
 
 import asyncpg
+
+from contracts.inventory import InventoryMovement
 
 SCHEMA = "reference_inventory"
 _CREATE = f"""
@@ -55,16 +56,6 @@ ON CONFLICT (topic, partition) DO UPDATE SET next_offset = EXCLUDED.next_offset
 
 
 @dataclass(frozen=True)
-class Movement:
-    movement_id: UUID
-    tenant_id: str
-    warehouse_id: str
-    sku: str
-    bucket: str
-    quantity: int
-
-
-@dataclass(frozen=True)
 class StockLevel:
     incoming: int
     on_hand: int
@@ -81,7 +72,7 @@ async def create_tables(conn: asyncpg.Connection) -> None:
 
 async def apply(
     conn: asyncpg.Connection,
-    movements: Sequence[Movement],
+    movements: Sequence[InventoryMovement],
     next_offsets: Mapping[tuple[str, int], int],
 ) -> None:
     """Apply a batch and move the partitions' offsets past it, in one transaction."""

@@ -1,0 +1,3 @@
+from examples.inventory_consumer.cli import main
+
+main()

@@ -1,0 +1,112 @@
+"""Documents kept as JSON in the shared tables (`documents`, `document_history`,
+`document_tombstones`), a statement for a whole batch. A document's kind is a column, so any
+family with a codec is stored here without a migration of its own."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Generic, TypeVar
+
+import asyncpg
+
+from service.adapters.history import actor_columns
+from service.app.ports import Changes, DocumentCodec, DocumentKey
+from service.domain.documents import Document
+
+S = TypeVar("S", bound=Document)
+
+_LOAD = """
+SELECT k.tenant_id, k.document_id, d.version, d.document::text AS document,
+       t.last_version, t.deleted_at
+FROM unnest($2::text[], $3::text[]) AS k(tenant_id, document_id)
+LEFT JOIN documents d ON d.kind = $1 AND (d.tenant_id, d.document_id) = (k.tenant_id, k.document_id)
+LEFT JOIN document_tombstones t
+    ON t.kind = $1 AND (t.tenant_id, t.document_id) = (k.tenant_id, k.document_id)
+WHERE d.version IS NOT NULL OR t.last_version IS NOT NULL
+"""
+
+# The live and the deleted documents of a batch are disjoint, so one statement writes both.
+_SAVE = """
+WITH saved AS (
+    INSERT INTO documents (kind, tenant_id, document_id, status, version, document)
+    SELECT $1, tenant_id, document_id, status, version, document::jsonb
+    FROM unnest($2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[])
+        AS s(tenant_id, document_id, status, version, document)
+    ON CONFLICT (kind, tenant_id, document_id) DO UPDATE
+    SET status = EXCLUDED.status, version = EXCLUDED.version,
+        document = EXCLUDED.document, updated_at = now()
+), history AS (
+    INSERT INTO document_history
+        (kind, tenant_id, document_id, version, command_id, event_id, event_type, document,
+         actor_type, actor_id, actor_issuer)
+    SELECT $1, tenant_id, document_id, version, command_id, event_id, event_type,
+           document::jsonb, actor_type, actor_id, actor_issuer
+    FROM unnest($7::text[], $8::text[], $9::bigint[], $10::uuid[], $11::uuid[], $12::text[],
+                $13::text[], $17::text[], $18::text[], $19::text[])
+        AS h(tenant_id, document_id, version, command_id, event_id, event_type, document,
+             actor_type, actor_id, actor_issuer)
+), gone AS (
+    SELECT * FROM unnest($14::text[], $15::text[], $16::bigint[])
+        AS g(tenant_id, document_id, last_version)
+), deleted AS (
+    DELETE FROM documents d USING gone g
+    WHERE d.kind = $1 AND d.tenant_id = g.tenant_id AND d.document_id = g.document_id
+), deleted_history AS (
+    DELETE FROM document_history h USING gone g
+    WHERE h.kind = $1 AND h.tenant_id = g.tenant_id AND h.document_id = g.document_id
+)
+INSERT INTO document_tombstones (kind, tenant_id, document_id, last_version)
+SELECT $1, tenant_id, document_id, last_version FROM gone
+"""
+
+
+class JsonDocuments(Generic[S]):
+    """One kind of document; `codec` maps its states to what is stored and back."""
+
+    def __init__(self, conn: asyncpg.Connection, kind: str, codec: DocumentCodec[S]) -> None:
+        self._conn = conn
+        self._kind = kind
+        self._codec = codec
+
+    async def load_many(self, keys: Sequence[DocumentKey]) -> dict[DocumentKey, S]:
+        rows = await self._conn.fetch(
+            _LOAD, self._kind, [tenant for tenant, _ in keys], [document for _, document in keys]
+        )
+        found: dict[DocumentKey, S] = {}
+        for row in rows:
+            key = (row["tenant_id"], row["document_id"])
+            if row["document"] is None:
+                found[key] = self._codec.tombstone(*key, row["last_version"], row["deleted_at"])
+            else:
+                found[key] = self._codec.load(*key, row["version"], row["document"])
+        return found
+
+    async def save_many(self, changes: Changes[S]) -> None:
+        saves = changes.saves()
+        gone = changes.deletions()
+        if not saves and not gone:
+            return
+        live = [save.document for save in saves]
+        history = [version.entry for save in saves for version in save.versions]
+        owners = [save.document for save in saves for _ in save.versions]
+        await self._conn.execute(
+            _SAVE,
+            self._kind,
+            [d.tenant_id for d in live],
+            [d.document_id for d in live],
+            [self._codec.status(d) for d in live],
+            [d.version for d in live],
+            # The stored document is the snapshot its last version's history entry holds.
+            [save.versions[-1].entry.snapshot.decode() for save in saves],
+            [d.tenant_id for d in owners],
+            [d.document_id for d in owners],
+            [entry.version for entry in history],
+            [entry.command_id for entry in history],
+            [entry.event_id for entry in history],
+            [entry.event_type for entry in history],
+            [entry.snapshot.decode() for entry in history],
+            [d.tenant_id for d in gone],
+            [d.document_id for d in gone],
+            [d.version for d in gone],
+            *actor_columns(history),
+        )

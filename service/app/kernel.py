@@ -1,0 +1,291 @@
+"""The document kernel: one batch decider for every family.
+
+A family supplies its rules (`DocumentRules`): how to decide a command against a document's
+state, how events change that state, what the world is told of each event (the wire event and
+the snapshot history keeps), and which stock it moves. The kernel runs the loop they share: load
+every document a batch touches in one go, decide each command in offset order against the state
+its predecessors left, fold accepted events into new states, build the messages, and write the
+final states, versions and tombstones in a few statements; stock items moved are locked last,
+so their movements queue in commit order per item.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Generic, Protocol, TypeVar
+from uuid import UUID, uuid4
+
+from pydantic import BaseModel
+
+from contracts.inventory import MovementSource, movement_key
+from service.app.family import Decided, Family
+from service.app.outcomes import event_actor, event_message, movement_message, rejection_message
+from service.app.parse import ValidCommand
+from service.app.ports import (
+    Changes,
+    DocumentKey,
+    DocumentRepository,
+    HistoryEntry,
+    OutboxMessage,
+    UnitOfWork,
+    Version,
+)
+from service.domain.decisions import Accepted, Rejected, Transition
+from service.domain.documents import Document
+from service.domain.problems import Problem
+from service.domain.stock import Movement
+
+C = TypeVar("C")
+S = TypeVar("S", bound=Document)
+E = TypeVar("E")
+S_in = TypeVar("S_in", bound=Document, contravariant=True)
+
+Decision = Accepted[Any] | Rejected
+
+
+class WireEvent(Protocol):
+    """An event as published: a contract model with its type."""
+
+    @property
+    def type(self) -> str: ...
+
+    def model_dump_json(self) -> str: ...
+
+
+class RunDecider(Protocol[C, S_in]):
+    """Decides the commands of one run against what the run preloaded (voucher holders, erased
+    customers, ...), and keeps that view current as the run's commands change it."""
+
+    def decide(self, cmd: ValidCommand[C], current: S_in | None) -> Decision: ...
+
+    def accepted(self, before: S_in | None, after: S_in) -> None:
+        """A command of the run took `before` to `after`."""
+
+
+class AloneDecider(Protocol[C]):
+    """Decides a command that reaches beyond its own document (customer.redact: all of a
+    customer's orders) between the runs around it; adds the stock items it moves to
+    `stock_keys`."""
+
+    async def __call__(
+        self,
+        kernel: DocumentDecider[C],
+        uow: UnitOfWork,
+        cmd: ValidCommand[C],
+        now: datetime,
+        stock_keys: set[str],
+    ) -> Decided: ...
+
+
+@dataclass(frozen=True)
+class Stateless(Generic[C, S]):
+    """A run decider for families whose decisions need nothing but the document."""
+
+    decide_one: Callable[[C, S | None, str], Decision]
+
+    def decide(self, cmd: ValidCommand[C], current: S | None) -> Decision:
+        return self.decide_one(cmd.command, current, cmd.document_id)
+
+    def accepted(self, before: S | None, after: S) -> None:
+        return None
+
+
+@dataclass(frozen=True)
+class DocumentRules(Generic[C, S, E]):
+    """Everything about a family the kernel does not know: pure functions, and the preloads
+    and special commands of families that need them."""
+
+    begin_run: Callable[
+        [UnitOfWork, DocumentRepository[S], Sequence[ValidCommand[C]], dict[DocumentKey, S]],
+        Any,
+    ]
+    """An awaitable of the run's `RunDecider`, given the run's commands and loaded states."""
+    fold: Callable[[S | None, Sequence[E], str, str], Sequence[Transition[E, S]]]
+    """The domain's evolve over events: (current, events, tenant_id, document_id)."""
+    wire_event: Callable[[Transition[E, S], BaseModel | None, dict[str, Any]], WireEvent]
+    """The event to publish for a transition, given the snapshot (None once deleted) and the
+    metadata every event carries."""
+    snapshot: Callable[[S], BaseModel]
+    """What history keeps of a live document, and what the stored document is."""
+    movements: Callable[[S | None, S], Sequence[Movement]]
+    movement_source: str
+    """What inventory movements name as their source's type, e.g. 'purchase_order'."""
+    alone: Callable[[C], bool] = lambda _: False
+    """Whether a command is decided on its own, by `decide_alone`, between runs."""
+    decide_alone: AloneDecider[C] | None = None
+
+
+def stateless(
+    decide_one: Callable[[C, S | None, str], Decision],
+) -> Callable[
+    [UnitOfWork, DocumentRepository[S], Sequence[ValidCommand[C]], dict[DocumentKey, S]], Any
+]:
+    """`begin_run` for families that preload nothing."""
+
+    async def begin(*_: object) -> RunDecider[C, S]:
+        return Stateless(decide_one)
+
+    return begin
+
+
+@dataclass
+class Output(Generic[S]):
+    """What a command's events produce: the messages, the final state, the versions it left,
+    and the stock items it moved."""
+
+    final: S
+    messages: list[OutboxMessage] = field(default_factory=list)
+    versions: list[Version[S]] = field(default_factory=list)
+    stock_keys: list[str] = field(default_factory=list)
+
+
+class DocumentDecider(Generic[C]):
+    """Decides a batch of one family's commands set-based, inside the caller's transaction.
+
+    The processor has already claimed the commands and locked their documents. Commands a
+    family decides alone split the batch into runs; each run is loaded, decided in memory and
+    written in a few statements, whatever its size.
+    """
+
+    def __init__(
+        self,
+        family: Family[C],
+        movements_topic: str,
+        new_event_id: Callable[[], UUID] = uuid4,
+    ) -> None:
+        self._family = family
+        self._rules: DocumentRules[C, Any, Any] = family.rules
+        self._movements_topic = movements_topic
+        self._new_event_id = new_event_id
+
+    @property
+    def family(self) -> Family[C]:
+        return self._family
+
+    def repository(self, uow: UnitOfWork) -> DocumentRepository[Any]:
+        return uow.documents(self._family.kind)
+
+    async def decide(
+        self, uow: UnitOfWork, commands: Sequence[ValidCommand[C]], now: datetime
+    ) -> list[Decided]:
+        decided: list[Decided] = []
+        stock_keys: set[str] = set()
+        for run in self._runs(commands):
+            first = run[0]
+            if self._rules.alone(first.command):
+                assert self._rules.decide_alone is not None, "alone commands need a decider"
+                decided.append(await self._rules.decide_alone(self, uow, first, now, stock_keys))
+            else:
+                decided += await self._decide_run(uow, run, now, stock_keys)
+        # Movements of one stock item queue in commit order: writers of an item serialise.
+        await uow.lock_stock_items(sorted(stock_keys))
+        return decided
+
+    async def _decide_run(
+        self,
+        uow: UnitOfWork,
+        run: Sequence[ValidCommand[C]],
+        now: datetime,
+        stock_keys: set[str],
+    ) -> list[Decided]:
+        repository = self.repository(uow)
+        states = await repository.load_many(sorted({_key(cmd) for cmd in run}))
+        changes: Changes[Any] = Changes(dict(states))
+        deciding: RunDecider[C, Any] = await self._rules.begin_run(uow, repository, run, states)
+        decided = []
+        for cmd in run:
+            key = _key(cmd)
+            current = states.get(key)
+            decision = deciding.decide(cmd, current)
+            if isinstance(decision, Rejected):
+                decided.append(self.rejected(cmd, decision.problems, now))
+                continue
+            transitions = self._rules.fold(current, decision.events, *key)
+            output = self.outputs(cmd, transitions, now)
+            states[key] = output.final
+            changes.record(output.final, output.versions)
+            deciding.accepted(current, output.final)
+            stock_keys.update(output.stock_keys)
+            decided.append(Decided(accepted=True, messages=output.messages))
+        await repository.save_many(changes)
+        return decided
+
+    def rejected(self, cmd: ValidCommand[C], problems: Sequence[Problem], now: datetime) -> Decided:
+        rejection = rejection_message(self._family, cmd.identity, cmd.command_id, problems, now)
+        return Decided(accepted=False, messages=[rejection])
+
+    def outputs(
+        self, cmd: ValidCommand[C], transitions: Sequence[Transition[Any, S]], now: datetime
+    ) -> Output[S]:
+        """Per transition: its event, a version while the document lives, its movements."""
+        rules = self._rules
+        output: Output[S] = Output(transitions[-1].after)
+        actor = event_actor(cmd.actor)
+        id_field = self._family.commands.id_field
+        for transition in transitions:
+            after = transition.after
+            tenant_id, document_id = after.tenant_id, after.document_id
+            event_id = self._new_event_id()
+            # Built once: the events that carry the document take it, and history keeps it.
+            snapshot = None if after.is_deleted else rules.snapshot(after)
+            event = rules.wire_event(
+                transition,
+                snapshot,
+                {
+                    "event_id": event_id,
+                    "tenant_id": tenant_id,
+                    id_field: document_id,
+                    "version": after.version,
+                    "command_id": cmd.command_id,
+                    "occurred_at": now,
+                    "actor": actor,
+                },
+            )
+            output.messages.append(event_message(self._family.topics.events, document_id, event))
+            if snapshot is not None:
+                entry = HistoryEntry(
+                    after.version,
+                    cmd.command_id,
+                    event_id,
+                    event.type,
+                    snapshot.model_dump_json().encode(),
+                    cmd.actor,
+                )
+                output.versions.append(Version(after, entry))
+            moved = rules.movements(transition.before, after)
+            if not moved:
+                continue
+            source = MovementSource(
+                type=rules.movement_source, id=document_id, version=after.version, event_id=event_id
+            )
+            for movement in moved:
+                output.stock_keys.append(
+                    movement_key(tenant_id, movement.warehouse_id, movement.sku)
+                )
+                output.messages.append(
+                    movement_message(
+                        self._movements_topic, tenant_id, movement, source, event.type, now
+                    )
+                )
+        return output
+
+    def _runs(self, commands: Sequence[ValidCommand[C]]) -> Iterator[Sequence[ValidCommand[C]]]:
+        """The commands in order, as runs of ordinary commands and alone commands by
+        themselves."""
+        run: list[ValidCommand[C]] = []
+        for cmd in commands:
+            if self._rules.alone(cmd.command):
+                if run:
+                    yield run
+                    run = []
+                yield [cmd]
+            else:
+                run.append(cmd)
+        if run:
+            yield run
+
+
+def _key(cmd: ValidCommand[Any]) -> DocumentKey:
+    return (cmd.tenant_id, cmd.document_id)

@@ -1,0 +1,144 @@
+"""The purchase-order family: its registration, and what the kernel asks of it (the rules, the
+events it publishes, how its documents are stored)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel
+
+from contracts import purchase_orders as wire
+from contracts.previews import PurchaseOrderPreview
+from contracts.topics import PURCHASE_ORDERS, DocumentTopics
+from service.app.family import Family
+from service.app.kernel import DocumentRules, stateless
+from service.app.parse import CommandSpec
+from service.app.personal_fields import unless_told_apart
+from service.app.purchase_orders.translate import (
+    command_from_wire,
+    invoice_to_wire,
+    order_from_snapshot,
+    receipt_to_wire,
+    shipping_details_to_wire,
+    snapshot_to_wire,
+)
+from service.domain import purchase_orders as po
+from service.domain.permissions import BUILT_IN, Access
+from service.domain.purchase_orders.stock import movements
+
+
+class PurchaseOrderCodec:
+    """Purchase orders are kept as the snapshot of their last version."""
+
+    def status(self, document: po.State) -> str:
+        assert isinstance(document, po.PurchaseOrder)
+        return document.status.value
+
+    def load(self, tenant_id: str, document_id: str, version: int, stored: str) -> po.State:
+        snapshot = wire.PurchaseOrderSnapshot.model_validate_json(stored)
+        return order_from_snapshot(tenant_id, document_id, version, snapshot)
+
+    def tombstone(
+        self, tenant_id: str, document_id: str, version: int, deleted_at: datetime
+    ) -> po.State:
+        return po.DeletedPurchaseOrder(tenant_id, document_id, version, deleted_at)
+
+
+RULES: DocumentRules[po.PurchaseOrderCommand, po.State, po.PurchaseOrderEvent] = DocumentRules(
+    begin_run=stateless(po.decide),
+    fold=po.fold,
+    wire_event=lambda transition, snapshot, metadata: _wire_event(
+        transition, _snapshot_of(snapshot), **metadata
+    ),
+    snapshot=lambda state: snapshot_to_wire(_live(state)),
+    movements=movements,
+    movement_source="purchase_order",
+)
+
+
+def purchase_order_family(prefix: str = "") -> Family[po.PurchaseOrderCommand]:
+    return Family(
+        name=PURCHASE_ORDERS,
+        topics=DocumentTopics.for_family(PURCHASE_ORDERS, prefix),
+        commands=CommandSpec(
+            "purchase_order_id",
+            wire.PURCHASE_ORDER_COMMAND,
+            command_from_wire,
+            access=_access,
+            authority=BUILT_IN,
+        ),
+        rejection_model=wire.PurchaseOrderRejection,
+        preview_model=PurchaseOrderPreview,
+        # An order command sent here by mistake carries names and addresses.
+        seals_dead_letters=unless_told_apart("purchase_order."),
+        rules=RULES,
+        codec=PurchaseOrderCodec(),
+        command_prefixes=("purchase_order.",),
+    )
+
+
+def _wire_event(
+    transition: po.Transition, snapshot: wire.PurchaseOrderSnapshot | None, **metadata: Any
+) -> wire.PurchaseOrderEventMessage:
+    after = transition.after
+    match transition.event:
+        case po.PurchaseOrderCreated():
+            assert snapshot is not None
+            return wire.PurchaseOrderCreated(
+                type="purchase_order.created", data=snapshot, **metadata
+            )
+        case po.PurchaseOrderUpdated():
+            assert snapshot is not None
+            return wire.PurchaseOrderUpdated(
+                type="purchase_order.updated", data=snapshot, **metadata
+            )
+        case po.ShippingDetailsUpdated(changes=changes):
+            assert isinstance(after, po.PurchaseOrder)
+            change = wire.ShippingDetailsChange(
+                changed_fields=[name for name, _ in changes],
+                shipping_details=shipping_details_to_wire(after.details),
+            )
+            return wire.PurchaseOrderShippingDetailsUpdated(
+                type="purchase_order.shipping_details_updated", data=change, **metadata
+            )
+        case po.PurchaseOrderStatusChanged(from_status=old, to_status=new, reason=reason):
+            data = wire.StatusChangeData(from_status=old, to_status=new, reason=reason)
+            return wire.PurchaseOrderStatusChanged(
+                type="purchase_order.status_changed", data=data, **metadata
+            )
+        case po.ReceiptRecorded(receipt=receipt):
+            assert isinstance(after, po.PurchaseOrder)
+            received = after.received()
+            progress = [
+                wire.LineProgress(sku=line.sku, ordered=line.quantity, received=received[line.sku])
+                for line in after.details.products
+            ]
+            return wire.PurchaseOrderReceiptRecorded(
+                type="purchase_order.receipt_recorded",
+                data=wire.ReceiptData(receipt=receipt_to_wire(receipt), progress=progress),
+                **metadata,
+            )
+        case po.InvoiceLinked(invoice=invoice):
+            return wire.PurchaseOrderInvoiceLinked(
+                type="purchase_order.invoice_linked", data=invoice_to_wire(invoice), **metadata
+            )
+        case po.PurchaseOrderDeleted():
+            return wire.PurchaseOrderDeleted(type="purchase_order.deleted", **metadata)
+    raise AssertionError(f"unhandled event {transition.event!r}")  # pragma: no cover
+
+
+def _live(state: po.State) -> po.PurchaseOrder:
+    assert isinstance(state, po.PurchaseOrder), "only a live order has a snapshot"
+    return state
+
+
+def _snapshot_of(snapshot: BaseModel | None) -> wire.PurchaseOrderSnapshot | None:
+    assert snapshot is None or isinstance(snapshot, wire.PurchaseOrderSnapshot)
+    return snapshot
+
+
+def _access(command_type: str, command: po.PurchaseOrderCommand) -> Access:
+    if isinstance(command, po.ChangePurchaseOrderStatus):
+        return Access(command_type, status=command.status.value)
+    return Access(command_type)

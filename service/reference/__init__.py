@@ -1,2 +1,0 @@
-"""A reference inventory consumer: how a downstream team turns inventory.movements into stock
-levels exactly once. An example of the contract in use, not part of the command service."""
