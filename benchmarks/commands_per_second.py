@@ -28,8 +28,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from contracts.topics import ORDERS, PURCHASE_ORDERS, DocumentTopics
 from service.adapters.crypto import MasterKey
-from service.infra.processes import free_port
-from service.infra.provision import Endpoints, provisioned
+from service.devstack.processes import free_port
+from service.devstack.provision import Endpoints, provisioned
 from tests.support import change_status, create, create_order, order_status, redact_customer
 
 Command = dict[str, Any]
@@ -281,7 +281,41 @@ PRELOAD_SNAPSHOT = json.dumps(
         "invoices": [],
     }
 )
-TABLES = ("purchase_orders", "purchase_order_history", "orders", "order_history", "inbox", "outbox")
+TABLES = ("orders", "order_history", "inbox", "outbox")
+DOCUMENT_TABLES = ("documents", "document_history")
+"""Purchase orders' tables since migration 0016; before it, their own."""
+EARLIER_DOCUMENT_TABLES = ("purchase_orders", "purchase_order_history")
+
+# The same preload into either schema: a checkout from before migration 0016 has the purchase
+# orders' own tables, later ones the shared document tables.
+PRELOAD_DOCUMENTS = (
+    "INSERT INTO documents (kind, tenant_id, document_id, status, version, document)"
+    " SELECT 'purchase-orders', 'preload', 'PRE-' || g, 'open', 2, $1::jsonb"
+    " FROM generate_series(1, $2) g"
+)
+PRELOAD_HISTORY = (
+    "INSERT INTO document_history (kind, tenant_id, document_id, version, command_id, event_id,"
+    " event_type, document)"
+    " SELECT 'purchase-orders', 'preload', 'PRE-' || g, v, gen_random_uuid(), gen_random_uuid(),"
+    " 'purchase_order.status_changed', $1::jsonb"
+    " FROM generate_series(1, $2) g, (VALUES (1), (2)) AS versions(v)"
+)
+EARLIER_PRELOAD_DOCUMENTS = (
+    "INSERT INTO purchase_orders (tenant_id, purchase_order_id, status, version, document)"
+    " SELECT 'preload', 'PRE-' || g, 'open', 2, $1::jsonb FROM generate_series(1, $2) g"
+)
+EARLIER_PRELOAD_HISTORY = (
+    "INSERT INTO purchase_order_history (tenant_id, purchase_order_id, version,"
+    " command_id, event_id, event_type, document)"
+    " SELECT 'preload', 'PRE-' || g, v, gen_random_uuid(), gen_random_uuid(),"
+    " 'purchase_order.status_changed', $1::jsonb"
+    " FROM generate_series(1, $2) g, (VALUES (1), (2)) AS versions(v)"
+)
+
+
+async def has_document_tables(conn: asyncpg.Connection) -> bool:
+    found: bool = await conn.fetchval("SELECT to_regclass('documents') IS NOT NULL")
+    return found
 
 
 async def preload(database_url: str, count: int) -> None:
@@ -290,21 +324,13 @@ async def preload(database_url: str, count: int) -> None:
     conn = await asyncpg.connect(database_url)
     try:
         started = time.perf_counter()
-        await conn.execute(
-            "INSERT INTO purchase_orders (tenant_id, purchase_order_id, status, version, document)"
-            " SELECT 'preload', 'PRE-' || g, 'open', 2, $1::jsonb FROM generate_series(1, $2) g",
-            PRELOAD_SNAPSHOT,
-            count,
-        )
-        await conn.execute(
-            "INSERT INTO purchase_order_history (tenant_id, purchase_order_id, version,"
-            " command_id, event_id, event_type, document)"
-            " SELECT 'preload', 'PRE-' || g, v, gen_random_uuid(), gen_random_uuid(),"
-            " 'purchase_order.status_changed', $1::jsonb"
-            " FROM generate_series(1, $2) g, (VALUES (1), (2)) AS versions(v)",
-            PRELOAD_SNAPSHOT,
-            count,
-        )
+        shared = await has_document_tables(conn)
+        for statement in (
+            (PRELOAD_DOCUMENTS, PRELOAD_HISTORY)
+            if shared
+            else (EARLIER_PRELOAD_DOCUMENTS, EARLIER_PRELOAD_HISTORY)
+        ):
+            await conn.execute(statement, PRELOAD_SNAPSHOT, count)
         await conn.execute(
             "INSERT INTO inbox (message_key, request_hash, outcome)"
             " SELECT gen_random_uuid()::text, '\\x00', 'accepted' FROM generate_series(1, $1)",
@@ -321,7 +347,8 @@ async def table_sizes(database_url: str) -> str:
     conn = await asyncpg.connect(database_url)
     try:
         sizes = []
-        for table in TABLES:
+        shared = await has_document_tables(conn)
+        for table in (*(DOCUMENT_TABLES if shared else EARLIER_DOCUMENT_TABLES), *TABLES):
             rows = await conn.fetchval(f"SELECT count(*) FROM {table}")
             size = await conn.fetchval("SELECT pg_total_relation_size($1::regclass)", table)
             sizes.append(f"{table} {rows:,} rows {size / 2**20:,.0f} MiB")

@@ -19,8 +19,8 @@ from contracts.topics import INVENTORY_MOVEMENTS, ORDERS, PURCHASE_ORDERS, Docum
 from service.adapters.crypto import MasterKey
 from service.adapters.database import migrate
 from service.app.auth import AuthMode
-from service.infra.processes import free_port
-from service.infra.provision import Endpoints, provisioned
+from service.devstack.processes import free_port
+from service.devstack.provision import Endpoints, provisioned
 from service.settings import Settings
 from tests.support import WireProbe
 

@@ -21,8 +21,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from contracts.topics import DocumentTopics
 from service.adapters.kafka import ensure_topics
 from service.adapters.kafka_connection import KafkaConnection
+from service.devstack.processes import stop_server
 from service.entrypoints.app import create_app
-from service.infra.processes import stop_server
 from service.settings import Settings
 
 

@@ -98,7 +98,7 @@ class PreviewOrders:
 
 
 DEDICATED_PREVIEWS: dict[str, Callable[[asyncpg.Connection, Any], Any]] = {ORDERS: PreviewOrders}
-"""Previews of the kinds the store keeps in tables of their own (see store.py)."""
+"""Previews of the kinds the store keeps in tables of their own (see unit_of_work.py)."""
 
 
 class PreviewUnitOfWork:

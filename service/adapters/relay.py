@@ -20,7 +20,9 @@ from aiokafka import AIOKafkaProducer
 
 from service.adapters.database import RELAY_LEADER_LOCK_ID
 from service.adapters.headers import decode_headers
-from service.adapters.store import OUTBOX_CHANNEL
+from service.adapters.unit_of_work import OUTBOX_CHANNEL
+from service.app.retry import Retrier, RetryPolicy, described
+from service.errors import ProcessingAbandonedError
 
 if TYPE_CHECKING:
     from opentelemetry.trace import Span
@@ -67,21 +69,28 @@ class OutboxRelay:
         self.status = RelayStatus()
 
     async def run(self, stop: asyncio.Event) -> None:
-        backoff = 0.1
+        retrier = Retrier(
+            RetryPolicy(first_backoff_seconds=0.1, max_backoff_seconds=self._max_backoff), stop
+        )
+        attempt = 0
         while not stop.is_set():
             try:
                 await self._lead(stop)
-                backoff = 0.1
+                attempt = 0
             except Exception as error:  # the relay must outlive any failure; it retries
                 self.status.leader = False
                 self.status.errors_total += 1
-                self.status.last_error = f"{type(error).__name__}: {error}"
+                self.status.last_error = described(error)
                 log.warning(
-                    "relay interrupted, retrying in %.1fs: %s", backoff, self.status.last_error
+                    "relay interrupted, retrying in %.1fs: %s",
+                    retrier.policy.backoff(attempt),
+                    self.status.last_error,
                 )
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(stop.wait(), backoff)
-                backoff = min(self._max_backoff, backoff * 2)
+                try:
+                    await retrier.pause(attempt)
+                except ProcessingAbandonedError:
+                    return
+                attempt += 1
 
     async def _lead(self, stop: asyncio.Event) -> None:
         conn: asyncpg.Connection = await asyncpg.connect(self._database_url)

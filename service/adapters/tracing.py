@@ -5,7 +5,7 @@ command that caused it. Spans go to an OTLP/HTTP collector configured the standa
 (OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT).
 
 Off by default; when off nothing here runs. The W3C trace context of a command reaches its
-outcomes either way (service.app.outcomes.with_trace_context)."""
+outcomes either way (service.app.trace_context.with_trace_context)."""
 
 from __future__ import annotations
 

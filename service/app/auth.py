@@ -19,6 +19,7 @@ from enum import StrEnum
 from typing import Generic, Protocol, TypeVar
 from uuid import UUID
 
+from contracts.headers import AUTHORIZATION, BEARER_SCHEME
 from service.app.parse import CommandSpec, Identity, ValidCommand
 from service.app.ports import Claims as Claims  # re-exported: verifiers build them
 from service.app.ports import RecordedActor
@@ -27,7 +28,6 @@ from service.domain.problems import ErrorCode, Problem
 
 C = TypeVar("C")
 
-AUTHORIZATION = "authorization"
 ACTOR_TYPES = frozenset(Role)
 
 
@@ -285,7 +285,7 @@ def _bearer(value: bytes) -> str | None:
         return None
     scheme, _, token = text.partition(" ")
     token = token.strip()
-    return token if scheme.lower() == "bearer" and token else None
+    return token if scheme.lower() == BEARER_SCHEME.lower() and token else None
 
 
 def _refuse(command: ValidCommand[C], cause: Refusal, message: str) -> Unauthorized:

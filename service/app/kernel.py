@@ -21,7 +21,7 @@ from pydantic import BaseModel
 
 from contracts.inventory import MovementSource, movement_key
 from service.app.family import Decided, Family
-from service.app.outcomes import event_actor, event_message, movement_message, rejection_message
+from service.app.messages import event_actor, event_message, movement_message, rejection_message
 from service.app.parse import ValidCommand
 from service.app.ports import (
     Changes,

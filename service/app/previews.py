@@ -15,17 +15,18 @@ with a token can send and which leave no trace, cannot be used to load the datab
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Generic, TypeVar
 
+from service.app.answers import Answers
 from service.app.auth import Unauthorized
 from service.app.family import BatchDecider, Decided
 from service.app.observer import RetryCause
-from service.app.outcomes import preview_message, rejection_message, with_trace_context
 from service.app.parse import ValidCommand
 from service.app.ports import OutboxMessage, Outcome, Store, UnitOfWork
 from service.app.received import Received
+from service.app.retry import Retrier
 from service.app.token_uses import bind_tokens
 from service.domain.problems import ErrorCode, Problem
 from service.errors import TransientError
@@ -39,17 +40,17 @@ class Previews(Generic[C]):
         self,
         store: Store,
         decider: BatchDecider[C],
+        answers: Answers[C],
         clock: Callable[[], datetime],
-        retried: Callable[[RetryCause], None],
-        back_off: Callable[[int], Awaitable[None]],
+        retrier: Retrier,
         *,
         limit: int,
     ) -> None:
         self._store = store
         self._decider = decider
+        self._answers = answers
         self._clock = clock
-        self._retried = retried
-        self._back_off = back_off
+        self._retrier = retrier
         self._limit = limit
 
     async def answer(self, dry_runs: list[Received[C]]) -> list[Outcome]:
@@ -63,41 +64,31 @@ class Previews(Generic[C]):
             self._limited(cmd, now) for cmd in commands[self._limit :]
         ]
         family = self._decider.family
-        attempt = 0
-        while True:
-            try:
-                async with self._store.unit_of_work() as uow:
-                    bound = await bind_tokens(uow, family.name, dry_runs)
-                    previews: list[OutboxMessage] = []
-                    for received, cmd, outcome in zip(bound, commands, decided, strict=True):
-                        if isinstance(received.parsed, Unauthorized):
-                            outcome = self._refused(cmd, received.parsed.problems[0], now)
-                        previews += with_trace_context(
-                            [preview_message(family, cmd, outcome, now)],
-                            received.message.headers,
+
+        async def publish() -> list[Outcome]:
+            async with self._store.unit_of_work() as uow:
+                bound = await bind_tokens(uow, family.name, dry_runs)
+                previews: list[OutboxMessage] = []
+                for received, cmd, outcome in zip(bound, commands, decided, strict=True):
+                    if isinstance(received.parsed, Unauthorized):
+                        outcome = self._answers.preview_refused(
+                            cmd, received.parsed.problems[0], now
                         )
-                    await uow.answer_many([], previews)
-                return [Outcome.PREVIEWED] * len(dry_runs)
-            except TransientError as error:
-                log.warning("transient failure queueing previews, retrying: %s", error)
-                self._retried(RetryCause.TRANSIENT)
-            await self._back_off(attempt)
-            attempt += 1
+                    previews += self._answers.preview(received, cmd, outcome, now)
+                await uow.answer_many([], previews)
+            return [Outcome.PREVIEWED] * len(dry_runs)
+
+        return await self._retrier.run(publish, _transient, "queueing previews")
 
     async def _decide(self, commands: list[ValidCommand[C]], now: datetime) -> list[Decided]:
-        attempt = 0
-        while True:
-            try:
-                decided: dict[int, Decided] = {}
-                async with self._store.trial_unit_of_work() as trial:
-                    for round_ in _rounds(commands):
-                        decided |= await self._decide_round(trial, commands, round_, now)
-                return [decided[i] for i in range(len(commands))]
-            except TransientError as error:
-                log.warning("transient failure previewing, retrying: %s", error)
-                self._retried(RetryCause.TRANSIENT)
-            await self._back_off(attempt)
-            attempt += 1
+        async def rounds() -> list[Decided]:
+            decided: dict[int, Decided] = {}
+            async with self._store.trial_unit_of_work() as trial:
+                for round_ in _rounds(commands):
+                    decided |= await self._decide_round(trial, commands, round_, now)
+            return [decided[i] for i in range(len(commands))]
+
+        return await self._retrier.run(rounds, _transient, "previewing")
 
     async def _decide_round(
         self, trial: UnitOfWork, commands: list[ValidCommand[C]], round_: list[int], now: datetime
@@ -127,7 +118,7 @@ class Previews(Generic[C]):
             "the service could not preview this command; nothing changed",
             None,
         )
-        return self._refused(cmd, problem, now)
+        return self._answers.preview_refused(cmd, problem, now)
 
     def _limited(self, cmd: ValidCommand[C], now: datetime) -> Decided:
         problem = Problem(
@@ -136,12 +127,11 @@ class Previews(Generic[C]):
             " decided: send it again",
             None,
         )
-        return self._refused(cmd, problem, now)
+        return self._answers.preview_refused(cmd, problem, now)
 
-    def _refused(self, cmd: ValidCommand[C], problem: Problem, now: datetime) -> Decided:
-        family = self._decider.family
-        rejection = rejection_message(family, cmd.identity, cmd.command_id, [problem], now)
-        return Decided(False, [rejection])
+
+async def _transient(error: Exception) -> RetryCause | None:
+    return RetryCause.TRANSIENT if isinstance(error, TransientError) else None
 
 
 def _command(received: Received[C]) -> ValidCommand[C]:

@@ -25,21 +25,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-# A module import, not a name import: outcomes imports this module to sign dead letters, and
-# a module object can be bound while either of the two is still half-initialised, whichever
-# is imported first.
-from service.app import outcomes
+from contracts.headers import (
+    DEAD_LETTER_SIGNATURE,
+    REPLAY_AUTHORITY,
+    REPLAY_SIGNATURE,
+    REPLAYED_FROM,
+)
 from service.app.incoming import IncomingMessage
 from service.app.ports import Claims, OutboxMessage
-
-LETTER_SIGNATURE = "x-dead-letter-signature"
-"""On a dead letter: `<key id>:<hex HMAC>` over its topic, key, value and every header before."""
-LETTER_AUTHORITY = "x-dead-letter-authority"
-"""On a dead letter: the verified claims its command was admitted with, as JSON (`null`: none)."""
-REPLAY_AUTHORITY = "x-replay-authority"
-"""On a replayed command: `{"claims": <authority or null>, "replayed_by": <operator>}`."""
-REPLAY_SIGNATURE = "x-replay-signature"
-"""On a replayed command: `<key id>:<hex HMAC>` binding the replay headers to this command."""
 
 # Purposes are part of what is signed, so a signature made for one kind of message can never
 # pass for another kind, even over the same parts.
@@ -191,12 +184,12 @@ def _letter_parts(
 
 
 def signed_letter(signer: Signer, message: OutboxMessage) -> OutboxMessage:
-    """The letter with LETTER_SIGNATURE appended, covering its topic, key, value and every
+    """The letter with DEAD_LETTER_SIGNATURE appended, covering its topic, key, value and every
     header (name and value, in order) before it."""
     signature = signer.sign(
         LETTER_PURPOSE, _letter_parts(message.topic, message.key, message.value, message.headers)
     )
-    return replace(message, headers=(*message.headers, (LETTER_SIGNATURE, signature)))
+    return replace(message, headers=(*message.headers, (DEAD_LETTER_SIGNATURE, signature)))
 
 
 def letter_is_authentic(
@@ -208,10 +201,10 @@ def letter_is_authentic(
 ) -> bool:
     """Whether the service wrote this letter, as read from `topic`, unaltered: exactly one
     valid signature over everything else."""
-    signatures = [v for name, v in headers if name == LETTER_SIGNATURE]
+    signatures = [v for name, v in headers if name == DEAD_LETTER_SIGNATURE]
     if len(signatures) != 1:
         return False
-    rest = [(name, v) for name, v in headers if name != LETTER_SIGNATURE]
+    rest = [(name, v) for name, v in headers if name != DEAD_LETTER_SIGNATURE]
     return signer.verify(LETTER_PURPOSE, _letter_parts(topic, key, value, rest), signatures[0])
 
 
@@ -248,7 +241,7 @@ def replay_headers(
         REPLAY_PURPOSE, _replay_parts(commands_topic, key, value, origin_bytes, authority)
     )
     return [
-        (outcomes.REPLAYED_FROM, origin_bytes),
+        (REPLAYED_FROM, origin_bytes),
         (REPLAY_AUTHORITY, authority),
         (REPLAY_SIGNATURE, signature),
     ]
@@ -259,18 +252,18 @@ def read_replay(signer: Signer, message: IncomingMessage) -> ReplayGrant | None:
     headers are repeated, missing, malformed or not signed by this service for exactly this
     topic, key and value: then it is an ordinary command, with no replay privileges."""
     found: dict[str, list[bytes]] = {
-        outcomes.REPLAYED_FROM: [],
+        REPLAYED_FROM: [],
         REPLAY_AUTHORITY: [],
         REPLAY_SIGNATURE: [],
     }
     for name, value in message.headers:
         if name in found:
             found[name].append(value)
-    if not found[outcomes.REPLAYED_FROM]:
+    if not found[REPLAYED_FROM]:
         return None
     if any(len(values) != 1 for values in found.values()):
         return None  # also when one is missing: a grant is all three or nothing
-    origin = found[outcomes.REPLAYED_FROM][0]
+    origin = found[REPLAYED_FROM][0]
     authority = found[REPLAY_AUTHORITY][0]
     signature = found[REPLAY_SIGNATURE][0]
     parts = _replay_parts(message.topic, message.key, message.value or b"", origin, authority)

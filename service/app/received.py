@@ -9,10 +9,10 @@ from uuid import UUID
 
 from service.app.auth import Unauthorized
 from service.app.incoming import IncomingMessage
-from service.app.outcomes import trace_id
 from service.app.parse import UNREADABLE, Identity, InvalidCommand, ValidCommand
 from service.app.ports import Claims
 from service.app.provenance import ReplayGrant
+from service.app.trace_context import trace_id
 
 C = TypeVar("C")
 

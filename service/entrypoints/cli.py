@@ -67,7 +67,7 @@ def _dev_master_key() -> Path:
 @cli.command()
 def dev() -> None:
     """Start embedded Postgres and Kafka (127.0.0.1:9092) and the service; Ctrl-C stops all."""
-    from service.infra.provision import provisioned
+    from service.devstack.provision import provisioned
 
     configure_logging("INFO")
     shutil.rmtree(DEV_STACK_DIR, ignore_errors=True)  # the embedded broker keeps nothing either

@@ -21,7 +21,7 @@ from pydantic import SecretStr
 
 from service.adapters.kafka import make_producer
 from service.adapters.relay import OutboxRelay, RelayStatus
-from service.infra.processes import die_with_parent, stop_server
+from service.devstack.processes import die_with_parent, stop_server
 from service.settings import Settings, tracing_from
 
 log = logging.getLogger(__name__)

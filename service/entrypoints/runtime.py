@@ -21,13 +21,14 @@ from service.adapters.crypto import Keyring
 from service.adapters.database import create_pool, migrate
 from service.adapters.dead_letters import letter_signer
 from service.adapters.kafka import ensure_topics
-from service.adapters.store import PostgresStore
+from service.adapters.unit_of_work import PostgresStore
 from service.app import registry
 from service.app.auth import Gate, TokenVerifier
 from service.app.family import Family
 from service.app.kernel import DocumentDecider
-from service.app.processor import CommandProcessor, RetryPolicy
+from service.app.processor import CommandProcessor
 from service.app.provenance import Signer
+from service.app.retry import RetryPolicy
 from service.entrypoints.metrics import ServiceMetrics
 from service.entrypoints.relay_process import RelayProcess
 from service.settings import Settings, tracing_from

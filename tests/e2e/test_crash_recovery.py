@@ -14,7 +14,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from service.infra.processes import free_port
+from service.devstack.processes import free_port
 from service.settings import Settings
 from tests.support import ServiceProcess, WireProbe, change_status, command, create, eventually
 

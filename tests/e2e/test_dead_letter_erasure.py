@@ -11,7 +11,7 @@ from typing import Any
 
 import asyncpg
 
-from service.app.outcomes import DEAD_LETTER_KEY
+from contracts.headers import DEAD_LETTER_KEY
 from service.settings import Settings
 from tests.e2e.test_erasure import (
     canaries,

@@ -7,7 +7,7 @@ import asyncio
 import asyncpg
 
 from service.app.purchase_orders.family import purchase_order_family
-from service.infra.provision import Endpoints
+from service.devstack.provision import Endpoints
 from service.settings import Settings
 from tests.support import (
     WireProbe,

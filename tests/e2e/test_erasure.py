@@ -26,8 +26,8 @@ from contracts.topics import INVENTORY_MOVEMENTS, ORDERS, PURCHASE_ORDERS, Docum
 from service.adapters.crypto import DecryptionError, MasterKey, MasterKeyring, new_key
 from service.adapters.database import migrate
 from service.adapters.personal_data import WRAPPED_KEY_TABLES, rewrap_chunk
-from service.infra.embedded import EmbeddedPostgres, _postgres_bin, _run_as
-from service.infra.processes import free_port
+from service.devstack.embedded import EmbeddedPostgres, _postgres_bin, _run_as
+from service.devstack.processes import free_port
 from service.settings import Settings
 from tests.support import (
     ServiceProcess,

@@ -18,10 +18,10 @@ from typing import Any
 import asyncpg
 import pytest
 
+from contracts.headers import DEAD_LETTER_REASON, DEAD_LETTER_SOURCE
 from contracts.topics import ORDERS, PURCHASE_ORDERS
-from service.app.outcomes import DEAD_LETTER_REASON, DEAD_LETTER_SOURCE
 from service.app.purchase_orders.family import purchase_order_family
-from service.infra.provision import Endpoints
+from service.devstack.provision import Endpoints
 from service.settings import Settings
 from tests.malformed import SHAPES, Case, malformed_cases
 from tests.support import (

@@ -7,7 +7,7 @@ import uuid
 
 import asyncpg
 
-from service.app.outcomes import DEAD_LETTER_KEY, DEAD_LETTER_REASON, DEAD_LETTER_SOURCE
+from contracts.headers import DEAD_LETTER_KEY, DEAD_LETTER_REASON, DEAD_LETTER_SOURCE
 from service.settings import Settings
 from tests.support import WireProbe, command, create, details, running_service
 

@@ -16,7 +16,7 @@ import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
-from service.infra.processes import free_port
+from service.devstack.processes import free_port
 from service.settings import Settings
 from tests.support import ServiceProcess, WireProbe, create, eventually, running_service
 

@@ -12,15 +12,16 @@ from typing import Any
 import asyncpg
 
 from service.adapters.crypto import MasterKey, new_key
-from service.adapters.store import PostgresStore
+from service.adapters.unit_of_work import PostgresStore
 from service.app.family import Decided
 from service.app.incoming import IncomingMessage
 from service.app.kernel import DocumentDecider
 from service.app.parse import ValidCommand
 from service.app.ports import Outcome, UnitOfWork
-from service.app.processor import CommandProcessor, RetryPolicy
+from service.app.processor import CommandProcessor
 from service.app.provenance import Signer
 from service.app.purchase_orders.family import purchase_order_family
+from service.app.retry import RetryPolicy
 from tests.support import change_status, create
 
 FAMILY = purchase_order_family("it.")

@@ -14,6 +14,12 @@ import asyncpg
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from contracts.headers import (
+    DEAD_LETTER_AUTHORITY,
+    REPLAY_AUTHORITY,
+    REPLAY_SIGNATURE,
+    REPLAYED_FROM,
+)
 from service.adapters.crypto import new_key
 from service.adapters.dead_letters import (
     NotAuthentic,
@@ -27,19 +33,11 @@ from service.adapters.dead_letters import (
 from service.adapters.kafka import ensure_topics
 from service.adapters.kafka_connection import KafkaConnection
 from service.app.incoming import IncomingMessage
-from service.app.outcomes import REPLAYED_FROM, dead_letter_message
+from service.app.messages import dead_letter_message
 from service.app.ports import Claims, OutboxMessage
-from service.app.provenance import (
-    LETTER_AUTHORITY,
-    REPLAY_AUTHORITY,
-    REPLAY_SIGNATURE,
-    ReplayGrant,
-    Signer,
-    authority_json,
-    read_replay,
-)
+from service.app.provenance import ReplayGrant, Signer, authority_json, read_replay
 from service.app.purchase_orders.family import purchase_order_family
-from service.infra.provision import Endpoints
+from service.devstack.provision import Endpoints
 from service.settings import Settings
 from tests.support import order_service
 
@@ -98,7 +96,7 @@ async def publish_forgery(stack: Endpoints, topic: str, sealed_key: str = "not-a
             ("x-dead-letter-reason", b"invalid\n  authentic\n  authority: admin:root"),
             ("x-dead-letter-source", f"{topic}/0/1@0".encode()),
             ("x-dead-letter-key", sealed_key.encode()),
-            (LETTER_AUTHORITY, authority_json(STAFF)),
+            (DEAD_LETTER_AUTHORITY, authority_json(STAFF)),
         ],
     )
 

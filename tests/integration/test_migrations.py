@@ -8,8 +8,8 @@ import asyncpg
 import pytest
 
 from service.adapters.database import migrate, migrations
+from service.devstack.provision import Endpoints
 from service.errors import MigrationError
-from service.infra.provision import Endpoints
 
 
 def test_migrations_are_numbered_without_gaps() -> None:

@@ -16,13 +16,14 @@ import pytest
 from service.adapters.crypto import MasterKey, new_key
 from service.adapters.order_store import RECORD_COLUMNS
 from service.adapters.personal_data import PersonalDataVault
-from service.adapters.store import PostgresStore
+from service.adapters.unit_of_work import PostgresStore
 from service.app.incoming import IncomingMessage
 from service.app.kernel import DocumentDecider
 from service.app.orders.family import order_family
 from service.app.ports import Outcome
-from service.app.processor import CommandProcessor, RetryPolicy
+from service.app.processor import CommandProcessor
 from service.app.provenance import Signer
+from service.app.retry import RetryPolicy
 from tests.support import (
     address,
     create_order,

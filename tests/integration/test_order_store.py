@@ -16,7 +16,7 @@ from service.adapters.crypto import DecryptionError, MasterKey, MasterKeyring, n
 from service.adapters.headers import decode_headers
 from service.adapters.personal_data import WRAPPED_KEY_TABLES, open_dead_letter, rewrap_chunk
 from service.adapters.relay import delete_expired
-from service.adapters.store import PostgresStore
+from service.adapters.unit_of_work import PostgresStore
 from service.app.incoming import IncomingMessage
 from service.app.kernel import DocumentDecider
 from service.app.orders.family import order_family

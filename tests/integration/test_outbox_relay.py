@@ -14,7 +14,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from service.adapters.kafka import ensure_topics, make_producer
 from service.adapters.kafka_connection import KafkaConnection
 from service.adapters.relay import OutboxRelay
-from service.infra.provision import Endpoints
+from service.devstack.provision import Endpoints
 from tests.support import eventually
 
 

@@ -26,18 +26,19 @@ import pytest
 from service.adapters.crypto import MasterKey, new_key
 from service.adapters.database import create_pool, migrate
 from service.adapters.preview_store import WriteInPreviewError
-from service.adapters.store import PostgresStore
+from service.adapters.unit_of_work import PostgresStore
 from service.app.family import BatchDecider
 from service.app.incoming import IncomingMessage
 from service.app.kernel import DocumentDecider
 from service.app.orders.family import order_family
 from service.app.orders.ports import order_repository
 from service.app.ports import Changes, OutboxMessage, Outcome
-from service.app.processor import CommandProcessor, RetryPolicy
+from service.app.processor import CommandProcessor
 from service.app.provenance import Signer
 from service.app.purchase_orders.family import purchase_order_family
-from service.infra.embedded import EmbeddedPostgres
-from service.infra.processes import free_port
+from service.app.retry import RetryPolicy
+from service.devstack.embedded import EmbeddedPostgres
+from service.devstack.processes import free_port
 from tests.support import (
     address,
     change_status,

@@ -13,16 +13,17 @@ from typing import Any
 import asyncpg
 import pytest
 
+from contracts.headers import REPLAYED_FROM
 from service.adapters.crypto import MasterKey, new_key
 from service.adapters.headers import decode_headers
-from service.adapters.store import PostgresStore
+from service.adapters.unit_of_work import PostgresStore
 from service.app.incoming import IncomingMessage
 from service.app.kernel import DocumentDecider
-from service.app.outcomes import REPLAYED_FROM
 from service.app.ports import Outcome
-from service.app.processor import CommandProcessor, RetryPolicy
+from service.app.processor import CommandProcessor
 from service.app.provenance import Signer, replay_headers
 from service.app.purchase_orders.family import purchase_order_family
+from service.app.retry import RetryPolicy
 from tests.support import change_status, create
 
 FAMILY = purchase_order_family("it.")

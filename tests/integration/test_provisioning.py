@@ -10,12 +10,12 @@ import sys
 import time
 from pathlib import Path
 
-from service.infra.provision import provisioned
+from service.devstack.provision import provisioned
 
 STARTER = """
 import json, sys, time
 from pathlib import Path
-from service.infra.provision import provisioned
+from service.devstack.provision import provisioned
 with provisioned(Path(sys.argv[1]), durable=False, allow_docker=False) as endpoints:
     print(json.dumps([endpoints.database_url, endpoints.kafka_bootstrap_servers]), flush=True)
     time.sleep(120)

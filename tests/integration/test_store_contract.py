@@ -20,7 +20,7 @@ from service.adapters.crypto import MasterKey, new_key
 from service.adapters.database import create_pool
 from service.adapters.memory_store import MemoryStore
 from service.adapters.preview_store import WriteInPreviewError
-from service.adapters.store import PostgresStore
+from service.adapters.unit_of_work import PostgresStore
 from service.app.orders.ports import order_repository
 from service.app.ports import (
     Answer,

@@ -18,9 +18,10 @@ from service.app.incoming import IncomingMessage
 from service.app.kernel import DocumentDecider
 from service.app.parse import ValidCommand
 from service.app.ports import Outcome, UnitOfWork
-from service.app.processor import CommandProcessor, RetryPolicy
+from service.app.processor import CommandProcessor
 from service.app.provenance import Signer
 from service.app.purchase_orders.family import purchase_order_family
+from service.app.retry import RetryPolicy
 from service.errors import TransientError
 from tests.support import change_status, create
 

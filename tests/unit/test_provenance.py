@@ -9,14 +9,17 @@ from dataclasses import replace
 
 import pytest
 
-from service.app.incoming import IncomingMessage
-from service.app.outcomes import REPLAYED_FROM, dead_letter_message, sealed_dead_letter_message
-from service.app.ports import Claims, OutboxMessage
-from service.app.provenance import (
-    LETTER_AUTHORITY,
-    LETTER_SIGNATURE,
+from contracts.headers import (
+    DEAD_LETTER_AUTHORITY,
+    DEAD_LETTER_SIGNATURE,
     REPLAY_AUTHORITY,
     REPLAY_SIGNATURE,
+    REPLAYED_FROM,
+)
+from service.app.incoming import IncomingMessage
+from service.app.messages import dead_letter_message, sealed_dead_letter_message
+from service.app.ports import Claims, OutboxMessage
+from service.app.provenance import (
     ReplayGrant,
     Signer,
     authority_from_json,
@@ -45,7 +48,7 @@ def letter(*headers: tuple[str, bytes]) -> OutboxMessage:
         or (
             ("traceparent", b"00-ab-cd-01"),
             ("x-dead-letter-reason", b"invalid"),
-            (LETTER_AUTHORITY, authority_json(CUSTOMER)),
+            (DEAD_LETTER_AUTHORITY, authority_json(CUSTOMER)),
         ),
     )
 
@@ -77,7 +80,7 @@ def test_anything_malformed_fails_to_verify(value: bytes) -> None:
 def test_a_signed_letter_is_authentic_as_written() -> None:
     signed = signed_letter(SIGNER, letter())
     assert signed.headers[:-1] == letter().headers
-    assert signed.headers[-1][0] == LETTER_SIGNATURE
+    assert signed.headers[-1][0] == DEAD_LETTER_SIGNATURE
     assert authentic(signed)
     assert not authentic(letter()), "no signature, not authentic"
 
@@ -104,7 +107,7 @@ def headers(*replaced: tuple[str, bytes]) -> OutboxMessage:
         headers(*H, ("x", b"y")),
         headers(*H[1:]),
         headers(H[1], H[0], *H[2:]),
-        headers(*H[:2], (LETTER_AUTHORITY, authority_json(None)), H[-1]),
+        headers(*H[:2], (DEAD_LETTER_AUTHORITY, authority_json(None)), H[-1]),
         headers(*H, H[-1]),  # two signatures
     ],
     ids=[
@@ -287,7 +290,10 @@ def test_the_dead_letters_the_service_writes_are_signed_and_record_their_authori
         (
             ("authorization", b"Bearer secret"),
             # A sender's own "authority": it must never be read back as the service's.
-            (LETTER_AUTHORITY, authority_json(Claims("ops", "iss", "staff", None, frozenset()))),
+            (
+                DEAD_LETTER_AUTHORITY,
+                authority_json(Claims("ops", "iss", "staff", None, frozenset())),
+            ),
             ("X-Dead-Letter-Reason", b"all fine"),
             ("traceparent", b"00-ab-cd-01"),
         ),
@@ -298,17 +304,17 @@ def test_the_dead_letters_the_service_writes_are_signed_and_record_their_authori
         "traceparent",
         "x-dead-letter-reason",
         "x-dead-letter-source",
-        LETTER_AUTHORITY,
-        LETTER_SIGNATURE,
+        DEAD_LETTER_AUTHORITY,
+        DEAD_LETTER_SIGNATURE,
     ]
-    assert authority_from_json(dict(written.headers)[LETTER_AUTHORITY]) == CUSTOMER
+    assert authority_from_json(dict(written.headers)[DEAD_LETTER_AUTHORITY]) == CUSTOMER
     assert b"secret" not in b"".join(value for _, value in written.headers)
 
     sealed = sealed_dead_letter_message(
         family, received, "invalid", uuid.uuid4(), b"sealed bytes", None, SIGNER
     )
     assert authentic(sealed)
-    assert dict(sealed.headers)[LETTER_AUTHORITY] == b"null"
+    assert dict(sealed.headers)[DEAD_LETTER_AUTHORITY] == b"null"
 
 
 def test_a_signer_signs_with_its_newest_key_and_verifies_with_every_one() -> None:

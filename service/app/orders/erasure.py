@@ -9,8 +9,8 @@ from uuid import uuid4
 
 from contracts import orders as wire
 from service.app.family import Decided
+from service.app.messages import event_actor, event_message
 from service.app.orders.ports import order_repository
-from service.app.outcomes import event_actor, event_message
 from service.app.parse import ValidCommand
 from service.app.ports import Changes, OutboxMessage, UnitOfWork
 from service.domain import orders

@@ -1,43 +1,33 @@
-"""The messages that leave the service whatever the family: rejections, movements, dead letters."""
+"""The messages that leave the service whatever the family: rejections, events, movements, dead
+letters, previews. Pure builders; service/app/answers.py decides which a message gets."""
 
 from __future__ import annotations
 
 import base64
 import json
 from collections.abc import Sequence
-from dataclasses import replace
 from datetime import datetime
 from typing import Any
 from uuid import UUID, uuid5
 
 from contracts.common import ErrorDetail, EventActor
+from contracts.headers import (
+    AUTHORIZATION,
+    DEAD_LETTER_AUTHORITY,
+    DEAD_LETTER_KEY,
+    DEAD_LETTER_PREFIX,
+    DEAD_LETTER_REASON,
+    DEAD_LETTER_SOURCE,
+    EVENT_TYPE,
+)
 from contracts.inventory import InventoryMovement, MovementSource, movement_key
-
-# A module import, not a name import: provenance imports REPLAYED_FROM from here, and a module
-# object can be bound while either of the two is still half-initialised.
 from service.app import provenance
-from service.app.auth import AUTHORIZATION
 from service.app.family import Decided, Family
 from service.app.incoming import IncomingMessage
 from service.app.parse import Identity, ValidCommand
 from service.app.ports import Claims, OutboxMessage, RecordedActor
 from service.domain.problems import Problem
 from service.domain.stock import Movement
-
-DEAD_LETTER_REASON = "x-dead-letter-reason"
-DEAD_LETTER_SOURCE = "x-dead-letter-source"
-DEAD_LETTER_KEY = "x-dead-letter-key"
-DEAD_LETTER_HEADERS = (DEAD_LETTER_REASON, DEAD_LETTER_SOURCE, DEAD_LETTER_KEY)
-DEAD_LETTER_PREFIX = "x-dead-letter-"
-"""Headers in this namespace on a dead letter are the service's own (why, where from, which key,
-authority, signature); ones a sender put on its command are not kept, so a reader of a letter
-never meets two of them and cannot take a sender's for the service's."""
-TRACE_CONTEXT_HEADERS = ("traceparent", "tracestate")
-"""W3C trace context: a command's, carried on to every answer, so its producer's trace reaches
-whoever consumes the outcome."""
-REPLAYED_FROM = "x-replayed-from"
-"""On a command re-published from a dead-letter topic: where it was parked. A replay may be
-decided again if it was only dead-lettered or parked before; the inbox still answers it once."""
 
 
 def rejection_message(
@@ -71,32 +61,6 @@ def rejection_message(
         (identity.document_id or str(command_id)).encode(),
         rejection.model_dump_json().encode(),
     )
-
-
-def with_trace_context(
-    messages: Sequence[OutboxMessage], incoming: Sequence[tuple[str, bytes]]
-) -> list[OutboxMessage]:
-    """The messages with the command's trace context headers added (unchanged without any)."""
-    context = tuple(
-        (name, value)
-        for name, value in incoming
-        # W3C limits: a traceparent is 55 characters, a tracestate at most 512; anything
-        # else is not trace context and is not copied onto every answer.
-        if name in TRACE_CONTEXT_HEADERS and len(value) <= 512 and value.isascii()
-    )
-    if not context:
-        return list(messages)
-    return [replace(m, headers=(*m.headers, *context)) for m in messages]
-
-
-def trace_id(headers: Sequence[tuple[str, bytes]]) -> str | None:
-    """The trace id of a W3C traceparent header (version-traceid-parentid-flags), if valid."""
-    for name, value in headers:
-        if name == "traceparent":
-            parts = value.split(b"-")
-            if len(parts) == 4 and len(parts[1]) == 32 and parts[1].isalnum():
-                return parts[1].decode("ascii").lower()
-    return None
 
 
 def dead_letter_message(
@@ -143,7 +107,7 @@ def _why_and_where(message: IncomingMessage, reason: str) -> tuple[tuple[str, by
 def _authority(claims: Claims | None) -> tuple[str, bytes]:
     # Only what was verified when the command was admitted: a replay carries this and nothing
     # more, so replaying a letter never grants more than its sender had.
-    return (provenance.LETTER_AUTHORITY, provenance.authority_json(claims))
+    return (DEAD_LETTER_AUTHORITY, provenance.authority_json(claims))
 
 
 def sealed_dead_letter_envelope(message: IncomingMessage) -> bytes:
@@ -235,7 +199,7 @@ def event_message(topic: str, document_id: str, event: Any) -> OutboxMessage:
         topic,
         document_id.encode(),
         event.model_dump_json().encode(),
-        (("event_type", event.type.encode()),),
+        ((EVENT_TYPE, event.type.encode()),),
     )
 
 

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from service.devstack.embedded import EmbeddedKafka, EmbeddedPostgres
+from service.devstack.processes import free_port, port_is_free
 from service.errors import ProvisioningError
-from service.infra.embedded import EmbeddedKafka, EmbeddedPostgres
-from service.infra.processes import free_port, port_is_free
 
 log = logging.getLogger(__name__)
 

@@ -14,8 +14,8 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from service.devstack.processes import start_server, stop_server, wait_for_port
 from service.errors import ConfigurationError, ProvisioningError
-from service.infra.processes import start_server, stop_server, wait_for_port
 
 # Postgres refuses to run as root; as root we run it as this system user.
 POSTGRES_SYSTEM_USER = "embedded_postgres"
