@@ -33,8 +33,3 @@ class DocumentTopics:
     def all(self) -> tuple[str, ...]:
         return (self.commands, self.events, self.rejections, self.dead_letters, self.previews)
 
-
-def all_topics(prefix: str = "") -> tuple[str, ...]:
-    """Every topic the service reads or writes, for provisioning."""
-    families = (DocumentTopics.for_family(f, prefix) for f in (PURCHASE_ORDERS, ORDERS))
-    return (*(t for family in families for t in family.all()), f"{prefix}{INVENTORY_MOVEMENTS}")

@@ -1,6 +1,7 @@
 """Postgres implementation of the storage port: one UnitOfWork is one transaction.
 
-The inbox, outbox and locks live here; each document family has its own repository module.
+The inbox, outbox and locks live here; documents are kept by document_store.py (JSON, by kind)
+or, for customer orders, by order_store.py.
 """
 
 from __future__ import annotations
@@ -27,12 +28,19 @@ from service.errors import ConfigurationError, TransientError
 
 OUTBOX_CHANNEL = "outbox_pending"
 S = TypeVar("S", bound=Document)
+_CANNOT_STORE = "documents of kind {!r} have neither a codec nor a repository of their own"
 
 DEDICATED_REPOSITORIES: dict[str, Callable[[asyncpg.Connection, Keyring], Any]] = {
     ORDERS: PostgresOrders,
 }
 """The kinds of document kept in tables of their own, not as JSON: customer orders, whose
 personal data is sealed field group by field group."""
+
+
+def can_store(kind: DocumentKind[Any]) -> bool:
+    """Whether this store keeps documents of the kind: as JSON by its codec, or in tables of
+    their own. Checked for every family when the service starts."""
+    return kind.codec is not None or kind.name in DEDICATED_REPOSITORIES
 
 
 class PostgresUnitOfWork:
@@ -52,10 +60,7 @@ class PostgresUnitOfWork:
             elif kind.name in DEDICATED_REPOSITORIES:
                 repository = DEDICATED_REPOSITORIES[kind.name](self._conn, self._master)
             else:
-                raise ConfigurationError(
-                    f"documents of kind {kind.name!r} have neither a codec nor a repository of"
-                    " their own"
-                )
+                raise ConfigurationError(_CANNOT_STORE.format(kind.name))
             self._repositories[kind.name] = repository
         return repository
 

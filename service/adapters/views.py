@@ -37,13 +37,11 @@ _HISTORY = (
     " ORDER BY version"
 )
 _ORDER_TOMBSTONE = (
-    "SELECT last_version, deleted_at FROM order_tombstones"
-    " WHERE $1::text IS NOT NULL AND tenant_id = $2 AND order_id = $3"
+    "SELECT last_version, deleted_at FROM order_tombstones WHERE tenant_id = $1 AND order_id = $2"
 )
 _ORDER_HISTORY = (
     "SELECT version, event_type, command_id, recorded_at, actor_type, actor_id, actor_issuer"
-    " FROM order_history WHERE $1::text IS NOT NULL AND tenant_id = $2 AND order_id = $3"
-    " ORDER BY version"
+    " FROM order_history WHERE tenant_id = $1 AND order_id = $2 ORDER BY version"
 )
 
 _OUTBOX_BACKLOG = (
@@ -102,8 +100,11 @@ async def tombstone(
     conn: Queryable, kind: str, tenant_id: str, document_id: str
 ) -> Tombstone | None:
     """What is left of a deleted document: its last version and when it went; None if none."""
-    statement = _ORDER_TOMBSTONE if kind == ORDERS else _TOMBSTONE
-    row = await conn.fetchrow(statement, kind, tenant_id, document_id)
+    row = await (
+        conn.fetchrow(_ORDER_TOMBSTONE, tenant_id, document_id)
+        if kind == ORDERS
+        else conn.fetchrow(_TOMBSTONE, kind, tenant_id, document_id)
+    )
     return None if row is None else Tombstone(row["last_version"], row["deleted_at"])
 
 
@@ -111,8 +112,11 @@ async def history(
     conn: Queryable, kind: str, tenant_id: str, document_id: str
 ) -> list[HistoryEntry]:
     """Every recorded version of a document, oldest first."""
-    statement = _ORDER_HISTORY if kind == ORDERS else _HISTORY
-    rows = await conn.fetch(statement, kind, tenant_id, document_id)
+    rows = await (
+        conn.fetch(_ORDER_HISTORY, tenant_id, document_id)
+        if kind == ORDERS
+        else conn.fetch(_HISTORY, kind, tenant_id, document_id)
+    )
     return [
         HistoryEntry(
             version=row["version"],

@@ -3,7 +3,8 @@
 A family's decider answers the commands it decides; everything else is answered here: the
 rejection of a refused or invalid message, of a reused command id, of a command that could not
 be processed; dead letters; previews. Each answer to a command carries the command's trace
-context, added here and nowhere else. Pure: sealing a dead letter is the store's work, and its
+context, added here and nowhere else (a dead letter keeps the headers the command came with, or,
+sealed, none in the clear). Pure: sealing a dead letter is the store's work, and its
 result is handed in.
 """
 

@@ -178,6 +178,15 @@ class Gate(Generic[C]):
         if not self._mode.believes_claims:
             return _refuse(command, Refusal.NO_TOKEN, _NO_TOKEN)
         authority = self._commands.authority
+        if command_type not in authority.scopes:
+            # A type its family grants to nobody is refused whoever claims to send it, and
+            # when nobody is named at all.
+            return Unauthorized(
+                command.identity,
+                (Problem(ErrorCode.FORBIDDEN, f"nobody may send {command_type}", "type"),),
+                Refusal.ROLE_FORBIDDEN,
+                command.request_hash,
+            )
         if self._mode is AuthMode.VERIFY and command_type in authority.destructive:
             return _refuse(
                 command,

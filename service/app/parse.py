@@ -18,7 +18,7 @@ from contracts.common import CommandMetadata
 from service.app.incoming import IncomingMessage
 from service.app.ports import Claims, RecordedActor
 from service.app.strict_json import UnreadableBody, is_storable, read_json, unstorable_text
-from service.domain.permissions import NOBODY, Access, Authority
+from service.domain.permissions import Access, Authority
 from service.domain.problems import ErrorCode, Problem
 
 C = TypeVar("C")
@@ -31,6 +31,8 @@ class CommandSpec(Generic[C]):
     id_field: str
     adapter: TypeAdapter[Any]
     to_domain: Callable[[Any], C]
+    authority: Authority
+    """Who may send these commands: scopes, the role table, destructive types."""
     id_fields: Mapping[str, str] = field(default_factory=dict)
     """Command types keyed by another id than `id_field` (customer.redact: customer_id)."""
     personal_paths: tuple[str, ...] = ()
@@ -39,8 +41,6 @@ class CommandSpec(Generic[C]):
     """Puts an actor proven by a token (type, id) into a domain command, for families whose
     decisions depend on who acts."""
     access: Callable[[str, C], Access] = lambda command_type, _: Access(command_type)
-    authority: Authority = NOBODY
-    """Who may send these commands: scopes, the role table, destructive types."""
     """What a command of this type asks to do, as the role table reads it (the status it moves
     a document to, the parts it changes)."""
 

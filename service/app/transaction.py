@@ -101,10 +101,13 @@ class BatchTransaction(Generic[C]):
         async with self._store.unit_of_work() as uow:
             if received.is_replay and received.admitted:
                 await uow.reopen_for_replay([key])
+            # As in a batch: no answer in the name of a command_id an admitted command holds.
+            answered = not await self._taken_command_ids(uow, [received])
             [claim] = await uow.claim_many([(key, received.request_hash)])
             if claim is Claim.NEW:
+                rejection = self._answers.not_processed(received, attempts, now)
                 parked = [
-                    *self._answers.not_processed(received, attempts, now),
+                    *(rejection if answered else []),
                     await self._dead_letter(uow, received, reason),
                 ]
                 await uow.answer_many([Answer(key, Outcome.PARKED, parked)])

@@ -1,7 +1,10 @@
 """Who may do what: for each role, the command types it may send, the statuses it may move a
-document to, the parts of an order it may change, and whose documents it may touch. Pure.
+document to, the parts of an order it may change, and whose documents it may touch; and the
+scope a token needs for each command type. Pure.
 
-One table, read in one place (the token gate, for a verified or a claimed actor alike), and
+A family's `Authority` holds its rows: the built-in families share the table below, and a
+family a deployment adds brings its own (a command type it names no scope for is refused to
+everyone). Read in one place (the token gate, for a verified or a claimed actor alike), and
 walked pair by pair in a test. Reach is enforced by the deciders, which alone know whose a
 document is: a role whose reach is OWN sees only its own orders, and anything else is answered
 exactly as a missing order.
@@ -98,8 +101,9 @@ class Access:
     """The parts an update changes."""
 
 
-# The scope each command type needs; one table, so a new command type cannot go unguarded
-# (a test checks that every type of the contracts is listed).
+# The scope each command type of the built-in families needs; a type with no scope is refused
+# to everyone (tests check that every type of the contracts is listed, and the registry that
+# every family's types are).
 REQUIRED_SCOPE: Mapping[str, str] = {
     "purchase_order.create": "purchase_orders:write",
     "purchase_order.update": "purchase_orders:write",
@@ -130,6 +134,21 @@ class Authority:
     """Types that destroy data for good: never taken on a claimed actor's word when tokens
     are verified."""
 
+    def covering(self, *prefixes: str) -> Authority:
+        """The rows of the command types that start with one of `prefixes`."""
+
+        def kept(command_type: str) -> bool:
+            return command_type.startswith(prefixes)
+
+        return Authority(
+            {t: scope for t, scope in self.scopes.items() if kept(t)},
+            {
+                role: {t: rule for t, rule in rows.items() if kept(t)}
+                for role, rows in self.permissions.items()
+            },
+            frozenset(filter(kept, self.destructive)),
+        )
+
     def problems(self, role: str, access: Access) -> list[Problem]:
         """Why `role` may not do `access` (forbidden problems); empty when it may."""
         return _problems(self._rule(role, access.command_type), role, access)
@@ -148,14 +167,8 @@ class Authority:
 
 BUILT_IN = Authority(REQUIRED_SCOPE, PERMISSIONS, DESTRUCTIVE)
 """The purchase-order and customer-order families' table."""
-
-NOBODY = Authority({}, {})
-"""A family that names no authority: nobody may send its commands."""
-
-
-def permission_problems(role: str, access: Access) -> list[Problem]:
-    """Why `role` may not do `access` by the built-in table (forbidden problems)."""
-    return BUILT_IN.problems(role, access)
+PURCHASE_ORDERS_AUTHORITY = BUILT_IN.covering("purchase_order.")
+ORDERS_AUTHORITY = BUILT_IN.covering("order.", "customer.")
 
 
 def _problems(rule: Allowed | None, role: str, access: Access) -> list[Problem]:
@@ -183,11 +196,6 @@ def _problems(rule: Allowed | None, role: str, access: Access) -> list[Problem]:
             if part not in rule.parts
         ]
     return problems
-
-
-def reach_of(role: str, command_type: str) -> Reach | None:
-    """How far `role` reaches with `command_type` by the built-in table."""
-    return BUILT_IN.reach(role, command_type)
 
 
 def _listed(values: Collection[str]) -> str:

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import typer
 
 from contracts.headers import AUTHORIZATION, BEARER_SCHEME
-from service.entrypoints import dead_letter_cli, tokens
+from service.entrypoints import dead_letter_cli, families, tokens
 from service.entrypoints.configured import DEV_MASTER_KEY, service_settings, tool_settings
 from service.entrypoints.logs import configure_logging
 from service.settings import Settings
@@ -239,7 +239,7 @@ def send(
     family = operator.family_of(settings, command_type)
     if family is None:
         prefixes = ", ".join(
-            f"'{p}'" for f in operator.registered(settings) for p in f.command_prefixes
+            f"'{p}'" for f in families.registered(settings) for p in f.command_prefixes
         )
         raise typer.BadParameter(f"{command_type!r} starts with none of {prefixes}")
     if token is not None and sign:

@@ -31,10 +31,10 @@ from service.adapters.dead_letters import (
     read_dead_letters,
     replay,
 )
-from service.app import registry
 from service.app.ports import Claims
 from service.app.provenance import Signer
 from service.entrypoints.configured import tool_settings
+from service.entrypoints.families import registered
 from service.settings import Settings
 
 app = typer.Typer(no_args_is_help=True, help=__doc__)
@@ -120,11 +120,11 @@ def _position(text: str) -> tuple[int, int]:
 
 
 def _families(settings: Settings, family: str | None) -> list[DocumentTopics]:
-    registered = registry.families(settings.topic_prefix, settings.extra_families)
-    names = [f.name for f in registered]
+    families = registered(settings)
+    names = [f.name for f in families]
     if family is not None and family not in names:
         raise typer.BadParameter(f"{family!r} is none of {', '.join(names)}", param_hint="--family")
-    return [f.topics for f in registered if family in (None, f.name)]
+    return [f.topics for f in families if family in (None, f.name)]
 
 
 async def _signer(settings: Settings, db: asyncpg.Connection) -> Signer:

@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 from typing import Any, Protocol
 
-from contracts.headers import AUTHORIZATION
+from contracts.headers import AUTHORIZATION, BEARER_SCHEME
 from contracts.topics import INVENTORY_MOVEMENTS, ORDERS, PURCHASE_ORDERS
 from service.adapters import views
 from service.app import registry
 from service.app.family import Family
+from service.entrypoints.families import registered
 from service.settings import Settings
 
 OUTCOME_WAIT_SECONDS = 30
@@ -19,11 +20,6 @@ CLIENT_FAMILIES = frozenset({PURCHASE_ORDERS, ORDERS})
 
 class Echo(Protocol):
     def __call__(self, message: str, *, err: bool = False) -> None: ...
-
-
-def registered(settings: Settings) -> tuple[Family[Any], ...]:
-    """The families the service runs with these settings."""
-    return registry.families(settings.topic_prefix, settings.extra_families)
 
 
 def family_of(settings: Settings, command_type: str) -> Family[Any] | None:
@@ -99,10 +95,12 @@ async def _send_raw(
     producer = AIOKafkaProducer(**options, acks="all")
     await producer.start()
     try:
-        headers = [(AUTHORIZATION, f"Bearer {token}".encode())] if token is not None else []
+        headers = (
+            [(AUTHORIZATION, f"{BEARER_SCHEME} {token}".encode())] if token is not None else []
+        )
         await producer.send_and_wait(
             family.topics.commands,
-            command.model_dump_json(exclude_none=True).encode(),
+            command.model_dump_json(exclude_unset=True).encode(),
             key=str(getattr(command, family.commands.id_field_for(command.type))).encode(),
             headers=headers,
         )

@@ -21,16 +21,17 @@ from service.adapters.crypto import Keyring
 from service.adapters.database import create_pool, migrate
 from service.adapters.dead_letters import letter_signer
 from service.adapters.kafka import ensure_topics
-from service.adapters.unit_of_work import PostgresStore
-from service.app import registry
+from service.adapters.unit_of_work import PostgresStore, can_store
 from service.app.auth import Gate, TokenVerifier
 from service.app.family import Family
 from service.app.kernel import DocumentDecider
 from service.app.processor import CommandProcessor
 from service.app.provenance import Signer
 from service.app.retry import RetryPolicy
+from service.entrypoints.families import registered
 from service.entrypoints.metrics import ServiceMetrics
 from service.entrypoints.relay_process import RelayProcess
+from service.errors import ConfigurationError
 from service.settings import Settings, tracing_from
 
 if TYPE_CHECKING:
@@ -89,8 +90,7 @@ class Runtime:
         prefix = self.settings.topic_prefix
         movements = f"{prefix}{INVENTORY_MOVEMENTS}"
         self.deciders = tuple(
-            DocumentDecider(family, movements)
-            for family in registry.families(prefix, self.settings.extra_families)
+            DocumentDecider(family, movements) for family in registered(self.settings)
         )
         self.metrics = ServiceMetrics(self.families) if self.settings.metrics_enabled else None
         self.tracing = tracing_from(self.settings)
@@ -117,6 +117,11 @@ class Runtime:
                 " (AUTH_ALLOW_CLAIMED_ACTORS=true); their events say verified=false",
                 s.auth_mode.value,
                 "commands without a token are" if verifier is not None else "all commands are",
+            )
+        unstorable = [f.name for f in self.families if not can_store(f.kind)]
+        if unstorable:
+            raise ConfigurationError(
+                f"families {', '.join(unstorable)} have neither a codec nor a store of their own"
             )
         await migrate(s.database_url)
         topics = [t for family in self.families for t in family.topics.all()]

@@ -142,19 +142,17 @@ def _cannot_sign(key: FileKey, issuer: str, role: str) -> str | None:
 
 
 def scope_for(settings: Settings, command_type: str) -> str:
-    """The one scope a command type needs, in whichever registered family takes it."""
+    """The one scope a command type needs, in the registered family that takes it."""
     from service.app import registry
+    from service.entrypoints.families import registered
 
-    scopes = {
-        name: scope
-        for family in registry.families(settings.topic_prefix, settings.extra_families)
-        for name, scope in family.commands.authority.scopes.items()
-    }
-    try:
-        return scopes[command_type]
-    except KeyError:
-        known = ", ".join(sorted(scopes))
-        raise ConfigurationError(f"{command_type!r} is no command type ({known})") from None
+    families = registered(settings)
+    family = registry.family_of(families, command_type)
+    scope = family.commands.authority.scopes.get(command_type) if family else None
+    if scope is None:
+        known = ", ".join(sorted(t for f in families for t in f.commands.authority.scopes))
+        raise ConfigurationError(f"{command_type!r} is no command type ({known})")
+    return scope
 
 
 def bound_command(token: str) -> UUID | None:

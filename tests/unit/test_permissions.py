@@ -12,6 +12,7 @@ from contracts.purchase_orders import PURCHASE_ORDER_COMMAND
 from service.domain import orders
 from service.domain import purchase_orders as po
 from service.domain.permissions import (
+    BUILT_IN,
     COMMAND_TYPES,
     DESTRUCTIVE,
     PERMISSIONS,
@@ -19,8 +20,6 @@ from service.domain.permissions import (
     Access,
     Reach,
     Role,
-    permission_problems,
-    reach_of,
 )
 
 STAFF = (Role.USER, Role.SERVICE, Role.SYSTEM)
@@ -52,7 +51,7 @@ def test_the_table_names_every_command_type_of_the_contracts_once() -> None:
 
 @pytest.mark.parametrize(("role", "command_type"), list(product(Role, COMMAND_TYPES)))
 def test_every_role_and_command_type(role: Role, command_type: str) -> None:
-    problems = permission_problems(role, Access(command_type))
+    problems = BUILT_IN.problems(role, Access(command_type))
     may = role in STAFF or command_type in CUSTOMER_MAY
     assert (problems == []) is may
     if not may:
@@ -73,7 +72,7 @@ PURCHASE_ORDER_TARGETS = [status.value for status in po.Status]
     ],
 )
 def test_every_role_and_transition(role: Role, command_type: str, status: str) -> None:
-    problems = permission_problems(role, Access(command_type, status=status))
+    problems = BUILT_IN.problems(role, Access(command_type, status=status))
     if role in STAFF:
         assert problems == []
     elif command_type.startswith("purchase_order."):
@@ -89,7 +88,7 @@ def test_every_role_and_transition(role: Role, command_type: str, status: str) -
 
 @pytest.mark.parametrize(("role", "part"), list(product(Role, [p.value for p in orders.Part])))
 def test_every_role_and_part_of_an_update(role: Role, part: str) -> None:
-    problems = permission_problems(role, Access("order.update", parts=(part,)))
+    problems = BUILT_IN.problems(role, Access("order.update", parts=(part,)))
     if role is Role.CUSTOMER and part == "items":
         [problem] = problems
         assert (problem.code.value, problem.field) == ("forbidden", "payload.items")
@@ -98,13 +97,13 @@ def test_every_role_and_part_of_an_update(role: Role, part: str) -> None:
 
 
 def test_an_unknown_role_may_do_nothing() -> None:
-    [problem] = permission_problems("admin", Access("order.create"))
+    [problem] = BUILT_IN.problems("admin", Access("order.create"))
     assert problem.field == "type"
 
 
 def test_only_customers_reach_no_further_than_their_own_orders() -> None:
     for role, command_type in product(Role, COMMAND_TYPES):
-        reach = reach_of(role, command_type)
+        reach = BUILT_IN.reach(role, command_type)
         if role is Role.CUSTOMER:
             assert reach is (Reach.OWN if command_type in CUSTOMER_MAY else None)
         else:

@@ -2,6 +2,12 @@
 -- registers a codec) share three tables: a document's kind is a column, so a new family needs
 -- no migration of its own. Families with relational storage (customer orders, with their
 -- encrypted personal data) keep their tables.
+--
+-- The old tables are locked first, so no write of a running older instance can land between
+-- the copy and the drop. Instances of an earlier build cannot write to the views left behind:
+-- stop them before this migration runs (a rolling upgrade across it is not supported).
+LOCK TABLE purchase_orders, purchase_order_history, purchase_order_tombstones
+    IN ACCESS EXCLUSIVE MODE;
 CREATE TABLE documents (
     kind         text NOT NULL,
     tenant_id    text NOT NULL,

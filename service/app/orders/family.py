@@ -21,7 +21,7 @@ from service.app.personal_fields import always
 from service.app.ports import DocumentKey, DocumentRepository
 from service.domain import orders
 from service.domain.orders.stock import movements
-from service.domain.permissions import BUILT_IN, Access
+from service.domain.permissions import ORDERS_AUTHORITY, Access
 
 OrderCommand = ValidCommand[orders.CommandForOrders]
 
@@ -42,7 +42,7 @@ def order_family(prefix: str = "") -> Family[orders.CommandForOrders]:
             ),
             with_actor=_with_actor,
             access=_access,
-            authority=BUILT_IN,
+            authority=ORDERS_AUTHORITY,
         ),
         rejection_model=wire.OrderRejection,
         preview_model=OrderPreview,

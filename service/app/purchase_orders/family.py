@@ -24,7 +24,7 @@ from service.app.purchase_orders.translate import (
     snapshot_to_wire,
 )
 from service.domain import purchase_orders as po
-from service.domain.permissions import BUILT_IN, Access
+from service.domain.permissions import PURCHASE_ORDERS_AUTHORITY, Access
 from service.domain.purchase_orders.stock import movements
 
 
@@ -66,7 +66,7 @@ def purchase_order_family(prefix: str = "") -> Family[po.PurchaseOrderCommand]:
             wire.PURCHASE_ORDER_COMMAND,
             command_from_wire,
             access=_access,
-            authority=BUILT_IN,
+            authority=PURCHASE_ORDERS_AUTHORITY,
         ),
         rejection_model=wire.PurchaseOrderRejection,
         preview_model=PurchaseOrderPreview,
