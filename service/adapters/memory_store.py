@@ -14,7 +14,6 @@ import copy
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any, TypeVar, cast
 from uuid import UUID, uuid4
 
@@ -33,6 +32,7 @@ from service.app.ports import (
 )
 from service.domain import orders
 from service.domain.documents import Document
+from service.errors import ConfigurationError
 
 S = TypeVar("S", bound=Document)
 
@@ -120,16 +120,20 @@ class MemoryOrders(MemoryDocuments):
         )
 
     async def destroy_dead_letters_of(self, tenant_id: str, customer_id: str) -> int:
+        doomed = await self._dead_letters_of(tenant_id, customer_id)
+        for key_id in doomed:
+            del self._data.dead_letters[key_id]
+        return len(doomed)
+
+    async def _dead_letters_of(self, tenant_id: str, customer_id: str) -> list[UUID]:
+        """The letters about the customer or any live order of theirs."""
         theirs = set(await self.orders_of_customer(tenant_id, customer_id))
-        doomed = [
+        return [
             key_id
             for key_id, letter in self._data.dead_letters.items()
             if letter.tenant_id == tenant_id
             and (letter.customer_id == customer_id or letter.order_id in theirs)
         ]
-        for key_id in doomed:
-            del self._data.dead_letters[key_id]
-        return len(doomed)
 
     async def record_customer_erasure(self, tenant_id: str, customer_id: str) -> int:
         customer = (tenant_id, customer_id)
@@ -150,6 +154,27 @@ class MemoryOrders(MemoryDocuments):
         await super().save_many(changes)
 
 
+class _PreviewDocuments(MemoryDocuments):
+    """Reads like the real repository; saving does nothing."""
+
+    async def save_many(self, changes: Changes[Any]) -> None:
+        return None
+
+
+class _PreviewOrders(MemoryOrders):
+    """Reads like the real repository; writes nothing, and answers the writes whose answers a
+    decision uses from reads, as the Postgres preview does."""
+
+    async def save_many(self, changes: Changes[Any]) -> None:
+        return None
+
+    async def record_customer_erasure(self, tenant_id: str, customer_id: str) -> int:
+        return self._data.erased_customers.get((tenant_id, customer_id), 0) + 1
+
+    async def destroy_dead_letters_of(self, tenant_id: str, customer_id: str) -> int:
+        return len(await self._dead_letters_of(tenant_id, customer_id))
+
+
 def _key(state: Any) -> DocumentKey:
     return (state.tenant_id, state.document_id)
 
@@ -164,29 +189,17 @@ class MemoryUnitOfWork:
         self._writes = writes
 
     def documents(self, kind: DocumentKind[S]) -> DocumentRepository[S]:
-        repository = (
-            MemoryOrders(self.data)
-            if kind.name == ORDERS
-            else MemoryDocuments(self.data, kind.name)
-        )
-        if not self._writes:
-            repository.save_many = _save_nothing  # type: ignore[method-assign]
-            if isinstance(repository, MemoryOrders):
-                repository.record_customer_erasure = self._next_erasure  # type: ignore[method-assign]
-                repository.destroy_dead_letters_of = self._count_dead_letters  # type: ignore[method-assign]
+        # As in Postgres: a codec means JSON documents, else a store of their own, or none.
+        repository: MemoryDocuments
+        if kind.codec is not None:
+            repository = (MemoryDocuments if self._writes else _PreviewDocuments)(
+                self.data, kind.name
+            )
+        elif kind.name == ORDERS:
+            repository = (MemoryOrders if self._writes else _PreviewOrders)(self.data)
+        else:
+            raise ConfigurationError(f"documents of kind {kind.name!r} cannot be stored")
         return cast(DocumentRepository[S], repository)
-
-    async def _next_erasure(self, tenant_id: str, customer_id: str) -> int:
-        return self.data.erased_customers.get((tenant_id, customer_id), 0) + 1
-
-    async def _count_dead_letters(self, tenant_id: str, customer_id: str) -> int:
-        theirs = set(await MemoryOrders(self.data).orders_of_customer(tenant_id, customer_id))
-        return sum(
-            1
-            for letter in self.data.dead_letters.values()
-            if letter.tenant_id == tenant_id
-            and (letter.customer_id == customer_id or letter.order_id in theirs)
-        )
 
     def _writing(self, what: str) -> None:
         if not self._writes:
@@ -260,10 +273,6 @@ class MemoryUnitOfWork:
         self.data.outbox.extend(extra)
 
 
-async def _save_nothing(changes: Changes[Any]) -> None:
-    return None
-
-
 class MemoryStore:
     """A `Store` in memory. `data` is what has committed."""
 
@@ -271,7 +280,7 @@ class MemoryStore:
         self.data = MemoryData()
         self._one_at_a_time = asyncio.Lock()
         self.reachable_now = True
-        self.started_at = datetime.now(UTC)
+        """Set False to have the processor see a database that stopped answering."""
 
     async def reachable(self) -> bool:
         return self.reachable_now

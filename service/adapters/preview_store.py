@@ -9,14 +9,13 @@ make does nothing, and the writes whose answer the deciders use are answered fro
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Generic, NoReturn, TypeVar
 from uuid import UUID
 
 import asyncpg
 
-from contracts.topics import ORDERS
 from service.adapters.personal_data import count_dead_letters_of_customer
 from service.app.orders.ports import OrderRepository
 from service.app.ports import (
@@ -97,22 +96,25 @@ class PreviewOrders:
         return None
 
 
-DEDICATED_PREVIEWS: dict[str, Callable[[asyncpg.Connection, Any], Any]] = {ORDERS: PreviewOrders}
-"""Previews of the kinds the store keeps in tables of their own (see unit_of_work.py)."""
-
-
 class PreviewUnitOfWork:
     """Reads through `reads`, a unit of work on the same connection; writes nothing. Deciders
     only load, lock and save documents: the inbox, the outbox, tokens and dead letters belong
     to the processor, so reaching them from here is a bug, and it says so."""
 
-    def __init__(self, conn: asyncpg.Connection, reads: UnitOfWork) -> None:
+    def __init__(
+        self,
+        conn: asyncpg.Connection,
+        reads: UnitOfWork,
+        previews: Mapping[str, Callable[[asyncpg.Connection, Any], Any]],
+    ) -> None:
         self._conn = conn
         self._reads = reads
+        self._previews = previews
+        """Per kind kept in tables of its own, its preview repository (see dedicated.py)."""
 
     def documents(self, kind: DocumentKind[S]) -> DocumentRepository[S]:
         reads = self._reads.documents(kind)
-        preview = DEDICATED_PREVIEWS.get(kind.name)
+        preview = self._previews.get(kind.name)
         repository: DocumentRepository[S] = (
             preview(self._conn, reads) if preview is not None else ReadOnlyDocuments(reads)
         )

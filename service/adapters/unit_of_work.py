@@ -6,20 +6,19 @@ or, for customer orders, by order_store.py.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 from uuid import UUID
 
 import asyncpg
 
-from contracts.topics import ORDERS
 from service.adapters.crypto import Keyring, UnknownMasterKey
 from service.adapters.database import TRANSIENT_ERRORS
+from service.adapters.dedicated import DEDICATED, PREVIEWS
 from service.adapters.document_store import JsonDocuments
 from service.adapters.headers import encode_headers
 from service.adapters.locks import LockSpace, lock_name, lock_striped
-from service.adapters.order_store import PostgresOrders
 from service.adapters.personal_data import seal_dead_letter
 from service.adapters.preview_store import PreviewUnitOfWork
 from service.app.ports import Answer, Claim, DocumentKind, DocumentRepository, OutboxMessage
@@ -29,18 +28,6 @@ from service.errors import ConfigurationError, TransientError
 OUTBOX_CHANNEL = "outbox_pending"
 S = TypeVar("S", bound=Document)
 _CANNOT_STORE = "documents of kind {!r} have neither a codec nor a repository of their own"
-
-DEDICATED_REPOSITORIES: dict[str, Callable[[asyncpg.Connection, Keyring], Any]] = {
-    ORDERS: PostgresOrders,
-}
-"""The kinds of document kept in tables of their own, not as JSON: customer orders, whose
-personal data is sealed field group by field group."""
-
-
-def can_store(kind: DocumentKind[Any]) -> bool:
-    """Whether this store keeps documents of the kind: as JSON by its codec, or in tables of
-    their own. Checked for every family when the service starts."""
-    return kind.codec is not None or kind.name in DEDICATED_REPOSITORIES
 
 
 class PostgresUnitOfWork:
@@ -57,8 +44,8 @@ class PostgresUnitOfWork:
         if repository is None:
             if kind.codec is not None:
                 repository = JsonDocuments(self._conn, kind.name, kind.codec)
-            elif kind.name in DEDICATED_REPOSITORIES:
-                repository = DEDICATED_REPOSITORIES[kind.name](self._conn, self._master)
+            elif kind.name in DEDICATED:
+                repository = DEDICATED[kind.name].repository(self._conn, self._master)
             else:
                 raise ConfigurationError(_CANNOT_STORE.format(kind.name))
             self._repositories[kind.name] = repository
@@ -189,7 +176,7 @@ class PostgresUnitOfWork:
         savepoint = self._conn.transaction()
         await savepoint.start()
         try:
-            yield PreviewUnitOfWork(self._conn, self)
+            yield PreviewUnitOfWork(self._conn, self, PREVIEWS)
         finally:
             await savepoint.rollback()
 

@@ -11,7 +11,7 @@ so their movements queue in commit order per item.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Generic, Protocol, TypeVar
@@ -92,16 +92,21 @@ class Stateless(Generic[C, S]):
         return None
 
 
+BeginRun = Callable[
+    [UnitOfWork, DocumentRepository[S], Sequence[ValidCommand[C]], dict[DocumentKey, S]],
+    Awaitable[RunDecider[C, S]],
+]
+"""Starts deciding a run: given the run's commands and their loaded documents, preloads what
+the decisions need besides the documents. (Its type arguments go in order of appearance:
+BeginRun[S, C].)"""
+
+
 @dataclass(frozen=True)
 class DocumentRules(Generic[C, S, E]):
     """Everything about a family the kernel does not know: pure functions, and the preloads
     and special commands of families that need them."""
 
-    begin_run: Callable[
-        [UnitOfWork, DocumentRepository[S], Sequence[ValidCommand[C]], dict[DocumentKey, S]],
-        Any,
-    ]
-    """An awaitable of the run's `RunDecider`, given the run's commands and loaded states."""
+    begin_run: BeginRun[S, C]
     fold: Callable[[S | None, Sequence[E], str, str], Sequence[Transition[E, S]]]
     """The domain's evolve over events: (current, events, tenant_id, document_id)."""
     wire_event: Callable[[Transition[E, S], BaseModel | None, dict[str, Any]], WireEvent]
@@ -117,11 +122,7 @@ class DocumentRules(Generic[C, S, E]):
     decide_alone: AloneDecider[C] | None = None
 
 
-def stateless(
-    decide_one: Callable[[C, S | None, str], Decision],
-) -> Callable[
-    [UnitOfWork, DocumentRepository[S], Sequence[ValidCommand[C]], dict[DocumentKey, S]], Any
-]:
+def stateless(decide_one: Callable[[C, S | None, str], Decision]) -> BeginRun[S, C]:
     """`begin_run` for families that preload nothing."""
 
     async def begin(*_: object) -> RunDecider[C, S]:

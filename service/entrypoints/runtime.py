@@ -20,8 +20,9 @@ from service.adapters import views
 from service.adapters.crypto import Keyring
 from service.adapters.database import create_pool, migrate
 from service.adapters.dead_letters import letter_signer
+from service.adapters.dedicated import can_store
 from service.adapters.kafka import ensure_topics
-from service.adapters.unit_of_work import PostgresStore, can_store
+from service.adapters.unit_of_work import PostgresStore
 from service.app.auth import Gate, TokenVerifier
 from service.app.family import Family
 from service.app.kernel import DocumentDecider

@@ -4,8 +4,6 @@ of a bad command, and redelivery of a committed batch."""
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
-from datetime import datetime
 from itertools import count
 from typing import Any
 
@@ -13,15 +11,14 @@ import asyncpg
 
 from service.adapters.crypto import MasterKey, new_key
 from service.adapters.unit_of_work import PostgresStore
-from service.app.family import Decided
 from service.app.incoming import IncomingMessage
 from service.app.kernel import DocumentDecider
-from service.app.parse import ValidCommand
-from service.app.ports import Outcome, UnitOfWork
+from service.app.ports import Outcome
 from service.app.processor import CommandProcessor
 from service.app.provenance import Signer
 from service.app.purchase_orders.family import purchase_order_family
 from service.app.retry import RetryPolicy
+from tests.failing_decider import FailsOn
 from tests.support import change_status, create
 
 FAMILY = purchase_order_family("it.")
@@ -100,30 +97,10 @@ async def test_a_poison_message_in_the_middle_of_a_batch_costs_only_itself(
     )
 
 
-class _FailsOn:
-    """The real decider, except that deciding a batch holding one document raises, as a bug in
-    the service would."""
-
-    def __init__(self, document_id: str) -> None:
-        self._inner = DocumentDecider(FAMILY, "it.movements")
-        self._document_id = document_id
-        self.family = FAMILY
-        self.batch_sizes: list[int] = []
-
-    async def decide(
-        self, uow: UnitOfWork, commands: Sequence[ValidCommand[Any]], now: datetime
-    ) -> list[Decided]:
-        self.batch_sizes.append(len(commands))
-        if any(c.document_id == self._document_id for c in commands):
-            raise RuntimeError("simulated defect")
-        decided: list[Decided] = await self._inner.decide(uow, commands, now)
-        return decided
-
-
 async def test_an_exception_in_one_decision_is_isolated_and_the_rest_commit(
     pool: asyncpg.Pool, db: asyncpg.Connection
 ) -> None:
-    decider = _FailsOn("PO-BUG")
+    decider = FailsOn(DocumentDecider(FAMILY, "it.movements"), "PO-BUG", RuntimeError("a defect"))
     ids = ["PO-1", "PO-2", "PO-BUG", "PO-3", "PO-4"]
     batch = [message(create(document_id), document_id) for document_id in ids]
     outcomes = await processor(pool, decider).process_batch(batch)

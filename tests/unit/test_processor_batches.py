@@ -6,23 +6,20 @@ integration and end-to-end suites."""
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
-from datetime import datetime
 from itertools import count
 from typing import Any
 
 from service.adapters.crypto import new_key
 from service.adapters.memory_store import MemoryStore
-from service.app.family import Decided
 from service.app.incoming import IncomingMessage
 from service.app.kernel import DocumentDecider
-from service.app.parse import ValidCommand
-from service.app.ports import Outcome, UnitOfWork
+from service.app.ports import Outcome
 from service.app.processor import CommandProcessor
 from service.app.provenance import Signer
 from service.app.purchase_orders.family import purchase_order_family
 from service.app.retry import RetryPolicy
 from service.errors import TransientError
+from tests.failing_decider import FailsOn
 from tests.support import change_status, create
 
 FAMILY = purchase_order_family("u.")
@@ -51,28 +48,8 @@ def published(store: MemoryStore, topic: str) -> list[dict[str, Any]]:
     return [json.loads(m.value) for m in store.data.outbox if m.topic == topic]
 
 
-class FailsOn:
-    """The real decider, except that a batch holding one document raises `error`, `times`
-    times (for ever when None)."""
-
-    def __init__(self, document_id: str, error: Exception, times: int | None = None) -> None:
-        self._inner = DocumentDecider(FAMILY, "u.movements")
-        self._document_id = document_id
-        self._error = error
-        self._left = times
-        self.family = FAMILY
-        self.batch_sizes: list[int] = []
-
-    async def decide(
-        self, uow: UnitOfWork, commands: Sequence[ValidCommand[Any]], now: datetime
-    ) -> list[Decided]:
-        self.batch_sizes.append(len(commands))
-        if any(c.document_id == self._document_id for c in commands) and self._left != 0:
-            if self._left is not None:
-                self._left -= 1
-            raise self._error
-        decided: list[Decided] = await self._inner.decide(uow, commands, now)
-        return decided
+def fails_on(document_id: str, error: Exception, times: int | None = None) -> FailsOn:
+    return FailsOn(DocumentDecider(FAMILY, "u.movements"), document_id, error, times)
 
 
 async def test_commands_of_one_document_in_one_batch_see_each_other() -> None:
@@ -147,7 +124,7 @@ async def test_an_invalid_command_is_dead_lettered_and_its_neighbours_commit() -
 
 async def test_a_failing_command_is_split_out_and_parked_while_the_rest_commit() -> None:
     store = MemoryStore()
-    decider = FailsOn("PO-BUG", RuntimeError("a defect"))
+    decider = fails_on("PO-BUG", RuntimeError("a defect"))
     batch = [message(create(f"PO-{i}"), f"PO-{i}") for i in range(3)]
     batch.insert(1, message(create("PO-BUG"), "PO-BUG"))
     outcomes = await processor(store, decider).process_batch(batch)
@@ -167,7 +144,7 @@ async def test_a_failing_command_is_split_out_and_parked_while_the_rest_commit()
 
 async def test_a_command_that_fails_once_is_retried_not_parked() -> None:
     store = MemoryStore()
-    decider = FailsOn("PO-1", RuntimeError("a passing defect"), times=1)
+    decider = fails_on("PO-1", RuntimeError("a passing defect"), times=1)
     outcomes = await processor(store, decider).process_batch([message(create("PO-1"))])
     assert outcomes == [Outcome.ACCEPTED]
     assert published(store, TOPICS.rejections) == []
@@ -175,7 +152,7 @@ async def test_a_command_that_fails_once_is_retried_not_parked() -> None:
 
 async def test_transient_failures_are_waited_out_without_splitting() -> None:
     store = MemoryStore()
-    decider = FailsOn("PO-1", TransientError("connection lost"), times=3)
+    decider = fails_on("PO-1", TransientError("connection lost"), times=3)
     batch = [message(create("PO-1")), message(create("PO-2"), "PO-2")]
     assert await processor(store, decider).process_batch(batch) == [Outcome.ACCEPTED] * 2
     assert decider.batch_sizes == [2, 2, 2, 2], "retried whole, never split"
@@ -184,7 +161,7 @@ async def test_transient_failures_are_waited_out_without_splitting() -> None:
 async def test_an_unreachable_database_is_waited_out_not_blamed_on_the_command() -> None:
     store = MemoryStore()
     store.reachable_now = False
-    decider = FailsOn("PO-1", RuntimeError("server closed the connection"), times=4)
+    decider = fails_on("PO-1", RuntimeError("server closed the connection"), times=4)
     outcomes = await processor(store, decider).process_batch([message(create("PO-1"))])
     assert outcomes == [Outcome.ACCEPTED], "never parked while the database was away"
 
@@ -193,7 +170,7 @@ async def test_nothing_of_a_failed_batch_is_kept() -> None:
     """A batch is one transaction: the states, inbox keys and messages of a failed attempt are
     gone, so its retry decides every command afresh and publishes each outcome once."""
     store = MemoryStore()
-    decider = FailsOn("PO-2", TransientError("lost"), times=1)
+    decider = fails_on("PO-2", TransientError("lost"), times=1)
     batch = [message(create("PO-1")), message(create("PO-2"), "PO-2")]
     assert await processor(store, decider).process_batch(batch) == [Outcome.ACCEPTED] * 2
     assert [e["purchase_order_id"] for e in published(store, TOPICS.events)] == ["PO-1", "PO-2"]
