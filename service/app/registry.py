@@ -16,6 +16,7 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from contracts.topics import INVENTORY_MOVEMENTS
 from service.app.family import Family
 from service.app.orders.family import order_family
 from service.app.purchase_orders.family import purchase_order_family
@@ -32,6 +33,10 @@ metric label: short, lower case, no separators that any of those would read othe
 documents are stored under it, so renaming a family is a data migration."""
 
 
+SCOPE = re.compile(r"^[a-z][a-z0-9_.-]*:[a-z][a-z0-9_.-]*$")
+"""A token scope, 'resource:action'."""
+
+
 def families(prefix: str = "", extra: Sequence[str] = ()) -> tuple[Family[Any], ...]:
     """The built-in families and those named in `extra` ('package.module:factory'), checked to
     be told apart by name, topics, command types and scopes, and to guard every command type
@@ -42,6 +47,10 @@ def families(prefix: str = "", extra: Sequence[str] = ()) -> tuple[Family[Any], 
     for family in built:
         _check(family)
     _check_distinct(built)
+    shared = f"{prefix}{INVENTORY_MOVEMENTS}"
+    for family in built:
+        if shared in family.topics.all():
+            raise ConfigurationError(f"family {family.name!r} claims the topic {shared!r}")
     return built
 
 
@@ -53,10 +62,21 @@ def family_of(registered: Sequence[Family[Any]], command_type: str) -> Family[An
 
 
 def command_types(family: Family[Any]) -> frozenset[str]:
-    """Every command type the family's wire union accepts."""
-    schema = family.commands.adapter.json_schema()
-    mapping = schema.get("discriminator", {}).get("mapping", {})
-    return frozenset(mapping)
+    """Every command type the family's wire union accepts, told apart by its `type` field: the
+    field the gate reads to decide which scope and which role rows apply. A union told apart
+    by any other field could be decided as one type while the gate judged another."""
+    try:
+        schema = family.commands.adapter.json_schema()
+    except Exception as error:
+        raise ConfigurationError(
+            f"family {family.name!r}: its command union has no JSON schema: {error}"
+        ) from error
+    discriminator = schema.get("discriminator", {})
+    if discriminator.get("propertyName") != "type":
+        raise ConfigurationError(
+            f"family {family.name!r}: its command union must be discriminated by 'type'"
+        )
+    return frozenset(discriminator.get("mapping", {}))
 
 
 def _build(path: str, prefix: str) -> Family[Any]:
@@ -82,16 +102,35 @@ def _check(family: Family[Any]) -> None:
     if not FAMILY_NAME.fullmatch(family.name):
         raise ConfigurationError(f"family name {family.name!r} must match {FAMILY_NAME.pattern}")
     types = command_types(family)
-    if not types:
-        raise ConfigurationError(
-            f"family {family.name!r}: its command union must be discriminated by 'type'"
-        )
-    unguarded = sorted(types - set(family.commands.authority.scopes))
+    authority = family.commands.authority
+    unguarded = sorted(types - set(authority.scopes))
     if unguarded:
         raise ConfigurationError(
             f"family {family.name!r} names no scope for {', '.join(unguarded)}: every command"
             " type needs one"
         )
+    ungranted = sorted(
+        t for t in types if not any(t in rows for rows in authority.permissions.values())
+    )
+    if ungranted:
+        raise ConfigurationError(
+            f"family {family.name!r}: no role may send {', '.join(ungranted)}; leave such types"
+            " out of the union"
+        )
+    strays = sorted((set(authority.scopes) | authority.destructive) - types)
+    if strays:
+        raise ConfigurationError(
+            f"family {family.name!r}: its authority names {', '.join(strays)}, which its"
+            " command union does not take (a misspelt type guards nothing)"
+        )
+    malformed = sorted(v for v in authority.scopes.values() if not SCOPE.fullmatch(v))
+    if malformed:
+        raise ConfigurationError(
+            f"family {family.name!r}: scopes {malformed} must match {SCOPE.pattern}"
+        )
+    topics = family.topics.all()
+    if len(set(topics)) != len(topics):
+        raise ConfigurationError(f"family {family.name!r}: its topics must be distinct")
     unrouted = sorted(t for t in types if not any(map(t.startswith, family.command_prefixes)))
     if unrouted:
         raise ConfigurationError(

@@ -15,7 +15,9 @@ from service.domain.permissions import (
     BUILT_IN,
     COMMAND_TYPES,
     DESTRUCTIVE,
+    ORDERS_AUTHORITY,
     PERMISSIONS,
+    PURCHASE_ORDERS_AUTHORITY,
     REQUIRED_SCOPE,
     Access,
     Reach,
@@ -116,3 +118,13 @@ def test_only_customers_reach_no_further_than_their_own_orders() -> None:
 
 def test_destructive_commands_are_the_deletions_and_erasures() -> None:
     assert {t for t in COMMAND_TYPES if t.endswith((".delete", ".redact"))} == DESTRUCTIVE
+
+
+def test_the_families_authorities_split_the_table_without_losing_a_row() -> None:
+    parts = (PURCHASE_ORDERS_AUTHORITY, ORDERS_AUTHORITY)
+    assert {t: s for a in parts for t, s in a.scopes.items()} == dict(REQUIRED_SCOPE)
+    assert frozenset().union(*(a.destructive for a in parts)) == DESTRUCTIVE
+    for role in Role:
+        rows = {t: rule for a in parts for t, rule in a.permissions.get(role, {}).items()}
+        assert rows == dict(PERMISSIONS[role])
+    assert not set(PURCHASE_ORDERS_AUTHORITY.scopes) & set(ORDERS_AUTHORITY.scopes)

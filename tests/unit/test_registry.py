@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import pytest
+from pydantic import Field, TypeAdapter
 
+from contracts.common import CommandMetadata
 from contracts.topics import DocumentTopics
 from service.app import registry
 from service.app.auth import AuthMode, Gate, Unauthorized
@@ -16,7 +18,7 @@ from service.app.family import Family
 from service.app.incoming import IncomingMessage
 from service.app.parse import ValidCommand, parse_command
 from service.app.ports import Claims
-from service.domain.permissions import Authority
+from service.domain.permissions import Allowed, Authority, Role
 from service.errors import ConfigurationError
 from tests.transfers.family import AUTHORITY, transfer_family
 
@@ -84,6 +86,65 @@ def test_families_must_be_told_apart(
         assert registry.families("")[-1].command_prefixes == ("trans",)
     else:
         refused_as(family, says, monkeypatch)
+
+
+@pytest.mark.parametrize(
+    ("authority", "says"),
+    [
+        # Granted to no role: taken only from whoever names no actor, so refused outright.
+        (
+            Authority(AUTHORITY.scopes, {Role.USER: {"transfer.request": Allowed()}}),
+            "no role may send transfer.ship",
+        ),
+        (
+            Authority(AUTHORITY.scopes, AUTHORITY.permissions, frozenset({"transfer.shp"})),
+            "names transfer.shp, which its command union does not take",
+        ),
+        (
+            Authority(
+                {"transfer.request": "transfers write", "transfer.ship": "transfers:write"},
+                AUTHORITY.permissions,
+            ),
+            "must match",
+        ),
+    ],
+)
+def test_an_authority_must_fit_the_family(
+    authority: Authority, says: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    refused_as(with_authority(transfer_family(), authority), says, monkeypatch)
+
+
+class Shipment(CommandMetadata):
+    """A command told apart by `kind`, with a free `type` beside it."""
+
+    kind: Literal["transfer.ship"]
+    type: str
+    transfer_id: str
+
+
+class Request(CommandMetadata):
+    kind: Literal["transfer.request"]
+    type: str
+    transfer_id: str
+
+
+def test_a_union_told_apart_by_another_field_than_type_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The gate judges a command by its `type`; a union picking its model by another field could
+    # be decided as one type while judged as another.
+    adapter: TypeAdapter[Any] = TypeAdapter(
+        Annotated[Shipment | Request, Field(discriminator="kind")]
+    )
+    family = transfer_family()
+    family = replace(family, commands=replace(family.commands, adapter=adapter))
+    refused_as(family, "must be discriminated by 'type'", monkeypatch)
+
+
+def test_a_family_may_not_claim_the_movements_topic(monkeypatch: pytest.MonkeyPatch) -> None:
+    topics = replace(transfer_family().topics, events="inventory.movements")
+    refused_as(replace(transfer_family(), topics=topics), "claims the topic", monkeypatch)
 
 
 def test_two_families_may_not_share_a_scope(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -4,8 +4,9 @@
 -- encrypted personal data) keep their tables.
 --
 -- The old tables are locked first, so no write of a running older instance can land between
--- the copy and the drop. Instances of an earlier build cannot write to the views left behind:
--- stop them before this migration runs (a rolling upgrade across it is not supported).
+-- the copy and the drop. An earlier build's writes fail against the views left behind (its
+-- upserts name keys the views do not have): stop its instances before this migration runs (a
+-- rolling upgrade across it is not supported).
 LOCK TABLE purchase_orders, purchase_order_history, purchase_order_tombstones
     IN ACCESS EXCLUSIVE MODE;
 CREATE TABLE documents (
