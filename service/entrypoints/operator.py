@@ -147,7 +147,7 @@ async def show(settings: Settings, tenant: str, document_id: str, echo: Echo) ->
     try:
         found = [
             await (
-                _show_document(conn, family.name, tenant, document_id, echo)
+                _show_document(conn, family, tenant, document_id, echo)
                 if family.codec is not None
                 else _show_order(conn, settings, tenant, document_id, echo)
             )
@@ -163,13 +163,20 @@ async def show(settings: Settings, tenant: str, document_id: str, echo: Echo) ->
     return any(found)
 
 
-async def _show_document(conn: Any, kind: str, tenant: str, document_id: str, echo: Echo) -> bool:
+async def _show_document(
+    conn: Any, family: Family[Any], tenant: str, document_id: str, echo: Echo
+) -> bool:
+    kind = family.name
     stored = await views.document(conn, kind, tenant, document_id)
     if stored is None:
         await _echo_tombstone(conn, kind, tenant, document_id, echo)
         return False
     echo(f"{_singular(kind)} {document_id}  status={stored.status}  version={stored.version}")
-    echo(json.dumps(json.loads(stored.document), indent=2))
+    # Read back through the family's codec and shown as its snapshot model lays it out (the
+    # database keeps JSON keys in an order of its own).
+    assert family.codec is not None
+    state = family.codec.load(tenant, document_id, stored.version, stored.document)
+    echo(family.rules.snapshot(state).model_dump_json(indent=2))
     await _echo_history(conn, kind, tenant, document_id, echo)
     return True
 
