@@ -9,6 +9,7 @@ import asyncio
 import json
 import sys
 import uuid
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -16,6 +17,7 @@ import asyncpg
 from contracts.topics import INVENTORY_MOVEMENTS
 from service.settings import Settings
 from tests.support import WireProbe, running_service, service_env
+from tests.tokens import bearer, customer_token, secured, service_token, write_keys
 from tests.transfers.family import transfer_family
 from tests.transfers.wire import TransferRejection, TransferRequested, TransferShipped
 
@@ -132,3 +134,53 @@ async def test_a_registered_family_runs_end_to_end(
     assert shown.returncode == 0, err.decode()
     assert "transfer T-1  status=shipped  version=2" in out.decode()
     assert "transfer.shipped" in out.decode()
+
+
+async def test_a_registered_family_is_guarded_by_its_own_authority(
+    settings: Settings, topic_prefix: str, tmp_path: Path
+) -> None:
+    """Tokens name scopes, not families: a token good for orders sends no transfer; the
+    family's role table keeps customers out; a command of another family sent to its topic is
+    not taken for one of its own."""
+    settings = secured(settings, write_keys(tmp_path / "keys.json")).model_copy(
+        update={"extra_families": [REGISTRATION]}
+    )
+    topics = transfer_family(topic_prefix).topics
+    probe = WireProbe(
+        settings.kafka_bootstrap_servers,
+        topics,
+        f"{topic_prefix}{INVENTORY_MOVEMENTS}",
+        id_field="transfer_id",
+    )
+
+    async def ask(body: dict[str, Any], token: str) -> list[tuple[str, str | None]]:
+        await probe.send_raw(body["transfer_id"].encode(), json.dumps(body).encode(), bearer(token))
+        record = await probe.outcome(body["command_id"])
+        if record.topic == topics.events:
+            return []
+        return [(e["error_code"], e["field"]) for e in record.body["errors"]]
+
+    await probe.start()
+    try:
+        async with running_service(settings):
+            other_scope = request("T-1")
+            refused_scope = await ask(
+                other_scope, service_token(other_scope, "wms", "orders:write")
+            )
+            by_customer = request("T-2")
+            refused_role = await ask(
+                by_customer, customer_token(by_customer, "CUST-1", "transfers:write")
+            )
+            allowed = request("T-3")
+            accepted = await ask(allowed, service_token(allowed, "wms", "transfers:write"))
+            stranger = transfer("customer.redact", "T-4", customer_id="CUST-1")
+            refused_type = await ask(stranger, service_token(stranger, "wms", "customers:redact"))
+    finally:
+        await probe.stop()
+
+    assert refused_scope == [("forbidden", "type")]
+    assert refused_role == [("forbidden", "type")]
+    assert accepted == []
+    assert [code for code, _ in refused_type] == ["invalid_request"]
+    [letter] = probe.on(topics.dead_letters)
+    assert b"CUST-1" not in letter.value, "a letter that may hold personal data is sealed"
