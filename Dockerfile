@@ -4,9 +4,8 @@ FROM python:3.11-slim
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY contracts ./contracts
-COPY contract_tools ./contract_tools
 COPY service ./service
-RUN pip install --no-cache-dir . && useradd --system --no-create-home service
+RUN pip install --no-cache-dir ./contracts . && useradd --system --no-create-home service
 
 USER service
 ENV HEALTH_HOST=0.0.0.0 \

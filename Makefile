@@ -6,10 +6,10 @@ INSTALLED := $(VENV)/.installed
 
 .PHONY: install run test unit lint contracts contracts-release bench clean
 
-$(INSTALLED): pyproject.toml
+$(INSTALLED): pyproject.toml contracts/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e ./contracts -e '.[dev]'
 	touch $(INSTALLED)
 
 install: $(INSTALLED)
@@ -26,18 +26,18 @@ unit: install
 	$(BIN)/python -m pytest -p no:cacheprovider tests/unit
 
 lint: install
-	$(BIN)/ruff check service contracts contract_tools tests benchmarks
+	$(BIN)/ruff check service contracts tests benchmarks examples
 	$(BIN)/mypy
 
-## Regenerate contracts/schemas/*.json and contracts/asyncapi.json from the pydantic models.
+## Regenerate the JSON Schemas and AsyncAPI document in contracts/src/contracts/ from the models.
 contracts: install
-	$(BIN)/python -m contract_tools.generate
+	$(BIN)/python -m service.entrypoints.contract_files
 
 # On a release: the generated schemas become the baseline that later changes must stay
 # compatible with.
 contracts-release: contracts
 	rm -f contracts/released/*.json
-	cp contracts/schemas/*.json contracts/released/
+	cp contracts/src/contracts/schemas/*.json contracts/released/
 
 bench: install
 	$(BIN)/python -m benchmarks.commands_per_second $(ARGS)

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from contract_tools import conformance
 from contract_tools.conformance import (
     ContractViolation,
@@ -16,7 +15,8 @@ from contract_tools.conformance import (
     breaking_changes,
     problems,
 )
-from contract_tools.generate import render
+
+from service.entrypoints.contract_files import render
 
 RELEASED = Path(__file__).parents[2] / "contracts" / "released"
 

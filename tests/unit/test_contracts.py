@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import typing
 
-from contract_tools.generate import MESSAGES, ROOT, render
 from contracts import common, orders, purchase_orders
 from service.domain import orders as order_domain
 from service.domain import problems
 from service.domain import purchase_orders as domain
+from service.entrypoints.contract_files import MESSAGES, ROOT, render
 
 
 def test_generated_schemas_and_asyncapi_are_up_to_date() -> None:

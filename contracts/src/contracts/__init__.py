@@ -21,7 +21,12 @@ a reader of topic or header names only (those modules need nothing but the stand
 Depends on pydantic (with its `email` extra, for EmailStr), pydantic-extra-types (country and
 currency codes, from pycountry) and the standard library only. The
 command client, the contract kit and the generator of the JSON Schemas and AsyncAPI document
-checked in here are in `contract_tools` (`python -m contract_tools.generate`).
+checked in here are written by the service repository's `make contracts`; the command client and
+the contract kit are in `contract_tools`, in the same distribution.
 """
 
 __all__: list[str] = []
+
+__version__ = "0.2.0"
+"""The contract's version (and the distribution's): a minor version only adds what readers of
+the previous one tolerate; see contract_tools.conformance.breaking_changes."""

@@ -51,7 +51,7 @@ def render() -> dict[Path, str]:
     files = {
         ROOT / "schemas" / f"{name}.json": _dump(_schema(model)) for name, model in MESSAGES.items()
     }
-    from contract_tools.asyncapi import specification
+    from service.entrypoints.asyncapi import specification
 
     files[ROOT / "asyncapi.json"] = _dump(specification())
     return files

@@ -7,11 +7,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from faststream.kafka import KafkaBroker
-from faststream.specification import AsyncAPI
-
-from contracts import orders, previews
-from contracts import purchase_orders as po
 from contracts.headers import (
     AUTHORIZATION,
     BEARER_SCHEME,
@@ -24,9 +19,15 @@ from contracts.headers import (
 )
 from contracts.inventory import InventoryMovement
 from contracts.topics import INVENTORY_MOVEMENTS, ORDERS, PURCHASE_ORDERS, DocumentTopics
+from faststream.kafka import KafkaBroker
+from faststream.specification import AsyncAPI
+
+import contracts
+from contracts import orders, previews
+from contracts import purchase_orders as po
 
 TITLE = "Order lifecycle service"
-VERSION = "0.1.0"
+VERSION = contracts.__version__
 
 
 def specification() -> dict[str, Any]:

@@ -33,13 +33,13 @@ from typing import Any, Literal, TypedDict, Unpack
 from uuid import UUID, uuid4
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-
-from contracts import orders as o
-from contracts import purchase_orders as po
 from contracts.common import ErrorDetail
 from contracts.headers import AUTHORIZATION, BEARER_SCHEME
 from contracts.previews import OrderPreview, PreviewMetadata, PurchaseOrderPreview
 from contracts.topics import ORDERS, PURCHASE_ORDERS, DocumentTopics
+
+from contracts import orders as o
+from contracts import purchase_orders as po
 
 Command = po.PurchaseOrderCommandMessage | o.OrderCommandMessage
 Event = po.PurchaseOrderEventMessage | o.OrderEventMessage
