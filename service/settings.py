@@ -80,6 +80,17 @@ class Settings(BaseSettings):
     health_host: str = "127.0.0.1"
     health_port: Annotated[int, Field(ge=0, le=65535)] = 8080
     max_command_bytes: Annotated[int, Field(ge=1024)] = 256 * 1024
+    reply_topic_prefixes: list[str] = Field(
+        default=["replies."],
+        description="Where a command's `reply_to` header may point (JSON list), under the"
+        " deployment's TOPIC_PREFIX; any other reply topic is refused.",
+    )
+    reply_topics_per_tenant: bool = Field(
+        default=True,
+        description="A reply topic must name the command's tenant right after its prefix"
+        " (`replies.<tenant_id>` or `replies.<tenant_id>_<name>`), so no sender can have the"
+        " service write into another tenant's replies.",
+    )
     relay_batch_size: Annotated[int, Field(ge=1, le=10_000)] = 500
     relay_poll_interval_seconds: Annotated[float, Field(gt=0)] = 1.0
     inbox_retention_hours: Annotated[float, Field(gt=0)] = Field(

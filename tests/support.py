@@ -11,13 +11,27 @@ import signal
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from cloudevents.core.base import BaseCloudEvent
+from cloudevents.core.bindings.kafka import KafkaMessage, from_binary
+from cloudevents.core.formats.json import JSONFormat
+from cloudevents.core.v1.event import CloudEvent
 
+from contracts.headers import (
+    CLOUDEVENTS,
+    CLOUDEVENTS_MOVEMENT_SOURCE,
+    CLOUDEVENTS_MOVEMENT_TYPE,
+    CLOUDEVENTS_SOURCE_ROOT,
+    CONTENT_TYPE,
+    JSON_CONTENT_TYPE,
+    cloudevents_source,
+)
 from contracts.topics import DocumentTopics
 from service.adapters.kafka import ensure_topics
 from service.adapters.kafka_connection import KafkaConnection
@@ -221,6 +235,7 @@ class WireProbe:
             KafkaConnection(self.bootstrap_servers),
             (*self.topics.all(), self.movements_topic),
             3,
+            self.topics.compacted(),
         )
         self._producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap_servers, acks="all")
         await self._producer.start()
@@ -300,6 +315,16 @@ class WireProbe:
             ) from None
         return self.records
 
+    async def event(self, event_id: str) -> dict[str, Any]:
+        """The event with this id, once it is published."""
+
+        def found(records: list[Record]) -> list[dict[str, Any]]:
+            events = [r.body for r in records if r.topic == self.topics.events]
+            return [event for event in events if event["event_id"] == event_id]
+
+        [event] = found(await self.wait_for(lambda records: bool(found(records))))
+        return event
+
     def on(self, topic: str) -> list[Record]:
         return [r for r in self.records if r.topic == topic]
 
@@ -346,6 +371,52 @@ class WireProbe:
         first = await self.send_and_wait(body)
         assert first.topic == self.topics.rejections, f"accepted: {first.body}"
         return [(e["error_code"], e["field"]) for e in first.body["errors"]]
+
+
+def assert_cloudevent(
+    headers: Mapping[str, bytes], key: bytes | None, value: bytes | None, source: str
+) -> BaseCloudEvent:
+    """A published event or movement, read with the CloudEvents SDK's Kafka binding (binary
+    content mode), must be a valid CloudEvent that says what its body says: id, type, time and
+    subject, from `source`, with the body as its data."""
+    assert value is not None, "an event or movement is never a tombstone"
+    names = {name for name in headers if name.startswith("ce_")} | ({CONTENT_TYPE} & set(headers))
+    assert names == set(CLOUDEVENTS), f"CloudEvents headers {sorted(names)}"
+    # The SDK checks the required attributes, the spec version and that the time is aware.
+    event = from_binary(KafkaMessage(dict(headers), key, value), JSONFormat(), CloudEvent)
+    body = json.loads(value)
+    assert event.get_data() == body
+    assert event.get_datacontenttype() == JSON_CONTENT_TYPE
+    assert event.get_source() == source
+    assert source.startswith(f"{CLOUDEVENTS_SOURCE_ROOT}/")
+    assert source.isascii(), "a URI reference"
+    assert source.isprintable(), "a URI reference"
+    assert " " not in source, "a URI reference"
+    if "movement_id" in body:
+        expected = (
+            body["movement_id"],
+            CLOUDEVENTS_MOVEMENT_TYPE,
+            f"{body['warehouse_id']}/{body['sku']}",
+        )
+    else:
+        expected = (body["event_id"], body["type"], (key or b"").decode())
+    assert (event.get_id(), event.get_type(), event.get_subject()) == expected
+    # RFC 3339 and the very text of the body's occurred_at.
+    assert headers["ce_time"].decode() == body["occurred_at"]
+    assert event.get_time() == datetime.fromisoformat(body["occurred_at"])
+    return event
+
+
+def assert_cloudevents(probe: WireProbe, family: str) -> int:
+    """Every event and movement the probe has read carries valid CloudEvents headers; how many
+    were checked."""
+    events = probe.on(probe.topics.events)
+    movements = probe.on(probe.movements_topic)
+    for record in events:
+        assert_cloudevent(record.headers, record.raw_key, record.value, cloudevents_source(family))
+    for record in movements:
+        assert_cloudevent(record.headers, record.raw_key, record.value, CLOUDEVENTS_MOVEMENT_SOURCE)
+    return len(events) + len(movements)
 
 
 @contextlib.asynccontextmanager

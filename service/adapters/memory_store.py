@@ -28,6 +28,7 @@ from service.app.ports import (
     DocumentRepository,
     HistoryEntry,
     OutboxMessage,
+    StoredAnswer,
     UnitOfWork,
 )
 from service.domain import orders
@@ -49,8 +50,8 @@ class DeadLetterRecord:
 class MemoryData:
     """Everything a store holds."""
 
-    inbox: dict[str, tuple[bytes, str | None]] = field(default_factory=dict)
-    """Message key -> (request hash, outcome)."""
+    inbox: dict[str, tuple[bytes, str | None, bytes | None]] = field(default_factory=dict)
+    """Message key -> (request hash, outcome, reply summary)."""
     reuses: set[tuple[str, bytes]] = field(default_factory=set)
     token_uses: dict[tuple[str, str], str] = field(default_factory=dict)
     outbox: list[OutboxMessage] = field(default_factory=list)
@@ -211,7 +212,7 @@ class MemoryUnitOfWork:
         for key, request_hash in keys:
             stored = self.data.inbox.get(key)
             if stored is None:
-                self.data.inbox[key] = (request_hash, None)
+                self.data.inbox[key] = (request_hash, None, None)
                 claims.append(Claim.NEW)
             else:
                 claims.append(Claim.DUPLICATE if stored[0] == request_hash else Claim.REUSED)
@@ -240,6 +241,10 @@ class MemoryUnitOfWork:
     async def stored_request_hashes(self, keys: Sequence[str]) -> dict[str, bytes]:
         return {key: self.data.inbox[key][0] for key in keys if key in self.data.inbox}
 
+    async def stored_answers(self, keys: Sequence[str]) -> dict[str, StoredAnswer]:
+        rows = {key: self.data.inbox[key] for key in keys if key in self.data.inbox}
+        return {key: StoredAnswer(row[1], row[2]) for key, row in rows.items()}
+
     @asynccontextmanager
     async def _preview(self) -> AsyncIterator[UnitOfWork]:
         yield MemoryUnitOfWork(self.data, writes=False)
@@ -267,8 +272,8 @@ class MemoryUnitOfWork:
     ) -> None:
         self._writing("queueing messages")
         for answer in answers:
-            request_hash, _ = self.data.inbox[answer.key]
-            self.data.inbox[answer.key] = (request_hash, answer.outcome.value)
+            request_hash, _, _ = self.data.inbox[answer.key]
+            self.data.inbox[answer.key] = (request_hash, answer.outcome.value, answer.summary)
         self.data.outbox.extend(m for answer in answers for m in answer.messages)
         self.data.outbox.extend(extra)
 

@@ -26,6 +26,7 @@ from service.app.ports import (
     DocumentKind,
     DocumentRepository,
     OutboxMessage,
+    StoredAnswer,
     UnitOfWork,
 )
 from service.domain import orders
@@ -125,6 +126,9 @@ class PreviewUnitOfWork:
 
     async def stored_request_hashes(self, keys: Sequence[str]) -> dict[str, bytes]:
         return await self._reads.stored_request_hashes(keys)
+
+    async def stored_answers(self, keys: Sequence[str]) -> dict[str, StoredAnswer]:
+        return await self._reads.stored_answers(keys)
 
     async def lock_documents(self, documents: Sequence[tuple[str, str]]) -> None:
         # Advisory locks write nothing. Taken as the real command would take them, they make a

@@ -17,6 +17,14 @@ from typing import TYPE_CHECKING
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import (
+    InvalidTopicError,
+    MessageSizeTooLargeError,
+    PolicyViolationError,
+    RecordTooLargeError,
+    TopicAuthorizationFailedError,
+    UnknownTopicOrPartitionError,
+)
 
 from service.adapters.database import RELAY_LEADER_LOCK_ID
 from service.adapters.headers import decode_headers
@@ -33,6 +41,22 @@ log = logging.getLogger(__name__)
 
 CLEANUP_INTERVAL_SECONDS = 60.0
 CLEANUP_CHUNK = 5000
+REPLY_ATTEMPTS = 3
+TOPIC_REFUSES = (
+    UnknownTopicOrPartitionError,
+    TopicAuthorizationFailedError,
+    MessageSizeTooLargeError,
+    RecordTooLargeError,
+    InvalidTopicError,
+    PolicyViolationError,
+)
+"""Errors that say the topic will not take the message, however often it is sent."""
+
+
+def _failed(error: Exception) -> asyncio.Future[object]:
+    future: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+    future.set_exception(error)
+    return future
 
 
 @dataclass
@@ -44,6 +68,9 @@ class RelayStatus:
     published_total: int = 0
     errors_total: int = 0
     last_error: str | None = None
+    replies_dropped: int = 0
+    """Replies that could not be delivered to the topic their sender named, and were given up
+    so that they never hold up the outbox behind them."""
 
 
 class OutboxRelay:
@@ -56,6 +83,7 @@ class OutboxRelay:
         poll_interval_seconds: float = 1.0,
         inbox_retention_hours: float = 168.0,
         max_backoff_seconds: float = 5.0,
+        reply_prefixes: tuple[str, ...] = (),
         tracing: Tracing | None = None,
     ) -> None:
         self._database_url = database_url
@@ -67,6 +95,9 @@ class OutboxRelay:
         self._tracing = tracing
         self._wake = asyncio.Event()
         self.status = RelayStatus()
+        self._reply_prefixes = reply_prefixes
+        self._reply_failures: dict[int, int] = {}
+        """Outbox id -> failed attempts, for replies (only they are ever given up)."""
 
     async def run(self, stop: asyncio.Event) -> None:
         retrier = Retrier(
@@ -129,22 +160,32 @@ class OutboxRelay:
         )
         if not rows:
             return 0
-        deliveries = []
+        deliveries: list[asyncio.Future[object]] = []
         spans: list[Span] = []
         for row in rows:
             headers = decode_headers(row["headers"])
             if self._tracing is not None:
                 span, headers = self._tracing.publishing(row["topic"], headers)
                 spans.append(span)
-            deliveries.append(
-                await self._producer.send(
-                    row["topic"], value=row["payload"], key=row["message_key"], headers=headers
+            try:
+                # A null payload is a state topic's tombstone: a record without a value.
+                deliveries.append(
+                    await self._producer.send(
+                        row["topic"], value=row["payload"], key=row["message_key"], headers=headers
+                    )
                 )
-            )
+            except Exception as error:
+                if not self._is_reply(row["topic"]):
+                    raise
+                deliveries.append(_failed(error))
         done: list[int] = []
         try:
             for row, delivery in zip(rows, deliveries, strict=True):
-                await delivery
+                try:
+                    await delivery
+                except Exception as error:
+                    if not self._gives_up(row["id"], row["topic"], error):
+                        raise
                 done.append(row["id"])
         finally:
             # Delete what the broker confirmed, even when a later send failed; the rest is
@@ -155,6 +196,25 @@ class OutboxRelay:
                 await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", done)
                 self.status.published_total += len(done)
         return len(done)
+
+    def _is_reply(self, topic: str) -> bool:
+        return topic.startswith(self._reply_prefixes) if self._reply_prefixes else False
+
+    def _gives_up(self, outbox_id: int, topic: str, error: Exception) -> bool:
+        """Whether a failed row is given up: only a reply, at once when its topic cannot take
+        it (gone, forbidden, too small) and else after REPLY_ATTEMPTS cycles. A reply goes to a
+        topic its sender chose, so its failure must never hold up the events behind it; the
+        sender gets the outcome again by re-sending the command."""
+        if not self._is_reply(topic):
+            return False
+        failures = self._reply_failures.get(outbox_id, 0) + 1
+        if not isinstance(error, TOPIC_REFUSES) and failures < REPLY_ATTEMPTS:
+            self._reply_failures[outbox_id] = failures
+            return False
+        self._reply_failures.pop(outbox_id, None)
+        self.status.replies_dropped += 1
+        log.warning("gave up a reply to %s that cannot be delivered: %s", topic, described(error))
+        return True
 
     def _on_notify(self, *_: object) -> None:
         self._wake.set()

@@ -21,7 +21,14 @@ from service.adapters.headers import encode_headers
 from service.adapters.locks import LockSpace, lock_name, lock_striped
 from service.adapters.personal_data import seal_dead_letter
 from service.adapters.preview_store import PreviewUnitOfWork
-from service.app.ports import Answer, Claim, DocumentKind, DocumentRepository, OutboxMessage
+from service.app.ports import (
+    Answer,
+    Claim,
+    DocumentKind,
+    DocumentRepository,
+    OutboxMessage,
+    StoredAnswer,
+)
 from service.domain.documents import Document
 from service.errors import ConfigurationError, TransientError
 
@@ -167,6 +174,15 @@ class PostgresUnitOfWork:
         )
         return {row["message_key"]: row["request_hash"] for row in rows}
 
+    async def stored_answers(self, keys: Sequence[str]) -> dict[str, StoredAnswer]:
+        if not keys:
+            return {}
+        rows = await self._conn.fetch(
+            "SELECT message_key, outcome, reply FROM inbox WHERE message_key = ANY($1::text[])",
+            list(keys),
+        )
+        return {row["message_key"]: StoredAnswer(row["outcome"], row["reply"]) for row in rows}
+
     @asynccontextmanager
     async def previewing(self) -> AsyncIterator[PreviewUnitOfWork]:
         # A savepoint though nothing is written (one that writes nothing writes no WAL): its
@@ -202,8 +218,8 @@ class PostgresUnitOfWork:
                     AS m(topic, message_key, headers, payload, position)
                 ORDER BY position
             ), answered AS (
-                UPDATE inbox SET outcome = a.outcome
-                FROM unnest($5::text[], $6::text[]) AS a(message_key, outcome)
+                UPDATE inbox SET outcome = a.outcome, reply = a.reply
+                FROM unnest($5::text[], $6::text[], $7::bytea[]) AS a(message_key, outcome, reply)
                 WHERE inbox.message_key = a.message_key
             )
             SELECT pg_notify('{OUTBOX_CHANNEL}', '') WHERE cardinality($1::text[]) > 0
@@ -214,6 +230,7 @@ class PostgresUnitOfWork:
             [m.value for m in messages],
             [answer.key for answer in answers],
             [answer.outcome.value for answer in answers],
+            [answer.summary for answer in answers],
         )
 
 

@@ -10,11 +10,13 @@ result is handed in.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 from uuid import UUID
 
+from contracts.replies import request_digest
 from service.app.auth import Unauthorized
 from service.app.family import Decided, Family
 from service.app.messages import (
@@ -25,9 +27,10 @@ from service.app.messages import (
     sealed_dead_letter_message,
 )
 from service.app.parse import ValidCommand, key_text
-from service.app.ports import OutboxMessage
+from service.app.ports import OutboxMessage, Outcome
 from service.app.provenance import Signer
 from service.app.received import Received
+from service.app.replies import reply_message
 from service.app.strict_json import is_storable
 from service.app.trace_context import with_trace_context
 from service.domain.problems import ErrorCode, Problem
@@ -66,35 +69,48 @@ class Answers(Generic[C]):
         return self.rejection(received, refused.problems, now)
 
     def reused_key(self, received: Received[C], now: datetime) -> list[OutboxMessage]:
-        problem = Problem(
-            ErrorCode.IDEMPOTENCY_KEY_REUSED,
-            f"command_id {received.identity.command_id} was already used for a different"
-            " command; use a new command_id for a new request",
-            "command_id",
-        )
-        return self.rejection(received, [problem], now)
+        return self.rejection(received, [reused_key_problem(received)], now)
 
     def not_processed(
         self, received: Received[C], attempts: int, now: datetime
     ) -> list[OutboxMessage]:
-        problem = Problem(
-            ErrorCode.PROCESSING_FAILED,
-            f"the service could not process this command ({attempts} attempts failed for an"
-            " unexpected reason); nothing changed, and the command was set aside in the"
-            " dead-letter topic for an operator",
-            None,
+        return self.rejection(received, [not_processed_problem(attempts)], now)
+
+    def reply(
+        self, received: Received[C], fields: dict[str, Any], now: datetime, *, repeat: bool = False
+    ) -> list[OutboxMessage]:
+        """The reply the message asked for (none when it asked for none, or names no command_id
+        or tenant to reply about), saying `fields` (contracts.replies.CommandReply's)."""
+        route, identity = received.reply, received.identity
+        if not received.may_be_replied or route is None:
+            return []
+        if identity.command_id is None or identity.tenant_id is None:
+            return []
+        message = reply_message(
+            route,
+            identity,
+            identity.command_id,
+            identity.tenant_id,
+            fields,
+            digest=request_digest(received.message.key, received.message.value),
+            repeat=repeat,
+            replied_at=now,
         )
-        return self.rejection(received, [problem], now)
+        return self.traced(received, [message])
 
     def preview_refused(self, cmd: ValidCommand[C], problem: Problem, now: datetime) -> Decided:
         """What a dry run is answered when it was not decided (rate limited, failed)."""
         rejection = rejection_message(self._family, cmd.identity, cmd.command_id, [problem], now)
-        return Decided(False, [rejection])
+        return Decided(False, [rejection], problems=(problem,))
 
     def preview(
         self, received: Received[C], cmd: ValidCommand[C], decided: Decided, now: datetime
     ) -> list[OutboxMessage]:
-        return self.traced(received, [preview_message(self._family, cmd, decided, now)])
+        """The preview, and the reply carrying it when one was asked for."""
+        preview = preview_message(self._family, cmd, decided, now)
+        assert preview.value is not None, "a preview is never a tombstone"
+        reply = {"outcome": Outcome.PREVIEWED.value, "preview": json.loads(preview.value)}
+        return [*self.traced(received, [preview]), *self.reply(received, reply, now)]
 
     def seals_dead_letter(self, received: Received[C]) -> bool:
         return self._family.seals_dead_letters(received.message.value)
@@ -132,6 +148,25 @@ class Answers(Generic[C]):
         return sealed_dead_letter_message(
             self._family, received.message, reason, key_id, sealed_bytes, authority, self._signer
         )
+
+
+def reused_key_problem(received: Received[Any]) -> Problem:
+    return Problem(
+        ErrorCode.IDEMPOTENCY_KEY_REUSED,
+        f"command_id {received.identity.command_id} was already used for a different"
+        " command; use a new command_id for a new request",
+        "command_id",
+    )
+
+
+def not_processed_problem(attempts: int) -> Problem:
+    return Problem(
+        ErrorCode.PROCESSING_FAILED,
+        f"the service could not process this command ({attempts} attempts failed for an"
+        " unexpected reason); nothing changed, and the command was set aside in the"
+        " dead-letter topic for an operator",
+        None,
+    )
 
 
 def _storable_key(key: bytes | None) -> str | None:

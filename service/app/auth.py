@@ -78,6 +78,8 @@ class Refusal(StrEnum):
     MISSING_SCOPE = "missing_scope"
     ACTOR_MISMATCH = "actor_mismatch"
     ROLE_FORBIDDEN = "role_forbidden"
+    REPLY_REFUSED = "reply_refused"
+    """The command names a reply topic (or correlation_id) it may not."""
 
 
 @dataclass(frozen=True)

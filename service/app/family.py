@@ -12,12 +12,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+from uuid import UUID
 
 from contracts.common import RejectionMetadata
 from contracts.previews import PreviewMetadata
 from contracts.topics import DocumentTopics
 from service.app.parse import CommandSpec, ValidCommand
 from service.app.ports import DocumentCodec, DocumentKind, OutboxMessage, UnitOfWork
+from service.domain.problems import Problem
 
 if TYPE_CHECKING:
     from service.app.kernel import DocumentRules
@@ -55,9 +57,23 @@ class Family(Generic[C]):
 
 
 @dataclass(frozen=True)
+class EventRef:
+    """An event a command caused, by reference: what a reply names of it."""
+
+    event_id: UUID
+    type: str
+    version: int
+    document_id: str
+
+
+@dataclass(frozen=True)
 class Decided:
     accepted: bool
     messages: list[OutboxMessage]
+    events: Sequence[EventRef] = ()
+    """Accepted: the events it caused, in order."""
+    problems: Sequence[Problem] = ()
+    """Refused: why."""
 
 
 class BatchDecider(Protocol[C]):

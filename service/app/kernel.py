@@ -1,12 +1,13 @@
 """The document kernel: one batch decider for every family.
 
 A family supplies its rules (`DocumentRules`): how to decide a command against a document's
-state, how events change that state, what the world is told of each event (the wire event and
-the snapshot history keeps), and which stock it moves. The kernel runs the loop they share: load
-every document a batch touches in one go, decide each command in offset order against the state
-its predecessors left, fold accepted events into new states, build the messages, and write the
-final states, versions and tombstones in a few statements; stock items moved are locked last,
-so their movements queue in commit order per item.
+state, how events change that state, what the world is told of each event (the wire event, the
+snapshot history keeps and the state its compacted state topic shows), and which stock it
+moves. The kernel runs the loop they share: load every document a batch touches in one go,
+decide each command in offset order against the state its predecessors left, fold accepted
+events into new states, build the messages, and write the final states, versions and
+tombstones in a few statements; stock items moved are locked last, so their movements queue in
+commit order per item.
 """
 
 from __future__ import annotations
@@ -20,8 +21,14 @@ from uuid import UUID, uuid4
 from pydantic import BaseModel
 
 from contracts.inventory import MovementSource, movement_key
-from service.app.family import Decided, Family
-from service.app.messages import event_actor, event_message, movement_message, rejection_message
+from service.app.family import Decided, EventRef, Family
+from service.app.messages import (
+    PublishedEvent,
+    event_actor,
+    event_message,
+    movement_message,
+    rejection_message,
+)
 from service.app.parse import ValidCommand
 from service.app.ports import (
     Changes,
@@ -32,6 +39,7 @@ from service.app.ports import (
     UnitOfWork,
     Version,
 )
+from service.app.state_topic import StateRules, state_message
 from service.domain.decisions import Accepted, Rejected, Transition
 from service.domain.documents import Document
 from service.domain.problems import Problem
@@ -43,15 +51,6 @@ E = TypeVar("E")
 S_in = TypeVar("S_in", bound=Document, contravariant=True)
 
 Decision = Accepted[Any] | Rejected
-
-
-class WireEvent(Protocol):
-    """An event as published: a contract model with its type."""
-
-    @property
-    def type(self) -> str: ...
-
-    def model_dump_json(self) -> str: ...
 
 
 class RunDecider(Protocol[C, S_in]):
@@ -109,7 +108,7 @@ class DocumentRules(Generic[C, S, E]):
     begin_run: BeginRun[S, C]
     fold: Callable[[S | None, Sequence[E], str, str], Sequence[Transition[E, S]]]
     """The domain's evolve over events: (current, events, tenant_id, document_id)."""
-    wire_event: Callable[[Transition[E, S], BaseModel | None, dict[str, Any]], WireEvent]
+    wire_event: Callable[[Transition[E, S], BaseModel | None, dict[str, Any]], PublishedEvent]
     """The event to publish for a transition, given the snapshot (None once deleted) and the
     metadata every event carries."""
     snapshot: Callable[[S], BaseModel]
@@ -117,6 +116,9 @@ class DocumentRules(Generic[C, S, E]):
     movements: Callable[[S | None, S], Sequence[Movement]]
     movement_source: str
     """What inventory movements name as their source's type, e.g. 'purchase_order'."""
+    state: StateRules[S] | None = None
+    """What the family's compacted state topic holds (service/app/state_topic.py); None: nothing,
+    the topic stays empty."""
     alone: Callable[[C], bool] = lambda _: False
     """Whether a command is decided on its own, by `decide_alone`, between runs."""
     decide_alone: AloneDecider[C] | None = None
@@ -140,6 +142,7 @@ class Output(Generic[S]):
     messages: list[OutboxMessage] = field(default_factory=list)
     versions: list[Version[S]] = field(default_factory=list)
     stock_keys: list[str] = field(default_factory=list)
+    events: list[EventRef] = field(default_factory=list)
 
 
 class DocumentDecider(Generic[C]):
@@ -209,13 +212,13 @@ class DocumentDecider(Generic[C]):
             changes.record(output.final, output.versions)
             deciding.accepted(current, output.final)
             stock_keys.update(output.stock_keys)
-            decided.append(Decided(accepted=True, messages=output.messages))
+            decided.append(Decided(True, output.messages, output.events))
         await repository.save_many(changes)
         return decided
 
     def rejected(self, cmd: ValidCommand[C], problems: Sequence[Problem], now: datetime) -> Decided:
         rejection = rejection_message(self._family, cmd.identity, cmd.command_id, problems, now)
-        return Decided(accepted=False, messages=[rejection])
+        return Decided(False, [rejection], problems=tuple(problems))
 
     def outputs(
         self, cmd: ValidCommand[C], transitions: Sequence[Transition[Any, S]], now: datetime
@@ -244,7 +247,22 @@ class DocumentDecider(Generic[C]):
                     "actor": actor,
                 },
             )
-            output.messages.append(event_message(self._family.topics.events, document_id, event))
+            output.messages.append(event_message(self._family, document_id, event))
+            output.events.append(EventRef(event_id, event.type, after.version, document_id))
+            if rules.state is not None:
+                # After its event, through the same outbox: states leave in version order.
+                state = state_message(
+                    rules.state,
+                    self._family.topics.state,
+                    id_field,
+                    transition,
+                    snapshot,
+                    event_id,
+                    event.type,
+                    now,
+                )
+                if state is not None:
+                    output.messages.append(state)
             if snapshot is not None:
                 entry = HistoryEntry(
                     after.version,

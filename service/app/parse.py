@@ -213,6 +213,10 @@ def _problems_of(
         if field and field.startswith(personal_paths):
             # Validators such as email-validator quote parts of the input in their messages.
             message = f"not a valid value for this field ({detail['type']})"
+            if detail["type"] == "extra_forbidden":
+                # The unknown key is the sender's text, and may be personal data itself.
+                field = ".".join(str(part) for part in location[:-1])
+                message = "holds a field that is not allowed (its name is not repeated here)"
         problems.append(Problem(ErrorCode.INVALID_REQUEST, message, field))
     return tuple(problems)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -36,11 +36,12 @@ class Outcome(StrEnum):
 @dataclass(frozen=True)
 class OutboxMessage:
     """A message to publish. Key, value and headers are bytes: a dead letter carries what it
-    arrived with, whatever that holds."""
+    arrived with, whatever that holds. A null value is a tombstone (state topics only): Kafka
+    publishes it as a record without a value, which compaction reads as "forget this key"."""
 
     topic: str
     key: bytes
-    value: bytes
+    value: bytes | None
     headers: tuple[tuple[str, bytes], ...] = ()
 
 
@@ -51,6 +52,18 @@ class Answer:
     key: str
     outcome: Outcome
     messages: Sequence[OutboxMessage]
+    summary: bytes | None = None
+    """What a reply says of the outcome (service/app/replies.py), kept with the key so that a
+    duplicate is answered as the original was."""
+
+
+@dataclass(frozen=True)
+class StoredAnswer:
+    """What the inbox recorded of an answered key."""
+
+    outcome: str | None
+    summary: bytes | None
+    """None for keys answered before summaries were kept."""
 
 
 @dataclass(frozen=True)
@@ -205,6 +218,9 @@ class UnitOfWork(Protocol):
     async def stored_request_hashes(self, keys: Sequence[str]) -> dict[str, bytes]:
         """The request hash each of these keys was claimed with, for those claimed."""
 
+    async def stored_answers(self, keys: Sequence[str]) -> dict[str, StoredAnswer]:
+        """The outcome and reply summary recorded for each of these keys, for those answered."""
+
     def previewing(self) -> AbstractAsyncContextManager[UnitOfWork]:
         """A unit of work nested in this one that reads what this one sees and writes nothing
         at all: for deciding what a dry run would do."""
@@ -227,6 +243,11 @@ class UnitOfWork(Protocol):
     ) -> None:
         """Record the outcomes of claimed keys and queue the messages that carry them (then
         `extra`), in order, for publication once this transaction commits."""
+
+
+class TopicDirectory(Protocol):
+    async def existing(self, topics: Collection[str]) -> set[str]:
+        """Those of `topics` that exist on the cluster."""
 
 
 class Store(Protocol):

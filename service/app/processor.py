@@ -24,10 +24,12 @@ from service.app.family import BatchDecider
 from service.app.incoming import IncomingMessage
 from service.app.observer import NoObserver, ProcessingObserver, RetryCause, Settled
 from service.app.parse import InvalidCommand, parse_command
-from service.app.ports import Outcome, Store
+from service.app.ports import Outcome, Store, TopicDirectory
 from service.app.previews import Previews
 from service.app.provenance import Signer, read_replay
 from service.app.received import Received
+from service.app.replies import ReplyPolicy
+from service.app.reply_admission import ReplyAdmission
 from service.app.retry import Retrier, RetryPolicy, described
 from service.app.transaction import BatchTransaction
 from service.errors import ProcessingAbandonedError, TransientError
@@ -40,6 +42,11 @@ C = TypeVar("C")
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+async def _broker_unavailable(error: Exception) -> RetryCause | None:
+    """Looking up topics fails only when the cluster does: wait it out, never skip a batch."""
+    return None if isinstance(error, ProcessingAbandonedError) else RetryCause.TRANSIENT
 
 
 class CommandProcessor(Generic[C]):
@@ -57,7 +64,10 @@ class CommandProcessor(Generic[C]):
         gate: Gate[C] | None = None,
         signer: Signer,
         preview_limit: int = 100,
+        replies: ReplyPolicy | None = None,
+        topics: TopicDirectory | None = None,
     ) -> None:
+        """`topics`: where to check that reply topics exist; None takes them all to exist."""
         self._store = store
         self._family = decider.family
         self._max_command_bytes = max_command_bytes
@@ -65,6 +75,7 @@ class CommandProcessor(Generic[C]):
         self._observer = observer or NoObserver()
         self._gate = gate
         self._signer = signer
+        self._replies = ReplyAdmission[C](replies or ReplyPolicy(), topics)
         self._stopping = asyncio.Event()
         self._retrier = Retrier(
             retry or RetryPolicy(),
@@ -93,7 +104,12 @@ class CommandProcessor(Generic[C]):
         may commit the offsets; raises only ProcessingAbandonedError (stopping) or
         cancellation."""
         started = time.perf_counter()
-        batch = [self._receive(message) for message in messages]
+        received = [self._receive(m) for m in messages]
+        batch = await self._retrier.run(
+            lambda: self._replies.topics_exist(received),
+            _broker_unavailable,
+            "checking reply topics",
+        )
         dry_runs = {i for i, r in enumerate(batch) if r.is_dry_run}
         if dry_runs:
             real = [r for i, r in enumerate(batch) if i not in dry_runs]
@@ -116,20 +132,24 @@ class CommandProcessor(Generic[C]):
 
     def _receive(self, message: IncomingMessage) -> Received[C]:
         try:
-            parsed = parse_command(message, self._max_command_bytes, self._family.commands)
-            replay = read_replay(self._signer, message)
-            gate = self._gate
-            if gate is None:
-                return Received(message, parsed, replay=replay)
-            if isinstance(parsed, InvalidCommand):
-                token = gate.token_of(message.headers, parsed.identity.command_id)
-                return Received(message, parsed, replay=replay, token=token)
-            if replay is not None:
-                return Received(message, gate.admit_replay(parsed, replay.claims), replay=replay)
-            admitted = gate.admit(message.headers, parsed)
-            return Received(message, admitted, token=admitted.claims)
+            return self._replies.route(self._admit(message))
         except Exception as defect:
             return Received(message, None, defect)
+
+    def _admit(self, message: IncomingMessage) -> Received[C]:
+        """What the edge and the gate make of a message."""
+        parsed = parse_command(message, self._max_command_bytes, self._family.commands)
+        replay = read_replay(self._signer, message)
+        gate = self._gate
+        if gate is None:
+            return Received(message, parsed, replay=replay)
+        if isinstance(parsed, InvalidCommand):
+            token = gate.token_of(message.headers, parsed.identity.command_id)
+            return Received(message, parsed, replay=replay, token=token)
+        if replay is not None:
+            return Received(message, gate.admit_replay(parsed, replay.claims), replay=replay)
+        admitted = gate.admit(message.headers, parsed)
+        return Received(message, admitted, token=admitted.claims)
 
     async def _settle(self, batch: list[Received[C]]) -> list[Outcome]:
         """The batch's outcomes, committed: retried whole while the failure can be waited out,

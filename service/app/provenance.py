@@ -174,10 +174,11 @@ def authority_from_json(raw: bytes) -> Claims | None:
 
 
 def _letter_parts(
-    topic: str, key: bytes | None, value: bytes, headers: Sequence[tuple[str, bytes]]
+    topic: str, key: bytes | None, value: bytes | None, headers: Sequence[tuple[str, bytes]]
 ) -> list[bytes]:
-    # An absent key and an empty one sign the same: the service writes b"" for "no key".
-    parts = [topic.encode(), key or b"", value]
+    # An absent key (or value) and an empty one sign the same: the service writes b"" for
+    # "none" in a letter.
+    parts = [topic.encode(), key or b"", value or b""]
     for name, header_value in headers:
         parts += [name.encode(), header_value]
     return parts
@@ -196,7 +197,7 @@ def letter_is_authentic(
     signer: Signer,
     topic: str,
     key: bytes | None,
-    value: bytes,
+    value: bytes | None,
     headers: Sequence[tuple[str, bytes]],
 ) -> bool:
     """Whether the service wrote this letter, as read from `topic`, unaltered: exactly one

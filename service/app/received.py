@@ -12,6 +12,7 @@ from service.app.incoming import IncomingMessage
 from service.app.parse import UNREADABLE, Identity, InvalidCommand, ValidCommand
 from service.app.ports import Claims
 from service.app.provenance import ReplayGrant
+from service.app.replies import ReplyRoute
 from service.app.trace_context import trace_id
 
 C = TypeVar("C")
@@ -30,6 +31,8 @@ class Received(Generic[C]):
     token: Claims | None = None
     """The claims of the valid token the message carried, bound to its command_id, whatever
     became of the message (admitted, refused, invalid): a token seen is a token used."""
+    reply: ReplyRoute | None = None
+    """Where its reply goes, when it asked for one on a topic it may name."""
 
     @property
     def identity(self) -> Identity:
@@ -43,6 +46,17 @@ class Received(Generic[C]):
     def admitted(self) -> bool:
         """A valid command its sender may send."""
         return isinstance(self.parsed, ValidCommand)
+
+    @property
+    def may_be_replied(self) -> bool:
+        """Whether its reply may be written: into a tenant's replies only for an admitted
+        command, or for a message whose verified token names that tenant, so that nobody can
+        write into a tenant's replies without being proven its member."""
+        if self.reply is None:
+            return False
+        if self.admitted:
+            return True
+        return self.token is not None and self.token.tenant == self.identity.tenant_id
 
     @property
     def is_replay(self) -> bool:

@@ -14,12 +14,13 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Generic, TypeVar
 
-from service.app.answers import Answers
+from service.app.answers import Answers, not_processed_problem, reused_key_problem
 from service.app.auth import Unauthorized
 from service.app.family import BatchDecider
 from service.app.parse import InvalidCommand, ValidCommand
 from service.app.ports import Answer, Claim, OutboxMessage, Outcome, Store, UnitOfWork
 from service.app.received import Received, command_key
+from service.app.replies import Summary, stored_fields
 from service.app.token_uses import bind_tokens
 
 C = TypeVar("C")
@@ -71,6 +72,10 @@ class BatchTransaction(Generic[C]):
             reuses: list[OutboxMessage] = []
             """Answers that change no inbox outcome."""
             outcomes: list[Outcome] = []
+            summaries: dict[str, Summary] = {}
+            """What replies say of the keys answered in this batch."""
+            repeats: list[Received[C]] = []
+            """Duplicates that asked for a reply: answered from what their key recorded."""
             for i, (received, claim) in enumerate(zip(batch, claims, strict=True)):
                 key = received.inbox_key(family)
                 parsed = received.parsed
@@ -79,18 +84,36 @@ class BatchTransaction(Generic[C]):
                 answered = i not in taken
                 if claim is not Claim.NEW:
                     outcome = await self._repeat(uow, claim, received, now, reuses)
-                elif isinstance(parsed, ValidCommand):
+                    if answered and received.reply is not None:
+                        if claim is Claim.DUPLICATE:
+                            repeats.append(received)
+                        else:
+                            reuses += self._reused_reply(received, outcome, now)
+                    outcomes.append(outcome)
+                    continue
+                if isinstance(parsed, ValidCommand):
                     decided = next(decisions)
                     outcome = Outcome.ACCEPTED if decided.accepted else Outcome.REJECTED
-                    answers.append(Answer(key, outcome, self._answers.decided(received, decided)))
+                    summary = Summary(outcome, decided.events, decided.problems)
+                    messages = self._answers.decided(received, decided)
                 elif isinstance(parsed, Unauthorized):
                     outcome = Outcome.REJECTED
-                    refusal = self._answers.refusal(received, now) if answered else []
-                    answers.append(Answer(key, outcome, refusal))
+                    summary = Summary(outcome, problems=parsed.problems)
+                    messages = self._answers.refusal(received, now) if answered else []
                 else:
                     outcome = Outcome.DEAD_LETTERED
-                    answers.append(Answer(key, outcome, invalid[i]))
+                    assert isinstance(parsed, InvalidCommand)
+                    summary = Summary(outcome, problems=parsed.problems)
+                    messages = invalid[i]
+                if answered:
+                    messages = [*messages, *self._answers.reply(received, summary.fields(), now)]
+                summaries[key] = summary
+                # Kept only for a command that asked for a reply: a re-send of it is answered
+                # in full, any other with its outcome alone.
+                stored = summary.stored() if received.reply is not None else None
+                answers.append(Answer(key, outcome, messages, stored))
                 outcomes.append(outcome)
+            reuses += await self._repeat_replies(uow, repeats, summaries, now)
             await uow.answer_many(answers, reuses)
         return outcomes
 
@@ -105,12 +128,16 @@ class BatchTransaction(Generic[C]):
             answered = not await self._taken_command_ids(uow, [received])
             [claim] = await uow.claim_many([(key, received.request_hash)])
             if claim is Claim.NEW:
+                summary = Summary(Outcome.PARKED, problems=[not_processed_problem(attempts)])
                 rejection = self._answers.not_processed(received, attempts, now)
+                reply = self._answers.reply(received, summary.fields(), now)
                 parked = [
                     *(rejection if answered else []),
                     await self._dead_letter(uow, received, reason),
+                    *(reply if answered else []),
                 ]
-                await uow.answer_many([Answer(key, Outcome.PARKED, parked)])
+                stored = summary.stored() if received.reply is not None else None
+                await uow.answer_many([Answer(key, Outcome.PARKED, parked, stored)])
 
     async def _taken_command_ids(
         self, uow: UnitOfWork, batch: Sequence[Received[C]]
@@ -159,6 +186,38 @@ class BatchTransaction(Generic[C]):
             return Outcome.DUPLICATE
         repeats += self._answers.reused_key(received, now)
         return Outcome.REJECTED
+
+    def _reused_reply(
+        self, received: Received[C], outcome: Outcome, now: datetime
+    ) -> list[OutboxMessage]:
+        """The reply to a reused command_id: refused, and a repeat once it was refused before."""
+        refused = Summary(Outcome.REJECTED, problems=[reused_key_problem(received)])
+        repeat = outcome is Outcome.DUPLICATE
+        return self._answers.reply(received, refused.fields(), now, repeat=repeat)
+
+    async def _repeat_replies(
+        self,
+        uow: UnitOfWork,
+        repeats: Sequence[Received[C]],
+        summaries: dict[str, Summary],
+        now: datetime,
+    ) -> list[OutboxMessage]:
+        """The replies to duplicates: the outcome their key recorded (in this batch or before),
+        marked as a repeat."""
+        if not repeats:
+            return []
+        keys = [r.inbox_key(self._family) for r in repeats]
+        stored = await uow.stored_answers([key for key in keys if key not in summaries])
+        replies: list[OutboxMessage] = []
+        for received, key in zip(repeats, keys, strict=True):
+            if key in summaries:
+                fields = summaries[key].fields()
+            elif key in stored:
+                fields = stored_fields(stored[key].outcome, stored[key].summary)
+            else:
+                continue  # not recorded: a duplicate of nothing this service answered
+            replies += self._answers.reply(received, fields, now, repeat=True)
+        return replies
 
     async def _dead_letter(
         self, uow: UnitOfWork, received: Received[C], reason: str

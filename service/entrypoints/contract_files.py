@@ -13,8 +13,9 @@ from typing import Any, get_args
 from pydantic import BaseModel, TypeAdapter
 
 import contracts
-from contracts import inventory, orders, previews
+from contracts import inventory, orders, previews, replies, state
 from contracts import purchase_orders as po
+from contracts.readers import policy_of
 
 ROOT = Path(contracts.__file__).parent
 """The contracts package: the generated files are part of the contract and live beside its
@@ -37,19 +38,29 @@ MESSAGES: dict[str, Any] = {
     "inventory.movement": inventory.InventoryMovement,
     "purchase_order.preview": previews.PurchaseOrderPreview,
     "order.preview": previews.OrderPreview,
+    "purchase_order.state": state.PurchaseOrderState,
+    "order.state": state.OrderState,
+    "command.reply": replies.CommandReply,
 }
 
 
-def _schema(model: Any) -> dict[str, Any]:
+def _schema(name: str, model: Any) -> dict[str, Any]:
     if isinstance(model, type) and issubclass(model, BaseModel):
-        return model.model_json_schema()
-    return TypeAdapter(model).json_schema()
+        schema = model.model_json_schema()
+    else:
+        schema = TypeAdapter(model).json_schema()
+    # Each schema says how its readers read it and which way it may change (contracts.readers).
+    policy = policy_of(name)
+    if policy is None:
+        raise ValueError(f"{name}: contracts.readers.kind_of does not know this kind of message")
+    return schema | {"x-compatibility": policy.compatibility, "x-readers": policy.readers}
 
 
 def render() -> dict[Path, str]:
     """Every generated file and its exact text."""
     files = {
-        ROOT / "schemas" / f"{name}.json": _dump(_schema(model)) for name, model in MESSAGES.items()
+        ROOT / "schemas" / f"{name}.json": _dump(_schema(name, model))
+        for name, model in MESSAGES.items()
     }
     from service.entrypoints.asyncapi import specification
 

@@ -186,6 +186,11 @@ class _RelayCollector(Collector):
             value=status.get("published_total", 0),
         )
         yield CounterMetricFamily(
+            f"{PREFIX}_relay_replies_dropped",
+            "Replies given up because the topic their sender named would not take them.",
+            value=status.get("replies_dropped", 0),
+        )
+        yield CounterMetricFamily(
             f"{PREFIX}_relay_errors",
             "Relay cycles interrupted by an error (database or broker), then retried.",
             value=status.get("errors_total", 0),

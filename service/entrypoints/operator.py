@@ -35,11 +35,13 @@ async def send(
     *,
     token: str | None = None,
 ) -> bool:
-    """Send through the typed command client and print the outcome: the events, the
-    rejection, or the preview of a dry run. False when it was refused (or would be)."""
+    """Send through the typed command client and print the outcome its reply tells: the events
+    (by id, type and version), the errors, or the preview of a dry run. False when it was
+    refused (or would be)."""
     from pydantic import ValidationError
 
     from contract_tools.client import Accepted, CommandClient, CommandTimeout, Refused
+    from contracts.readers import Unrecognised
 
     try:
         command = family.commands.adapter.validate_python(envelope)
@@ -74,14 +76,23 @@ async def send(
                 err=True,
             )
             return False
+    if outcome.repeat if isinstance(outcome, Accepted | Refused) else False:
+        echo("decided before: this is the outcome it was decided with then", err=True)
     if isinstance(outcome, Accepted):
         for event in outcome.events:
             echo(event.model_dump_json(indent=2))
         return True
     if isinstance(outcome, Refused):
-        echo(outcome.rejection.model_dump_json(indent=2))
+        refused = {
+            "outcome": outcome.outcome,
+            "repeat": outcome.repeat,
+            "errors": [error.model_dump(mode="json") for error in outcome.errors],
+        }
+        echo(json.dumps(refused, indent=2))
         return False
-    echo(outcome.preview.model_dump_json(indent=2))
+    preview = outcome.preview
+    shown = preview.raw if isinstance(preview, Unrecognised) else preview.model_dump(mode="json")
+    echo(json.dumps(shown, indent=2))
     return outcome.would_accept
 
 
@@ -129,10 +140,13 @@ async def tail(settings: Settings, from_beginning: bool, echo: Echo) -> None:
     await consumer.start()
     try:
         async for record in consumer:
-            try:
-                text = json.dumps(json.loads(record.value), indent=None)
-            except (ValueError, TypeError):
-                text = repr(record.value[:200])
+            if record.value is None:
+                text = "(tombstone: deleted or erased)"  # only state topics carry these
+            else:
+                try:
+                    text = json.dumps(json.loads(record.value), indent=None)
+                except (ValueError, TypeError):
+                    text = repr(record.value[:200])
             key = record.key.decode(errors="replace") if record.key else ""
             echo(f"{record.topic} [{key}] {text}")
     finally:

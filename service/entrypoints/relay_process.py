@@ -46,6 +46,7 @@ async def run_relay(settings: Settings, status_file: Path | None) -> None:
         inbox_retention_hours=settings.inbox_retention_hours,
         max_backoff_seconds=settings.retry_max_backoff_seconds,
         tracing=tracing,
+        reply_prefixes=tuple(f"{settings.topic_prefix}{p}" for p in settings.reply_topic_prefixes),
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -70,6 +71,7 @@ def _write_status(path: Path, status: RelayStatus) -> None:
         "published_total": status.published_total,
         "errors_total": status.errors_total,
         "last_error": status.last_error,
+        "replies_dropped": status.replies_dropped,
         "written_at": time.time(),
     }
     partial = path.with_suffix(".partial")
@@ -138,5 +140,6 @@ class RelayProcess:
             "published_total": report.get("published_total", 0),
             "errors_total": report.get("errors_total", 0),
             "last_error": report.get("last_error"),
+            "replies_dropped": report.get("replies_dropped", 0),
             "restarts": self.restarts,
         }

@@ -22,12 +22,14 @@ from service.adapters.database import create_pool, migrate
 from service.adapters.dead_letters import letter_signer
 from service.adapters.dedicated import can_store
 from service.adapters.kafka import ensure_topics
+from service.adapters.topic_directory import KafkaTopicDirectory
 from service.adapters.unit_of_work import PostgresStore
 from service.app.auth import Gate, TokenVerifier
 from service.app.family import Family
 from service.app.kernel import DocumentDecider
 from service.app.processor import CommandProcessor
 from service.app.provenance import Signer
+from service.app.replies import ReplyPolicy
 from service.app.retry import RetryPolicy
 from service.entrypoints.families import registered
 from service.entrypoints.metrics import ServiceMetrics
@@ -86,6 +88,7 @@ class Runtime:
     _verifier: TokenVerifier | None = None
     _master_keys: Keyring | None = None
     _signing_task: asyncio.Task[None] | None = None
+    _reply_topics: KafkaTopicDirectory | None = None
 
     def __post_init__(self) -> None:
         prefix = self.settings.topic_prefix
@@ -127,7 +130,14 @@ class Runtime:
         await migrate(s.database_url)
         topics = [t for family in self.families for t in family.topics.all()]
         topics.append(f"{s.topic_prefix}{INVENTORY_MOVEMENTS}")
-        await ensure_topics(s.kafka_connection(), topics, s.topic_partitions)
+        replies = ReplyPolicy(
+            tuple(f"{s.topic_prefix}{prefix}" for prefix in s.reply_topic_prefixes),
+            per_tenant=s.reply_topics_per_tenant,
+        )
+        replies.check(topics)
+        self._reply_topics = KafkaTopicDirectory(s.kafka_connection())
+        compacted = [t for family in self.families for t in family.topics.compacted()]
+        await ensure_topics(s.kafka_connection(), topics, s.topic_partitions, compacted)
         self._pool = await create_pool(s.database_url, s.database_pool_size)
         store = PostgresStore(self._pool, master, s.dead_letter_retention_hours)
         async with self._pool.acquire() as conn:
@@ -150,6 +160,8 @@ class Runtime:
                 gate=Gate(s.auth_mode, verifier, decider.family.commands),
                 signer=signer,
                 preview_limit=s.preview_max_per_batch,
+                replies=replies,
+                topics=self._reply_topics,
             )
             for decider in self.deciders
         }
@@ -192,6 +204,8 @@ class Runtime:
             shutil.rmtree(self._relay_dir, ignore_errors=True)
         if self._pool is not None:
             await self._pool.close()
+        if self._reply_topics is not None:
+            await self._reply_topics.close()
         if self.tracing is not None:
             self.tracing.shutdown()
 

@@ -9,7 +9,13 @@ from pathlib import Path
 import jwt
 
 from service.settings import Settings
-from tests.support import details, order_details, order_service, running_service
+from tests.support import (
+    WireProbe,
+    details,
+    order_details,
+    order_service,
+    running_service,
+)
 from tests.tokens import secured, write_keys
 
 
@@ -114,7 +120,7 @@ async def test_order_commands_carry_the_actor_and_show_prints_the_addresses(
 
 
 async def test_send_signs_bound_tokens_and_token_has_no_all_scope_default(
-    settings: Settings, tmp_path: Path
+    settings: Settings, tmp_path: Path, order_probe: WireProbe
 ) -> None:
     required = secured(settings, write_keys(tmp_path / "keys.json"))
     body = json.dumps(order_details())
@@ -168,7 +174,8 @@ async def test_send_signs_bound_tokens_and_token_has_no_all_scope_default(
     )
 
     assert created.code == 0, created.stderr
-    [event] = created.documents()
+    [receipt] = created.documents()  # `send` prints the reply's events, by reference
+    event = await order_probe.event(receipt["event_id"])
     assert event["actor"] == {"type": "service", "id": "checkout", "verified": True}
     assert fulfil.code == 1
     [rejection] = fulfil.documents()
@@ -180,7 +187,8 @@ async def test_send_signs_bound_tokens_and_token_has_no_all_scope_default(
     assert claims["scope"] == "orders:delete"
     assert claims["exp"] - claims["iat"] == 300
     assert deleted.code == 0, deleted.stderr
-    [gone] = deleted.documents()
+    [deletion] = deleted.documents()
+    gone = await order_probe.event(deletion["event_id"])
     assert (gone["type"], gone["command_id"]) == ("order.deleted", command_id)
     assert no_scope.code != 0
     assert "--command-type or --scope" in no_scope.stderr

@@ -98,7 +98,7 @@ def written_by_the_service(settings: Settings) -> list[str]:
         *(
             t
             for family in families
-            for t in (family.events, family.rejections, family.dead_letters)
+            for t in (family.events, family.rejections, family.dead_letters, family.state)
         ),
         f"{settings.topic_prefix}{INVENTORY_MOVEMENTS}",
     ]

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 
 import asyncpg
+import pytest
 
 from contracts.orders import ORDER_EVENT, OrderRejection
+from contracts.topics import ORDERS
 from service.adapters.order_store import PostgresOrders
 from service.domain import orders
 from service.settings import Settings
@@ -14,6 +17,7 @@ from tests.support import (
     Record,
     WireProbe,
     address,
+    assert_cloudevents,
     create_order,
     delete_order,
     order_details,
@@ -24,6 +28,13 @@ from tests.support import (
 )
 
 PERSONAL = ("Ada Lovelace", "Analytical", "N1 9GU", "ada@example.org", "7946")
+
+
+@pytest.fixture(autouse=True)
+def events_and_movements_are_cloudevents(order_probe: WireProbe) -> Iterator[None]:
+    """After each test: every event and movement it read carries valid CloudEvents headers."""
+    yield
+    assert_cloudevents(order_probe, ORDERS)
 
 
 def moved(probe: WireProbe, order_id: str) -> list[tuple[str, str, int]]:

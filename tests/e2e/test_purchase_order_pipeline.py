@@ -2,11 +2,29 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import asyncpg
+import pytest
 
 from contracts.purchase_orders import PURCHASE_ORDER_EVENT, PurchaseOrderRejection
+from contracts.topics import PURCHASE_ORDERS
 from service.settings import Settings
-from tests.support import WireProbe, change_status, create, details, running_service
+from tests.support import (
+    WireProbe,
+    assert_cloudevents,
+    change_status,
+    create,
+    details,
+    running_service,
+)
+
+
+@pytest.fixture(autouse=True)
+def events_and_movements_are_cloudevents(probe: WireProbe) -> Iterator[None]:
+    """After each test: every event and movement it read carries valid CloudEvents headers."""
+    yield
+    assert_cloudevents(probe, PURCHASE_ORDERS)
 
 
 async def test_create_then_open_then_refuse_received(settings: Settings, probe: WireProbe) -> None:

@@ -69,7 +69,11 @@ def parked(commands_topic: str) -> IncomingMessage:
 
 
 async def publish(
-    stack: Endpoints, topic: str, key: bytes, value: bytes, headers: Sequence[tuple[str, bytes]]
+    stack: Endpoints,
+    topic: str,
+    key: bytes,
+    value: bytes | None,
+    headers: Sequence[tuple[str, bytes]],
 ) -> None:
     """Straight onto the topic, as the relay (or anyone allowed to produce there) would."""
     producer = AIOKafkaProducer(bootstrap_servers=stack.kafka_bootstrap_servers, acks="all")

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.errors import MessageSizeTooLargeError
 
 from service.adapters.kafka import ensure_topics, make_producer
 from service.adapters.kafka_connection import KafkaConnection
@@ -154,3 +155,37 @@ async def test_notify_wakes_the_relay_before_its_poll_interval(
     finally:
         stop.set()
         await task
+
+
+async def test_a_reply_the_broker_will_not_take_is_given_up_and_holds_nothing_up(
+    stack: Endpoints,
+    database_url: str,
+    db: asyncpg.Connection,
+    producer: AIOKafkaProducer,
+    topic: str,
+    topic_prefix: str,
+) -> None:
+    # A reply goes where its sender said: a topic that is gone, forbidden or too small for it
+    # must not stall the outbox. Too large for any topic is the fault the broker gives here.
+    replies = f"{topic_prefix}replies.tenant-a"
+    await ensure_topics(KafkaConnection(stack.kafka_bootstrap_servers), [replies], 1)
+    await insert(db, topic, "K", "before")
+    await insert(db, replies, "cmd-1", "x" * (5 * 1024 * 1024))
+    await insert(db, replies, "cmd-2", "a reply that fits")
+    await insert(db, topic, "K", "after")
+    relay = OutboxRelay(database_url, producer, reply_prefixes=(f"{topic_prefix}replies.",))
+    assert await relay.publish_pending(db) == 4
+    assert await db.fetchval("SELECT count(*) FROM outbox") == 0
+    assert relay.status.replies_dropped == 1
+    assert await read(stack, topic, 2) == [("K", "before"), ("K", "after")]
+    assert await read(stack, replies, 1) == [("cmd-2", "a reply that fits")]
+
+
+async def test_an_event_the_broker_will_not_take_is_never_given_up(
+    database_url: str, db: asyncpg.Connection, producer: AIOKafkaProducer, topic: str
+) -> None:
+    await insert(db, topic, "K", "x" * (5 * 1024 * 1024))
+    relay = OutboxRelay(database_url, producer, reply_prefixes=("replies.",))
+    with pytest.raises(MessageSizeTooLargeError):
+        await relay.publish_pending(db)
+    assert await db.fetchval("SELECT count(*) FROM outbox") == 1

@@ -61,7 +61,7 @@ async def test_the_same_command_processed_concurrently_is_applied_once(
     body = create("PO-1")
     outcomes = await asyncio.gather(*(processor.process(message(body)) for _ in range(5)))
     assert sorted(outcomes) == sorted([Outcome.ACCEPTED] + [Outcome.DUPLICATE] * 4)
-    assert await outbox(db) == [(TOPICS.events, "PO-1")]
+    assert await outbox(db) == [(TOPICS.events, "PO-1"), (TOPICS.state, "tenant-a/PO-1")]
     assert await db.fetchval("SELECT count(*) FROM inbox") == 1
 
 

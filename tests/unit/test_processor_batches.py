@@ -45,7 +45,7 @@ def processor(store: MemoryStore, decider: Any = None) -> CommandProcessor[Any]:
 
 
 def published(store: MemoryStore, topic: str) -> list[dict[str, Any]]:
-    return [json.loads(m.value) for m in store.data.outbox if m.topic == topic]
+    return [json.loads(m.value or b"null") for m in store.data.outbox if m.topic == topic]
 
 
 def fails_on(document_id: str, error: Exception, times: int | None = None) -> FailsOn:

@@ -5,15 +5,17 @@
         if isinstance(outcome, Refused):
             print(outcome.errors)
 
-One producer and one consumer serve every request, however many run at once. A request waits
-for its command's outcome on the events, rejections (or, for a dry run, previews) topics. On
-timeout it raises CommandTimeout carrying the command: sending that same command again is safe,
-because the service decides a command_id once. The client remembers the outcomes it has seen,
-so a retry whose first attempt was decided meanwhile still gets its answer.
+Every command is sent with the Kafka request/reply headers: `reply_to`, the client's reply
+topic, and `correlation_id`, new for every send. The service answers each copy of a command it
+reads with one reply there (contracts.replies): so the client reads its reply topic only, never
+another tenant's events, and needs read access to nothing else. The reply topic defaults to
+`replies.<tenant_id>`, shared by the tenant's clients, each taking the replies whose
+correlation_id it issued; give a client a topic of its own with `reply_topic=
+"replies.<tenant_id>_<name>"`.
 
-An answer is matched on the command_id, the tenant and the document id together: an outcome
-of somebody else's command that happens to use the same command_id (in another tenant, or for
-another document) is never taken for this one's.
+On timeout `send` raises CommandTimeout carrying the command: sending that same command again,
+from this process or a new one, is safe, because the service decides a command_id once and
+answers a re-send with the outcome it decided the first time (`repeat` is then true).
 
 Where the service verifies tokens, pass `token_for`: it is called with each command and returns
 a token bound to it (its `jti` is the command_id), so a token copied off the commands topic can
@@ -23,9 +25,8 @@ carry no other command.
 from __future__ import annotations
 
 import asyncio
-import json
-from collections import OrderedDict
-from collections.abc import Callable, Mapping
+import logging
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
@@ -33,25 +34,22 @@ from typing import Any, Literal, TypedDict, Unpack
 from uuid import UUID, uuid4
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from contracts.common import ErrorDetail
-from contracts.headers import AUTHORIZATION, BEARER_SCHEME
-from contracts.previews import OrderPreview, PreviewMetadata, PurchaseOrderPreview
-from contracts.topics import ORDERS, PURCHASE_ORDERS, DocumentTopics
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
 
 from contracts import orders as o
 from contracts import purchase_orders as po
+from contracts.common import ErrorDetail
+from contracts.headers import AUTHORIZATION, BEARER_SCHEME, CORRELATION_ID, REPLY_TO
+from contracts.previews import PreviewMetadata
+from contracts.readers import Unrecognised, read, read_preview, read_reply
+from contracts.replies import EventReceipt, request_digest
+from contracts.topics import ORDERS, PURCHASE_ORDERS, DocumentTopics
+
+log = logging.getLogger(__name__)
+TOPIC_SEEN_AFTER_SECONDS = 0.5
 
 Command = po.PurchaseOrderCommandMessage | o.OrderCommandMessage
-Event = po.PurchaseOrderEventMessage | o.OrderEventMessage
-Rejection = po.PurchaseOrderRejection | o.OrderRejection
-REMEMBERED_OUTCOMES = 10_000
-CUSTOMER_REDACTED = "customer.redacted"
-REDACT = "customer.redact"
-ID_FIELDS = ("purchase_order_id", "order_id", "customer_id")
-"""The document id of every answer is one of these (customer.redact is keyed by customer)."""
-
-Request = tuple[UUID, str, str]
-"""What an answer is matched on: (command_id, tenant_id, document id)."""
 
 
 class SendOptions(TypedDict, total=False):
@@ -69,20 +67,34 @@ class SendOptions(TypedDict, total=False):
 @dataclass(frozen=True)
 class Accepted:
     command_id: UUID
-    events: tuple[Event, ...]
-    """Every event the command caused, in version order."""
+    events: tuple[EventReceipt, ...]
+    """Every event the command caused, in order, by id, type and version (their data is on
+    the events topic)."""
+    repeat: bool = False
+    """The command had been decided before: this is that outcome again."""
     accepted: Literal[True] = True
+
+    @property
+    def version(self) -> int | None:
+        """The document's version after the command (of its last event)."""
+        return self.events[-1].version if self.events else None
 
 
 @dataclass(frozen=True)
 class Refused:
     command_id: UUID
-    rejection: Rejection
+    errors: tuple[ErrorDetail, ...]
+    """The problems found (at most 20; `errors_omitted` more on the rejections topic)."""
+    outcome: str = "rejected"
+    """rejected (a rule, the token gate, a reused command_id), dead_lettered (invalid) or
+    parked (could not be processed), or one a later contract added; in none of them did
+    anything change."""
+    repeat: bool = False
+    errors_omitted: int = 0
+    unrecognised: tuple[Unrecognised, ...] = ()
+    """Errors a later contract version wrote with values this one does not know (a new
+    error_code, say), handed over whole."""
     accepted: Literal[False] = False
-
-    @property
-    def errors(self) -> list[ErrorDetail]:
-        return self.rejection.errors
 
 
 @dataclass(frozen=True)
@@ -90,10 +102,13 @@ class Previewed:
     """The answer to a dry run: what the command would do; nothing changed."""
 
     command_id: UUID
-    preview: PreviewMetadata
+    preview: PreviewMetadata | Unrecognised
+    """Unrecognised when a later contract version wrote values this one does not know."""
 
     @property
     def would_accept(self) -> bool:
+        if isinstance(self.preview, Unrecognised):
+            return self.preview.raw.get("would_accept") is True
         return self.preview.would_accept
 
 
@@ -108,12 +123,18 @@ class CommandTimeout(TimeoutError):
         self.command = command
 
 
-@dataclass(frozen=True)
-class _Family:
-    topics: DocumentTopics
-    events: Any
-    rejection: type[Rejection]
-    preview: type[PreviewMetadata]
+class ReplyMismatch(ValueError):
+    """A reply that carries one of this client's correlation_ids but answers another command,
+    or another copy of it: not taken. (Correlation ids are visible to whoever reads the
+    commands topic; the request digest is what ties a reply to the record this client sent.)"""
+
+
+@dataclass
+class _Request:
+    command: Command
+    future: asyncio.Future[Outcome]
+    digest: str
+    """request_digest of the record sent: a reply to any other copy is not taken."""
 
 
 class CommandClient:
@@ -123,71 +144,72 @@ class CommandClient:
         *,
         tenant_id: str,
         topic_prefix: str = "",
+        reply_topic: str | None = None,
+        create_reply_topic: bool = True,
         token_for: Callable[[Command], str] | None = None,
         timeout_seconds: float = 30.0,
         kafka_options: Mapping[str, Any] | None = None,
     ) -> None:
-        """`token_for`: the actor token to send a command with, bound to that command.
-        `kafka_options`: further aiokafka options (security_protocol, ssl_context, sasl_*) for
-        producer and consumer alike."""
+        """`reply_topic`: where the service sends this client's replies; default
+        `<topic_prefix>replies.<tenant_id>`. `create_reply_topic`: create it when missing (needs
+        the right to create topics; else create it beforehand). `token_for`: the actor token to
+        send a command with, bound to that command. `kafka_options`: further aiokafka options
+        (security_protocol, ssl_context, sasl_*) for every Kafka client it opens."""
         self.tenant_id = tenant_id
+        self.reply_topic = reply_topic or f"{topic_prefix}replies.{tenant_id}"
+        self._create_reply_topic = create_reply_topic
         self._token_for = token_for
         self._timeout = timeout_seconds
         self._options = {"bootstrap_servers": bootstrap_servers, **(kafka_options or {})}
-        self._families = {
-            PURCHASE_ORDERS: _Family(
-                DocumentTopics.for_family(PURCHASE_ORDERS, topic_prefix),
-                po.PURCHASE_ORDER_EVENT,
-                po.PurchaseOrderRejection,
-                PurchaseOrderPreview,
-            ),
-            ORDERS: _Family(
-                DocumentTopics.for_family(ORDERS, topic_prefix),
-                o.ORDER_EVENT,
-                o.OrderRejection,
-                OrderPreview,
-            ),
+        self._commands = {
+            family: DocumentTopics.for_family(family, topic_prefix).commands
+            for family in (PURCHASE_ORDERS, ORDERS)
         }
         self._producer: AIOKafkaProducer | None = None
         self._consumer: AIOKafkaConsumer | None = None
         self._reader: asyncio.Task[None] | None = None
-        self._waiting: dict[Request, list[asyncio.Future[Outcome]]] = {}
-        self._collecting: dict[tuple[UUID, str], list[tuple[str, Event]]] = {}
-        """Events read, by (command_id, tenant): each with its document id."""
-        self._types: dict[Request, str] = {}
-        self._seen: OrderedDict[Request, Outcome] = OrderedDict()
+        self._waiting: dict[bytes, _Request] = {}
+        """Requests waiting for their reply, by the correlation_id they were sent with."""
         self.purchase_orders = PurchaseOrderCommands(self)
         self.orders = OrderCommands(self)
 
     async def start(self) -> None:
+        if self._create_reply_topic:
+            await self._ensure_reply_topic()
         self._producer = AIOKafkaProducer(**self._options, acks="all", linger_ms=2)
         await self._producer.start()
         self._consumer = AIOKafkaConsumer(**self._options, enable_auto_commit=False)
         await self._consumer.start()
         await self._consumer.topics()
-        answers = [
-            TopicPartition(topic, partition)
-            for family in self._families.values()
-            for topic in (family.topics.events, family.topics.rejections, family.topics.previews)
-            for partition in sorted(self._consumer.partitions_for_topic(topic) or ())
+        partitions = [
+            TopicPartition(self.reply_topic, partition)
+            for partition in sorted(self._consumer.partitions_for_topic(self.reply_topic) or ())
         ]
-        wanted = {
-            topic
-            for family in self._families.values()
-            for topic in (family.topics.events, family.topics.rejections, family.topics.previews)
-        }
-        missing = sorted(wanted - {tp.topic for tp in answers})
-        if missing:
+        if not partitions:
             await self.stop()
-            raise LookupError(
-                f"topics {', '.join(missing)} do not exist yet: the service creates them when it"
-                " starts"
+            raise LookupError(f"the reply topic {self.reply_topic} does not exist")
+        self._consumer.assign(partitions)
+        await self._consumer.seek_to_end(*partitions)
+        for tp in partitions:
+            await self._consumer.position(tp)  # replies to commands sent from now on
+        self._reader = asyncio.create_task(self._read(), name="command-client-replies")
+
+    async def _ensure_reply_topic(self) -> None:
+        admin = AIOKafkaAdminClient(**self._options)
+        await admin.start()
+        try:
+            if self.reply_topic in await admin.list_topics():
+                return
+            await admin.create_topics(
+                [NewTopic(self.reply_topic, num_partitions=3, replication_factor=1)]
             )
-        self._consumer.assign(answers)
-        await self._consumer.seek_to_end(*answers)
-        for tp in answers:
-            await self._consumer.position(tp)  # outcomes of commands sent from now on
-        self._reader = asyncio.create_task(self._read(), name="command-client-outcomes")
+        except TopicAlreadyExistsError:
+            return  # another client of the tenant created it meanwhile
+        finally:
+            await admin.close()
+        # The service checks that reply topics exist from a list it refreshes at most four
+        # times a second: give it the time to see a topic this new.
+        await asyncio.sleep(TOPIC_SEEN_AFTER_SECONDS)
 
     async def stop(self) -> None:
         if self._reader is not None:
@@ -221,41 +243,34 @@ class CommandClient:
         return body
 
     async def send(self, command: Command, *, timeout_seconds: float | None = None) -> Outcome:
-        """Send and wait for the outcome; raises CommandTimeout (safe to send again)."""
-        request = _request(command)
-        seen = self._seen.get(request)
-        if seen is not None:
-            return seen
+        """Send and wait for the reply; raises CommandTimeout (safe to send again)."""
+        correlation = uuid4().hex.encode()
+        key, value = _record(command)
         future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
-        self._waiting.setdefault(request, []).append(future)
-        self._types[request] = command.type
+        self._waiting[correlation] = _Request(command, future, request_digest(key, value))
         seconds = timeout_seconds if timeout_seconds is not None else self._timeout
+        headers = [(REPLY_TO, self.reply_topic.encode()), (CORRELATION_ID, correlation)]
         try:
-            await self.send_no_wait(command)
-            return await asyncio.wait_for(asyncio.shield(future), seconds)
+            await self._send(command, key, value, headers)
+            return await asyncio.wait_for(future, seconds)
         except TimeoutError:
             raise CommandTimeout(command, seconds) from None
         finally:
-            waiting = self._waiting.get(request, [])
-            if future in waiting:
-                waiting.remove(future)
-            if not waiting:
-                self._waiting.pop(request, None)
-                self._types.pop(request, None)
+            self._waiting.pop(correlation, None)
 
     async def send_no_wait(self, command: Command) -> None:
-        """Send and return once the broker has it; the outcome is not awaited."""
+        """Send and return once the broker has it; no reply is asked for."""
+        await self._send(command, *_record(command), [])
+
+    async def _send(
+        self, command: Command, key: bytes, value: bytes, headers: list[tuple[str, bytes]]
+    ) -> None:
         assert self._producer is not None, "start the client first"
-        family = self._families[_family_of(command)]
-        headers = []
         if self._token_for is not None:
             token = self._token_for(command)
-            headers.append((AUTHORIZATION, f"{BEARER_SCHEME} {token}".encode()))
+            headers = [*headers, (AUTHORIZATION, f"{BEARER_SCHEME} {token}".encode())]
         await self._producer.send_and_wait(
-            family.topics.commands,
-            command.model_dump_json(exclude_unset=True).encode(),
-            key=_document_id(command).encode(),
-            headers=headers or None,
+            self._commands[_family_of(command)], value, key=key, headers=headers or None
         )
 
     async def _read(self) -> None:
@@ -265,64 +280,63 @@ class CommandClient:
             for records in batches.values():
                 for record in records:
                     try:
-                        self._take(record.topic, record.value)
-                    except (ValueError, KeyError, TypeError):
-                        # Not an answer of the contract (ValidationError is a ValueError): it
-                        # answers nobody, and must not stop the answers behind it.
-                        continue
-            # An accepted command's events are published together: answer once the fetch that
-            # brought them is read.
-            self._settle_events()
+                        self.take(record.value, record.headers)
+                    except ValueError as error:
+                        # Not a reply of the contract (ValidationError is a ValueError): it
+                        # answers nobody, and must not stop the replies behind it.
+                        log.warning("skipped a message on %s: %s", record.topic, error)
 
-    def _settle_events(self) -> None:
-        """Answer with the events read: per document, or for a customer.redact, which touches
-        many orders (many partitions), all of them once its receipt (the customer.redacted
-        naming the customer) has come; it comes last. Outcomes nobody waits for are remembered
-        too, so a retry of a command decided meanwhile gets its answer."""
-        for key, collected in list(self._collecting.items()):
-            redacts = [r for r, kind in self._types.items() if r[:2] == key and kind == REDACT]
-            if redacts:
-                receipts = {doc for doc, event in collected if event.type == CUSTOMER_REDACTED}
-                for request in redacts:
-                    if request[2] in receipts:
-                        self._answer(request, Accepted(key[0], tuple(e for _, e in collected)))
-                        self._collecting.pop(key, None)
-                continue
-            for doc in dict.fromkeys(doc for doc, _ in collected):
-                events = tuple(event for d, event in collected if d == doc)
-                self._answer((*key, doc), Accepted(key[0], events))
-            del self._collecting[key]
+    def take(self, value: bytes | None, headers: Sequence[tuple[str, bytes]]) -> None:
+        """Answer the request a reply is for; replies for other clients are passed over. Read
+        tolerantly: a reply from a later contract version answers with what this one knows."""
+        correlation = next((v for name, v in headers if name == CORRELATION_ID), None)
+        request = self._waiting.get(correlation) if correlation is not None else None
+        if request is None or request.future.done():
+            return
+        reply = read_reply(value or b"")
+        raw = reply.raw if isinstance(reply, Unrecognised) else reply.model_dump(mode="json")
+        command = request.command
+        answered = (str(raw.get("command_id")), raw.get("tenant_id"))
+        if answered != (str(command.command_id), command.tenant_id):
+            raise ReplyMismatch(
+                f"a reply with correlation_id {correlation!r} answers {answered[0]} of"
+                f" {answered[1]}, not {command.command_id} of {command.tenant_id}"
+            )
+        if raw.get("request_digest") != request.digest:
+            # Someone who read the command (and its correlation_id) off the commands topic
+            # sent a copy of their own (another key, another body): its answer is not ours.
+            raise ReplyMismatch(f"a reply with correlation_id {correlation!r} answers another copy")
+        request.future.set_result(self._outcome(command, raw))
 
-    def _take(self, topic: str, value: bytes | None) -> None:
-        body = json.loads(value or b"{}")
-        command_id = UUID(body["command_id"])
-        tenant_id = str(body["tenant_id"])
-        document_id = str(next(body[name] for name in ID_FIELDS if body.get(name) is not None))
-        request = (command_id, tenant_id, document_id)
-        for family in self._families.values():
-            if topic == family.topics.events:
-                event = family.events.validate_python(body)
-                events = self._collecting.setdefault((command_id, tenant_id), [])
-                events.append((document_id, event))
-            elif topic == family.topics.rejections:
-                rejection = family.rejection.model_validate(body)
-                self._answer(request, Refused(command_id, rejection))
-            elif topic == family.topics.previews:
-                preview = family.preview.model_validate(body)
-                self._answer(request, Previewed(command_id, preview))
-
-    def _answer(self, request: Request, outcome: Outcome) -> None:
-        if not isinstance(outcome, Previewed):
-            self._seen[request] = outcome
-            while len(self._seen) > REMEMBERED_OUTCOMES:
-                self._seen.popitem(last=False)
-        for future in self._waiting.pop(request, []):
-            if not future.done():
-                future.set_result(outcome)
+    def _outcome(self, command: Command, reply: Mapping[str, Any]) -> Outcome:
+        """The outcome a reply tells, from its fields (`accepted` decides, whatever `outcome`
+        a later version may add)."""
+        repeat = reply.get("repeat") is True
+        if reply.get("accepted") is True:
+            events = tuple(EventReceipt.model_validate(e, extra="ignore") for e in reply["events"])
+            return Accepted(command.command_id, events, repeat)
+        preview = reply.get("preview")
+        if reply.get("outcome") == "previewed" and isinstance(preview, dict):
+            read_back = (
+                read_preview(preview, "purchase_order")
+                if _family_of(command) == PURCHASE_ORDERS
+                else read_preview(preview, "order")
+            )
+            return Previewed(command.command_id, read_back)
+        errors = [read(ErrorDetail, error) for error in reply.get("errors", [])]
+        return Refused(
+            command.command_id,
+            tuple(e for e in errors if isinstance(e, ErrorDetail)),
+            str(reply.get("outcome")),
+            repeat,
+            int(reply.get("errors_omitted", 0)),
+            tuple(e for e in errors if isinstance(e, Unrecognised)),
+        )
 
 
-def _request(command: Command) -> Request:
-    return (command.command_id, command.tenant_id, _document_id(command))
+def _record(command: Command) -> tuple[bytes, bytes]:
+    """The Kafka key and value a command is sent as."""
+    return _document_id(command).encode(), command.model_dump_json(exclude_unset=True).encode()
 
 
 def _family_of(command: Command) -> str:

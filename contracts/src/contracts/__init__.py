@@ -11,6 +11,9 @@ Import from the submodules; this package exports nothing itself:
   unions and TypeAdapters that read any of them: PURCHASE_ORDER_COMMAND, ORDER_EVENT, ...), its
   rejection and payload models;
 - `contracts.inventory`: inventory movements; `contracts.previews`: dry-run previews;
+- `contracts.state`: each document's current state on the compacted `.state` topics;
+- `contracts.replies`: the reply to a command that asked for one (`reply_to`);
+- `contracts.readers`: tolerant readers, for messages a later contract version wrote;
 - `contracts.common`: what every message shares (actors, error details);
 - `contracts.topics`: topic names; `contracts.headers`: header names.
 
@@ -19,14 +22,13 @@ long and easy to let drift from the modules, and importing it would build every 
 a reader of topic or header names only (those modules need nothing but the standard library).
 
 Depends on pydantic (with its `email` extra, for EmailStr), pydantic-extra-types (country and
-currency codes, from pycountry) and the standard library only. The
-command client, the contract kit and the generator of the JSON Schemas and AsyncAPI document
-checked in here are written by the service repository's `make contracts`; the command client and
-the contract kit are in `contract_tools`, in the same distribution.
+currency codes, from pycountry) and the standard library only. The JSON Schemas and the AsyncAPI
+document checked in here are written by the service repository's `make contracts`; the command
+client and the contract kit are in `contract_tools`, in the same distribution.
 """
 
 __all__: list[str] = []
 
 __version__ = "0.2.0"
 """The contract's version (and the distribution's): a minor version only adds what readers of
-the previous one tolerate; see contract_tools.conformance.breaking_changes."""
+the previous one tolerate; see contract_tools.compatibility.breaking_changes."""

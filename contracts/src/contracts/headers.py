@@ -19,6 +19,17 @@ replayed."""
 BEARER_SCHEME: Final = "Bearer"
 """The scheme word that starts an AUTHORIZATION value, followed by one space and the token."""
 
+REPLY_TO: Final = "reply_to"
+"""Written by a command's sender (optional): the topic to send the command's reply to
+(contracts.replies). FastStream's request/reply convention. The service refuses a topic outside
+its allowed prefixes (default `replies.`) and, by default, outside the sender's tenant:
+`replies.<tenant_id>` or `replies.<tenant_id>_<name>`, and one that does not exist."""
+
+CORRELATION_ID: Final = "correlation_id"
+"""Written by a command's sender beside REPLY_TO (optional, at most 128 printable ASCII
+characters); the service writes it back on the reply, so a sender sharing a reply topic
+finds its own replies."""
+
 # --- Carried from a command to every one of its answers -------------------------------------
 
 TRACEPARENT: Final = "traceparent"
@@ -35,6 +46,54 @@ TRACE_CONTEXT: Final = (TRACEPARENT, TRACESTATE)
 
 EVENT_TYPE: Final = "event_type"
 """Written by the service on every event: its `type`, so consumers can route without parsing."""
+
+# --- CloudEvents, written by the service on every event and every inventory movement --------
+# CloudEvents 1.0 in binary content mode, Kafka protocol binding: each context attribute is a
+# `ce_<name>` header and the record's value is the event's data, unchanged, so a CloudEvents
+# consumer reads the service's messages as they are and nobody else has to.
+# https://github.com/cloudevents/spec/blob/v1.0.2/cloudevents/bindings/kafka-protocol-binding.md
+
+CE_SPECVERSION: Final = "ce_specversion"
+"""Always CLOUDEVENTS_SPEC_VERSION."""
+
+CE_ID: Final = "ce_id"
+"""The event's event_id; a movement's movement_id. Unique per source, stable across re-sends."""
+
+CE_SOURCE: Final = "ce_source"
+"""Who produced it, a URI reference: `cloudevents_source(<family>)` for a family's events,
+CLOUDEVENTS_MOVEMENT_SOURCE for inventory movements."""
+
+CE_TYPE: Final = "ce_type"
+"""The event's `type` (e.g. `purchase_order.created`); CLOUDEVENTS_MOVEMENT_TYPE for a
+movement."""
+
+CE_TIME: Final = "ce_time"
+"""The message's `occurred_at`, RFC 3339 (UTC as `Z`)."""
+
+CE_SUBJECT: Final = "ce_subject"
+"""What it is about within its source: the document id (the Kafka key) of an event,
+`<warehouse_id>/<sku>` of a movement."""
+
+CONTENT_TYPE: Final = "content-type"
+"""The value's media type (the binding maps it to `datacontenttype`): JSON_CONTENT_TYPE."""
+
+CLOUDEVENTS: Final = (CE_SPECVERSION, CE_ID, CE_SOURCE, CE_TYPE, CE_TIME, CE_SUBJECT, CONTENT_TYPE)
+"""Every CloudEvents header, in the order the service writes them."""
+
+CLOUDEVENTS_SPEC_VERSION: Final = "1.0"
+JSON_CONTENT_TYPE: Final = "application/json"
+
+CLOUDEVENTS_SOURCE_ROOT: Final = "/order-lifecycle-service"
+"""What every CE_SOURCE the service writes starts with."""
+
+CLOUDEVENTS_MOVEMENT_SOURCE: Final = f"{CLOUDEVENTS_SOURCE_ROOT}/inventory"
+CLOUDEVENTS_MOVEMENT_TYPE: Final = "inventory.movement"
+
+
+def cloudevents_source(family: str) -> str:
+    """The CE_SOURCE of a family's events, e.g. `/order-lifecycle-service/purchase-orders`."""
+    return f"{CLOUDEVENTS_SOURCE_ROOT}/{family}"
+
 
 # --- On dead letters (<family>.commands.dlq), written by the service ------------------------
 

@@ -1,4 +1,5 @@
-"""Topic names of the wire contract. Kafka key = the document id on every document topic."""
+"""Topic names of the wire contract. Kafka key = the document id on every document topic but
+`.state`, which is keyed `<tenant_id>/<document id>` (see contracts.state)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ class DocumentTopics:
     rejections: str
     dead_letters: str
     previews: str
+    state: str
+    """Each document's current state; compacted (`cleanup.policy=compact`)."""
 
     @classmethod
     def for_family(cls, family: str, prefix: str = "") -> DocumentTopics:
@@ -28,8 +31,20 @@ class DocumentTopics:
             rejections=f"{base}.rejections",
             dead_letters=f"{base}.commands.dlq",
             previews=f"{base}.previews",
+            state=f"{base}.state",
         )
 
     def all(self) -> tuple[str, ...]:
-        return (self.commands, self.events, self.rejections, self.dead_letters, self.previews)
+        return (
+            self.commands,
+            self.events,
+            self.rejections,
+            self.dead_letters,
+            self.previews,
+            self.state,
+        )
 
+    def compacted(self) -> tuple[str, ...]:
+        """The topics that must be created with `cleanup.policy=compact`: Kafka keeps the latest
+        record of each key there, instead of deleting records by age."""
+        return (self.state,)

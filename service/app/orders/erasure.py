@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from uuid import uuid4
 
 from contracts import orders as wire
-from service.app.family import Decided
+from service.app.family import Decided, EventRef
 from service.app.messages import event_actor, event_message
 from service.app.orders.ports import order_repository
 from service.app.parse import ValidCommand
@@ -46,6 +46,7 @@ async def redact_customer(
         return kernel.rejected(cmd, decision.problems, now)
 
     messages: list[OutboxMessage] = []
+    refs: list[EventRef] = []
     erased_now: list[str] = []
     scheduled: list[str] = []
     keys_destroyed = 0
@@ -57,6 +58,7 @@ async def redact_customer(
         assert isinstance(done, orders.Order)
         changes.record(done, output.versions)
         messages += output.messages
+        refs += output.events
         stock_keys.update(output.stock_keys)
         keys_destroyed += len(done.redacted - order.redacted)
         (erased_now if done.redacted > order.redacted else scheduled).append(order.order_id)
@@ -83,5 +85,6 @@ async def redact_customer(
             completed_at=now,
         ),
     )
-    messages.append(event_message(kernel.family.topics.events, command.customer_id, receipt))
-    return Decided(accepted=True, messages=messages)
+    messages.append(event_message(kernel.family, command.customer_id, receipt))
+    receipt_ref = EventRef(receipt.event_id, receipt.type, redactions, command.customer_id)
+    return Decided(True, messages, [*refs, receipt_ref])

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import cast
+from typing import Any, cast
+
+from pydantic import BaseModel
 
 from contracts import orders as wire
 from contracts.previews import OrderPreview
+from contracts.state import OrderState
 from contracts.topics import ORDERS, DocumentTopics
 from service.app.family import Family
 from service.app.kernel import Decision, DocumentRules
@@ -19,6 +22,7 @@ from service.app.orders.translate import command_from_wire, snapshot_to_wire
 from service.app.parse import CommandSpec, ValidCommand
 from service.app.personal_fields import always
 from service.app.ports import DocumentKey, DocumentRepository
+from service.app.state_topic import StateRules
 from service.domain import orders
 from service.domain.orders.stock import movements
 from service.domain.permissions import ORDERS_AUTHORITY, Access
@@ -52,6 +56,19 @@ def order_family(prefix: str = "") -> Family[orders.CommandForOrders]:
     )
 
 
+def _shown(state: orders.State) -> bool:
+    """Live and nothing of it erased. Once any of an order's personal data is erased its state
+    would name a customer who asked to be forgotten, so it is never published again (a
+    tombstone follows the erasure). A redaction only scheduled hides nothing yet: the order is
+    still being fulfilled, with its data, until the redaction runs."""
+    return isinstance(state, orders.Order) and not state.redacted
+
+
+def _state(snapshot: BaseModel, metadata: dict[str, Any]) -> OrderState:
+    assert isinstance(snapshot, wire.OrderSnapshot)
+    return OrderState(snapshot=snapshot, **metadata)
+
+
 RULES: DocumentRules[orders.CommandForOrders, orders.State, orders.OrderEvent] = DocumentRules(
     begin_run=lambda uow, repository, run, states: OrderRun.begin(repository, run, states),
     fold=orders.fold,
@@ -59,6 +76,7 @@ RULES: DocumentRules[orders.CommandForOrders, orders.State, orders.OrderEvent] =
     snapshot=lambda state: snapshot_to_wire(_live(state)),
     movements=movements,
     movement_source="order",
+    state=StateRules(shown=_shown, message=_state),
     alone=lambda command: isinstance(command, orders.RedactCustomer),
     decide_alone=redact_customer,
 )

@@ -10,6 +10,7 @@ from pydantic import BaseModel
 
 from contracts import purchase_orders as wire
 from contracts.previews import PurchaseOrderPreview
+from contracts.state import PurchaseOrderState
 from contracts.topics import PURCHASE_ORDERS, DocumentTopics
 from service.app.family import Family
 from service.app.kernel import DocumentRules, stateless
@@ -23,6 +24,7 @@ from service.app.purchase_orders.translate import (
     shipping_details_to_wire,
     snapshot_to_wire,
 )
+from service.app.state_topic import StateRules, shown_until_deleted
 from service.domain import purchase_orders as po
 from service.domain.permissions import PURCHASE_ORDERS_AUTHORITY, Access
 from service.domain.purchase_orders.stock import movements
@@ -54,6 +56,12 @@ RULES: DocumentRules[po.PurchaseOrderCommand, po.State, po.PurchaseOrderEvent] =
     snapshot=lambda state: snapshot_to_wire(_live(state)),
     movements=movements,
     movement_source="purchase_order",
+    state=StateRules(
+        shown=shown_until_deleted,
+        message=lambda snapshot, metadata: PurchaseOrderState(
+            snapshot=_snapshot_of(snapshot), **metadata
+        ),
+    ),
 )
 
 

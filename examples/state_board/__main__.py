@@ -1,0 +1,3 @@
+from examples.state_board.cli import main
+
+main()
