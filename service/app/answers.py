@@ -11,7 +11,7 @@ result is handed in.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 from uuid import UUID
@@ -77,10 +77,16 @@ class Answers(Generic[C]):
         return self.rejection(received, [not_processed_problem(attempts)], now)
 
     def reply(
-        self, received: Received[C], fields: dict[str, Any], now: datetime, *, repeat: bool = False
+        self,
+        received: Received[C],
+        fields: Callable[[], dict[str, Any]],
+        now: datetime,
+        *,
+        repeat: bool = False,
     ) -> list[OutboxMessage]:
         """The reply the message asked for (none when it asked for none, or names no command_id
-        or tenant to reply about), saying `fields` (contracts.replies.CommandReply's)."""
+        or tenant to reply about), saying `fields()` (contracts.replies.CommandReply's; built
+        only when a reply is written)."""
         route, identity = received.reply, received.identity
         if not received.may_be_replied or route is None:
             return []
@@ -91,7 +97,7 @@ class Answers(Generic[C]):
             identity,
             identity.command_id,
             identity.tenant_id,
-            fields,
+            fields(),
             digest=request_digest(received.message.key, received.message.value),
             repeat=repeat,
             replied_at=now,
@@ -109,7 +115,11 @@ class Answers(Generic[C]):
         """The preview, and the reply carrying it when one was asked for."""
         preview = preview_message(self._family, cmd, decided, now)
         assert preview.value is not None, "a preview is never a tombstone"
-        reply = {"outcome": Outcome.PREVIEWED.value, "preview": json.loads(preview.value)}
+        value = preview.value
+
+        def reply() -> dict[str, Any]:
+            return {"outcome": Outcome.PREVIEWED.value, "preview": json.loads(value)}
+
         return [*self.traced(received, [preview]), *self.reply(received, reply, now)]
 
     def seals_dead_letter(self, received: Received[C]) -> bool:

@@ -249,6 +249,7 @@ class DocumentDecider(Generic[C]):
             )
             output.messages.append(event_message(self._family, document_id, event))
             output.events.append(EventRef(event_id, event.type, after.version, document_id))
+            snapshot_json = None if snapshot is None else snapshot.model_dump_json().encode()
             if rules.state is not None:
                 # After its event, through the same outbox: states leave in version order.
                 state = state_message(
@@ -256,21 +257,16 @@ class DocumentDecider(Generic[C]):
                     self._family.topics.state,
                     id_field,
                     transition,
-                    snapshot,
+                    snapshot_json,
                     event_id,
                     event.type,
                     now,
                 )
                 if state is not None:
                     output.messages.append(state)
-            if snapshot is not None:
+            if snapshot_json is not None:
                 entry = HistoryEntry(
-                    after.version,
-                    cmd.command_id,
-                    event_id,
-                    event.type,
-                    snapshot.model_dump_json().encode(),
-                    cmd.actor,
+                    after.version, cmd.command_id, event_id, event.type, snapshot_json, cmd.actor
                 )
                 output.versions.append(Version(after, entry))
             moved = rules.movements(transition.before, after)

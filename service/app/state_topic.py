@@ -10,6 +10,8 @@ then on nothing is published for the key, so an erased order never reappears the
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,6 +21,7 @@ from uuid import UUID
 from pydantic import BaseModel
 
 from contracts.state import state_key
+from service.app.messages import rfc3339, uuid_text
 from service.app.ports import OutboxMessage
 from service.domain.decisions import Transition
 from service.domain.documents import Document
@@ -33,9 +36,22 @@ class StateRules(Generic[S]):
     shown: Callable[[S], bool]
     """Whether the document's state may be published: never once it is deleted, and for a
     family with personal data never once any of it was erased. Must stay false once false."""
-    message: Callable[[BaseModel, dict[str, Any]], BaseModel]
-    """The state of a shown document, from its snapshot and the metadata every state carries
-    (tenant_id, the document id field, version, event_id, event_type, updated_at)."""
+    model: type[BaseModel]
+    """The family's state message (contracts.state): the metadata every state carries, the
+    document id field, and `snapshot`, the snapshot events carry. Its schema is the contract;
+    the kernel writes it from the snapshot already serialised for history (tests check that
+    what it writes is exactly this model)."""
+
+
+_PLAIN = re.compile(r"[A-Za-z0-9._:/-]*")
+"""Text JSON writes as it is: identifiers and event types always are."""
+
+
+def _text(value: str) -> str:
+    """A JSON string, as pydantic writes it (UTF-8, not escaped to ASCII)."""
+    if _PLAIN.fullmatch(value):
+        return f'"{value}"'
+    return json.dumps(value, ensure_ascii=False)
 
 
 def shown_until_deleted(document: Document) -> bool:
@@ -48,7 +64,7 @@ def state_message(
     topic: str,
     id_field: str,
     transition: Transition[Any, S],
-    snapshot: BaseModel | None,
+    snapshot_json: bytes | None,
     event_id: UUID,
     event_type: str,
     updated_at: datetime,
@@ -58,19 +74,17 @@ def state_message(
     after, before = transition.after, transition.before
     key = state_key(after.tenant_id, after.document_id).encode()
     if rules.shown(after):
-        assert snapshot is not None, "a shown document is live, so it has a snapshot"
-        state = rules.message(
-            snapshot,
-            {
-                "tenant_id": after.tenant_id,
-                id_field: after.document_id,
-                "version": after.version,
-                "event_id": event_id,
-                "event_type": event_type,
-                "updated_at": updated_at,
-            },
+        assert snapshot_json is not None, "a shown document is live, so it has a snapshot"
+        # The fields in the model's order around the snapshot JSON history keeps too: the
+        # snapshot is serialised once per version, not once more for its state.
+        head = (
+            f'{{"tenant_id":{_text(after.tenant_id)},"version":{after.version},'
+            f'"event_id":"{uuid_text(event_id).decode()}","event_type":{_text(event_type)},'
+            f'"updated_at":"{rfc3339(updated_at).decode()}",'
+            f'{_text(id_field)}:{_text(after.document_id)},"snapshot":'
         )
-        return OutboxMessage(topic, key, state.model_dump_json().encode())
+        value = b"".join((head.encode(), snapshot_json, b"}"))
+        return OutboxMessage(topic, key, value)
     if before is not None and rules.shown(before):
         return OutboxMessage(topic, key, None)
     return None

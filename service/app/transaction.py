@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from functools import partial
 from typing import Generic, TypeVar
 
 from service.app.answers import Answers, not_processed_problem, reused_key_problem
@@ -106,7 +107,7 @@ class BatchTransaction(Generic[C]):
                     summary = Summary(outcome, problems=parsed.problems)
                     messages = invalid[i]
                 if answered:
-                    messages = [*messages, *self._answers.reply(received, summary.fields(), now)]
+                    messages = [*messages, *self._answers.reply(received, summary.fields, now)]
                 summaries[key] = summary
                 # Kept only for a command that asked for a reply: a re-send of it is answered
                 # in full, any other with its outcome alone.
@@ -130,7 +131,7 @@ class BatchTransaction(Generic[C]):
             if claim is Claim.NEW:
                 summary = Summary(Outcome.PARKED, problems=[not_processed_problem(attempts)])
                 rejection = self._answers.not_processed(received, attempts, now)
-                reply = self._answers.reply(received, summary.fields(), now)
+                reply = self._answers.reply(received, summary.fields, now)
                 parked = [
                     *(rejection if answered else []),
                     await self._dead_letter(uow, received, reason),
@@ -193,7 +194,7 @@ class BatchTransaction(Generic[C]):
         """The reply to a reused command_id: refused, and a repeat once it was refused before."""
         refused = Summary(Outcome.REJECTED, problems=[reused_key_problem(received)])
         repeat = outcome is Outcome.DUPLICATE
-        return self._answers.reply(received, refused.fields(), now, repeat=repeat)
+        return self._answers.reply(received, refused.fields, now, repeat=repeat)
 
     async def _repeat_replies(
         self,
@@ -211,9 +212,10 @@ class BatchTransaction(Generic[C]):
         replies: list[OutboxMessage] = []
         for received, key in zip(repeats, keys, strict=True):
             if key in summaries:
-                fields = summaries[key].fields()
+                fields = summaries[key].fields
             elif key in stored:
-                fields = stored_fields(stored[key].outcome, stored[key].summary)
+                answer = stored[key]
+                fields = partial(stored_fields, answer.outcome, answer.summary)
             else:
                 continue  # not recorded: a duplicate of nothing this service answered
             replies += self._answers.reply(received, fields, now, repeat=True)

@@ -25,10 +25,12 @@ from service.app.purchase_orders.family import purchase_order_family
 from tests.support import (
     address,
     change_status,
+    command,
     create,
     create_order,
     delete,
     delete_order,
+    details,
     order_command,
     order_status,
     receipt,
@@ -213,3 +215,19 @@ def test_a_family_that_supplies_no_state_still_has_its_compacted_topic() -> None
     assert transfers.topics.state == "p.transfers.state"
     assert transfers.topics.state in transfers.topics.all()
     assert transfers.topics.compacted() == (transfers.topics.state,)
+
+
+async def test_what_is_written_is_exactly_each_familys_state_model() -> None:
+    # The kernel writes a state around the snapshot JSON it already has for history; it must be
+    # byte for byte what the contract's model writes, non-ASCII text and decimals included.
+    store = MemoryStore()
+    payload = details(note_to_supplier="Grüße, «Lieferung» \u2603", reference_number="R\"1")
+    await process(store, PURCHASE_ORDERS, command("purchase_order.create", "PO-1", payload))
+    await process(store, ORDERS, create_order("O-1"))
+    for family, model in ((PURCHASE_ORDERS, PurchaseOrderState), (ORDERS, OrderState)):
+        [written] = on(store, family.topics.state)
+        assert written.value is not None
+        again = model.model_validate_json(written.value).model_dump_json().encode()
+        assert written.value == again
+        assert family.rules.state is not None
+        assert family.rules.state.model is model

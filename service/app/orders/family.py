@@ -5,9 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any, cast
-
-from pydantic import BaseModel
+from typing import cast
 
 from contracts import orders as wire
 from contracts.previews import OrderPreview
@@ -64,11 +62,6 @@ def _shown(state: orders.State) -> bool:
     return isinstance(state, orders.Order) and not state.redacted
 
 
-def _state(snapshot: BaseModel, metadata: dict[str, Any]) -> OrderState:
-    assert isinstance(snapshot, wire.OrderSnapshot)
-    return OrderState(snapshot=snapshot, **metadata)
-
-
 RULES: DocumentRules[orders.CommandForOrders, orders.State, orders.OrderEvent] = DocumentRules(
     begin_run=lambda uow, repository, run, states: OrderRun.begin(repository, run, states),
     fold=orders.fold,
@@ -76,7 +69,7 @@ RULES: DocumentRules[orders.CommandForOrders, orders.State, orders.OrderEvent] =
     snapshot=lambda state: snapshot_to_wire(_live(state)),
     movements=movements,
     movement_source="order",
-    state=StateRules(shown=_shown, message=_state),
+    state=StateRules(shown=_shown, model=OrderState),
     alone=lambda command: isinstance(command, orders.RedactCustomer),
     decide_alone=redact_customer,
 )

@@ -56,12 +56,7 @@ RULES: DocumentRules[po.PurchaseOrderCommand, po.State, po.PurchaseOrderEvent] =
     snapshot=lambda state: snapshot_to_wire(_live(state)),
     movements=movements,
     movement_source="purchase_order",
-    state=StateRules(
-        shown=shown_until_deleted,
-        message=lambda snapshot, metadata: PurchaseOrderState(
-            snapshot=_snapshot_of(snapshot), **metadata
-        ),
-    ),
+    state=StateRules(shown=shown_until_deleted, model=PurchaseOrderState),
 )
 
 
