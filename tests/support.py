@@ -10,6 +10,8 @@ import os
 import signal
 import subprocess
 import sys
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -447,6 +449,8 @@ def service_env(s: Settings) -> dict[str, str]:
         "READY_MAX_BATCH_SECONDS": str(s.ready_max_batch_seconds),
         "LOG_FORMAT": s.log_format,
         "TRACING_ENABLED": str(s.tracing_enabled).lower(),
+        "MIGRATE_ON_START": str(s.migrate_on_start).lower(),
+        "RELAY_IN_PROCESS": str(s.relay_in_process).lower(),
         **master,
         "AUTH_MODE": s.auth_mode.value,
         "AUTH_ALLOW_CLAIMED_ACTORS": str(s.auth_allow_claimed_actors).lower(),
@@ -456,9 +460,17 @@ def service_env(s: Settings) -> dict[str, str]:
 
 
 class ServiceProcess:
-    """The service as a separate OS process, so tests can kill it for real."""
+    """The service (or another long-running command, e.g. `relay`) as a separate OS process,
+    so tests can kill it for real."""
 
-    def __init__(self, settings: Settings, log_path: Path, log_level: str = "WARNING") -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        log_path: Path,
+        log_level: str = "WARNING",
+        command: Sequence[str] = ("serve",),
+    ) -> None:
+        self._command = tuple(command)
         self._log_level = log_level
         self._settings = settings
         self._log_path = log_path
@@ -468,12 +480,17 @@ class ServiceProcess:
         env = {**service_env(self._settings), "LOG_LEVEL": self._log_level}
         with self._log_path.open("ab") as log:
             self._process = subprocess.Popen(
-                [sys.executable, "-m", "service", "serve"],
+                [sys.executable, "-m", "service", *self._command],
                 env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
             )
+
+    @property
+    def returncode(self) -> int | None:
+        """The exit status once it has exited, else None."""
+        return self._process.poll() if self._process is not None else None
 
     def kill(self) -> None:
         """SIGKILL: no shutdown hook, no flush, no offset commit runs."""
@@ -487,6 +504,17 @@ class ServiceProcess:
 
     def log(self) -> str:
         return self._log_path.read_text(errors="replace")[-5000:]
+
+
+def http_get(port: int, path: str) -> tuple[int, bytes]:
+    """GET a path of a service's health server: (status, body); (0, b"") when nothing answers."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+    except OSError:
+        return 0, b""
 
 
 async def eventually(

@@ -56,11 +56,14 @@ class _FinishBatchBeforeRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
             self._status.in_flight_lock.release()
         owned = self._status.assigned.setdefault(self._family, set())
         owned -= {(tp.topic, tp.partition) for tp in revoked}
+        self._status.joined.discard(self._family)  # a rebalance: rejoining
         log.info("partitions revoked: %s", sorted(str(tp) for tp in revoked))
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
+        # Called after every completed join, with no partitions too: an idle member is joined.
         owned = self._status.assigned.setdefault(self._family, set())
         owned |= {(tp.topic, tp.partition) for tp in assigned}
+        self._status.joined.add(self._family)
         log.info("partitions assigned: %s", sorted(str(tp) for tp in assigned))
 
 
@@ -151,6 +154,9 @@ def create_app(settings: Settings | None = None) -> AsgiFastStream:
     broker = KafkaBroker(
         kafka.bootstrap_servers,
         security=kafka.security(),
+        # FastStream takes one id for all its clients, so the families' consumers share it;
+        # their groups (`<group>.<family>`) tell them apart in the broker's group logs.
+        client_id=kafka.client_id_for("consumer"),
         graceful_timeout=15.0,
         enable_idempotence=settings.kafka_idempotent_producer,
         # Per-batch "Received"/"Processed" lines are debugging detail, not operations.

@@ -18,7 +18,7 @@ import asyncpg
 from contracts.topics import INVENTORY_MOVEMENTS
 from service.adapters import views
 from service.adapters.crypto import Keyring
-from service.adapters.database import create_pool, migrate
+from service.adapters.database import create_pool
 from service.adapters.dead_letters import letter_signer
 from service.adapters.dedicated import can_store
 from service.adapters.kafka import ensure_topics
@@ -34,6 +34,7 @@ from service.app.retry import RetryPolicy
 from service.entrypoints.families import registered
 from service.entrypoints.metrics import ServiceMetrics
 from service.entrypoints.relay_process import RelayProcess
+from service.entrypoints.schema import prepare_schema
 from service.errors import ConfigurationError
 from service.settings import Settings, tracing_from
 
@@ -54,6 +55,10 @@ class ConsumerStatus:
     """Held while a batch is decided and its offsets committed; a revoke waits for it."""
     assigned: dict[str, set[tuple[str, int]]] = field(default_factory=dict)
     """Per family, the (topic, partition) pairs its consumer owns now."""
+    joined: set[str] = field(default_factory=set)
+    """The families whose consumer is a member of its group now (it completed a join and is
+    not rebalancing), whether or not it was given partitions: with more instances than
+    partitions some own none, and are as ready as the others to take over."""
 
     def stuck_for(self) -> tuple[float, str | None]:
         """How long the oldest batch in flight has been deciding, and where it starts."""
@@ -127,7 +132,7 @@ class Runtime:
             raise ConfigurationError(
                 f"families {', '.join(unstorable)} have neither a codec nor a store of their own"
             )
-        await migrate(s.database_url)
+        await prepare_schema(s)
         topics = [t for family in self.families for t in family.topics.all()]
         topics.append(f"{s.topic_prefix}{INVENTORY_MOVEMENTS}")
         replies = ReplyPolicy(
@@ -165,12 +170,13 @@ class Runtime:
             )
             for decider in self.deciders
         }
-        self._relay_dir = Path(tempfile.mkdtemp(prefix="order-service-relay-"))
-        self._relay = RelayProcess(s, self._relay_dir / "status.json")
-        self._relay.start()
-        self._relay_task = asyncio.create_task(self._relay.supervise(self._stop), name="relay")
-        if self.metrics is not None:
-            self.metrics.watch_relay(self.relay_status)
+        if s.relay_in_process:
+            self._relay_dir = Path(tempfile.mkdtemp(prefix="order-service-relay-"))
+            self._relay = RelayProcess(s, self._relay_dir / "status.json")
+            self._relay.start()
+            self._relay_task = asyncio.create_task(self._relay.supervise(self._stop), name="relay")
+            if self.metrics is not None:
+                self.metrics.watch_relay(self.relay_status)
 
     async def _refresh_signing_keys(self, signer: Signer, keys: Keyring) -> None:
         """A rotation adds a signing key; pick it up (and what it re-wrapped) while running."""
@@ -252,9 +258,12 @@ class Runtime:
         except Exception as error:
             healthy = False
             checks["database"] = f"error: {type(error).__name__}"
-        relay = self.relay_status()
-        healthy = healthy and relay["alive"]
-        checks["relay"] = relay
+        if self.settings.relay_in_process:
+            relay = self.relay_status()
+            healthy = healthy and relay["alive"]
+            checks["relay"] = relay
+        else:
+            checks["relay"] = "external"  # `order-service relay` reports on its own /health
         stuck_for, _ = self.consumer.stuck_for()
         unanswered = self.unanswered()
         # A message that cannot even be parked holds its partition: someone must look.
@@ -268,13 +277,14 @@ class Runtime:
                 family: sorted(f"{topic}/{partition}" for topic, partition in assigned)
                 for family, assigned in self.consumer.assigned.items()
             },
+            "joined": sorted(self.consumer.joined),
         }
         return healthy, checks
 
     async def readiness(self) -> list[str]:
         """Why the service should not be counted on now; empty when it is ready: the database
-        answers, every family's consumer owns partitions, the relay runs and keeps up, and no
-        batch is stuck."""
+        answers, every family's consumer has joined its group (owning partitions or, with more
+        instances than partitions, idle), the relay runs and keeps up, and no batch is stuck."""
         s = self.settings
         reasons: list[str] = []
         try:
@@ -287,11 +297,11 @@ class Runtime:
                     f"relay: the oldest unpublished outcome has waited {oldest:.0f} s"
                     f" (limit {s.ready_max_outbox_age_seconds:g} s)"
                 )
-        if not self.relay_status()["alive"]:
+        if s.relay_in_process and not self.relay_status()["alive"]:
             reasons.append("relay: not running or not completing cycles")
         for family in self.families:
-            if not self.consumer.assigned.get(family.name):
-                reasons.append(f"consumer {family.name}: no partitions assigned yet")
+            if family.name not in self.consumer.joined:
+                reasons.append(f"consumer {family.name}: not a member of its group (joining)")
         stuck_for, source = self.consumer.stuck_for()
         if stuck_for > s.ready_max_batch_seconds:
             reasons.append(

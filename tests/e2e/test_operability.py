@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -21,23 +19,14 @@ from tests.support import (
     create,
     create_order,
     eventually,
+    http_get,
 )
 
 Series = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 
-def _get(port: int, path: str) -> tuple[int, bytes]:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read()
-    except OSError:
-        return 0, b""
-
-
 async def scrape(port: int) -> Series:
-    status, body = await asyncio.to_thread(_get, port, "/metrics")
+    status, body = await asyncio.to_thread(http_get, port, "/metrics")
     assert status == 200, body
     return {
         (sample.name, tuple(sorted(sample.labels.items()))): sample.value
@@ -51,7 +40,7 @@ def value(series: Series, name: str, **labels: str) -> float:
 
 
 async def readiness(port: int) -> tuple[int, dict[str, Any]]:
-    status, body = await asyncio.to_thread(_get, port, "/health/ready")
+    status, body = await asyncio.to_thread(http_get, port, "/health/ready")
     return status, json.loads(body) if body else {}
 
 
@@ -62,7 +51,9 @@ async def test_metrics_count_a_known_mix_of_commands_exactly(
     service.start()
     port = settings.health_port
     try:
-        await eventually(lambda: _get(port, "/health/ready")[0] == 200, timeout=60, what="ready")
+        await eventually(
+            lambda: http_get(port, "/health/ready")[0] == 200, timeout=60, what="ready"
+        )
         before = await scrape(port)
 
         po_create = create("PO-M1")
@@ -139,7 +130,7 @@ async def test_metrics_count_a_known_mix_of_commands_exactly(
 
 
 def _outbox_empty(port: int) -> bool:
-    status, body = _get(port, "/metrics")
+    status, body = http_get(port, "/metrics")
     return status == 200 and "order_service_outbox_pending_messages 0.0" in body.decode()
 
 
@@ -153,7 +144,9 @@ async def test_readiness_turns_red_while_a_batch_is_stuck_and_green_when_it_move
     try:
         status, _ = await readiness(port)
         assert status in (0, 503)  # not ready before the group has joined
-        await eventually(lambda: _get(port, "/health/ready")[0] == 200, timeout=60, what="ready")
+        await eventually(
+            lambda: http_get(port, "/health/ready")[0] == 200, timeout=60, what="ready"
+        )
         assert (await readiness(port))[1] == {"status": "ready", "reasons": []}
 
         # Hold the lock stripe of PO-S1's document, as a long transaction elsewhere would.
@@ -163,17 +156,17 @@ async def test_readiness_turns_red_while_a_batch_is_stuck_and_green_when_it_move
         stuck = create("PO-S1")
         await probe.send(stuck)
         await eventually(
-            lambda: _get(port, "/health/ready")[0] == 503, timeout=20, what="readiness red"
+            lambda: http_get(port, "/health/ready")[0] == 503, timeout=20, what="readiness red"
         )
         _, report = await readiness(port)
         assert report["status"] == "not_ready"
         assert any("has been deciding for" in reason for reason in report["reasons"]), report
-        status, _ = await asyncio.to_thread(_get, port, "/health/live")
+        status, _ = await asyncio.to_thread(http_get, port, "/health/live")
         assert status == 200  # stuck on a lock is not a reason to restart the process
 
         await db.execute("SELECT pg_advisory_unlock_all()")
         await eventually(
-            lambda: _get(port, "/health/ready")[0] == 200, timeout=20, what="ready again"
+            lambda: http_get(port, "/health/ready")[0] == 200, timeout=20, what="ready again"
         )
         created = await probe.outcome(stuck["command_id"])
         assert created.body["type"] == "purchase_order.created"
@@ -190,7 +183,9 @@ async def test_json_logs_are_one_object_per_line_and_name_the_message(
     service.start()
     try:
         await eventually(
-            lambda: _get(settings.health_port, "/health/ready")[0] == 200, timeout=60, what="ready"
+            lambda: http_get(settings.health_port, "/health/ready")[0] == 200,
+            timeout=60,
+            what="ready",
         )
         refused = create_order("O-J1", tenant_id="tenant-j")
         refused["payload"]["shipping_address"]["email"] = "ada at example dot org"
