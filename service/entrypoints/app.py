@@ -44,9 +44,12 @@ class _FinishBatchBeforeRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
     absorbed by the inbox, but would cost a redelivery). It also keeps the family's partitions
     for readiness."""
 
-    def __init__(self, status: ConsumerStatus, family: str) -> None:
+    def __init__(
+        self, status: ConsumerStatus, family: str, metrics: ServiceMetrics | None = None
+    ) -> None:
         self._status = status
         self._family = family
+        self._metrics = metrics
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
         # Not for ever: a batch retrying through a database outage must not stall the group;
@@ -57,6 +60,9 @@ class _FinishBatchBeforeRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
         owned = self._status.assigned.setdefault(self._family, set())
         owned -= {(tp.topic, tp.partition) for tp in revoked}
         self._status.joined.discard(self._family)  # a rebalance: rejoining
+        if self._metrics is not None:
+            for tp in revoked:
+                self._metrics.forget_lag(tp.topic, tp.partition)
         log.info("partitions revoked: %s", sorted(str(tp) for tp in revoked))
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
@@ -204,7 +210,7 @@ def create_app(settings: Settings | None = None) -> AsgiFastStream:
             auto_offset_reset="earliest",
             parser=_parse_batch_without_decoding_headers,
             decoder=_bodies_as_bytes,
-            listener=_FinishBatchBeforeRevoke(runtime.consumer, family.name),
+            listener=_FinishBatchBeforeRevoke(runtime.consumer, family.name, runtime.metrics),
             title=commands,
         )(on_commands)
 

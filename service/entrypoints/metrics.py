@@ -8,16 +8,29 @@ Counting is per batch, not per command, to stay cheap.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections import Counter as Tally
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from enum import StrEnum
+from importlib import metadata
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    GC_COLLECTOR,
+    PLATFORM_COLLECTOR,
+    PROCESS_COLLECTOR,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Info,
+    generate_latest,
+)
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+import contracts
 from service.app.auth import Refusal
 from service.app.family import Family
 from service.app.observer import RetryCause, Settled
@@ -36,6 +49,13 @@ class DeadLetterReason(StrEnum):
     """Parked after failing for an unexpected reason; its sender got processing_failed."""
 
 
+def _version(distribution: str) -> str:
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
 def command_types(family: Family[Any]) -> frozenset[str]:
     """Every command type of the family's contract (the union's discriminator values)."""
     schema = family.commands.adapter.json_schema()
@@ -49,6 +69,13 @@ class ServiceMetrics:
         self.registry = CollectorRegistry()
         self._types = {family.name: command_types(family) for family in families}
         r = self.registry
+        # The standard process_*, python_* and python_gc_* series every Prometheus dashboard
+        # and alert expects, in this registry too (it is ours, so tests get fresh counters).
+        for standard in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
+            r.register(standard)
+        Info(
+            f"{PREFIX}_build", "The running build: service and contract versions.", registry=r
+        ).info({"version": _version("order-lifecycle-service"), "contract": contracts.__version__})
         self.commands = Counter(
             f"{PREFIX}_commands",
             "Messages answered, by family, command type and outcome (accepted, rejected,"
@@ -152,6 +179,12 @@ class ServiceMetrics:
     def lag(self, topic: str, partition: int, messages: int) -> None:
         self.consumer_lag.labels(topic, str(partition)).set(messages)
 
+    def forget_lag(self, topic: str, partition: int) -> None:
+        """A partition given to another instance: its lag is no longer this one's to report
+        (a series left behind would keep an alert firing for a partition nobody here owns)."""
+        with contextlib.suppress(KeyError):
+            self.consumer_lag.remove(topic, str(partition))
+
     def outbox(self, pending: int, oldest_seconds: float) -> None:
         self.outbox_pending.set(pending)
         self.outbox_oldest.set(oldest_seconds)
@@ -162,6 +195,14 @@ class ServiceMetrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+def relay_metrics(status: Callable[[], Mapping[str, Any]]) -> Callable[[], bytes]:
+    """The metrics of `order-service relay` run on its own: the relay's series alone, named
+    as the service names them, so one dashboard reads both process models."""
+    registry = CollectorRegistry()
+    registry.register(_RelayCollector(status))
+    return lambda: generate_latest(registry)
 
 
 def _dead_letter_reason(settled: Settled) -> DeadLetterReason | None:
