@@ -9,7 +9,12 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from service.adapters.crypto import Keyring, MasterKeyring
-from service.adapters.kafka_connection import KafkaConnection, SaslMechanism, SecurityProtocol
+from service.adapters.kafka_connection import (
+    DEFAULT_CLIENT_ID,
+    KafkaConnection,
+    SaslMechanism,
+    SecurityProtocol,
+)
 from service.app.auth import AuthMode, TokenVerifier
 
 if TYPE_CHECKING:
@@ -73,6 +78,14 @@ class Settings(BaseSettings):
     )
     kafka_ssl_key_file: Path | None = None
     kafka_ssl_key_password: SecretStr | None = None
+    kafka_client_id: str = Field(
+        default=DEFAULT_CLIENT_ID,
+        # Kafka's legal client-id characters; quotas and JMX names are keyed by it.
+        pattern=r"^[A-Za-z0-9._-]+$",
+        max_length=200,
+        description="Prefix of every Kafka client's id, `<id>-consumer`, `<id>-relay`,"
+        " `<id>-admin`, `<id>-cli`, so broker logs and quotas can tell the clients apart.",
+    )
     kafka_idempotent_producer: bool = Field(
         default=True,
         description="Turn off only for brokers without InitProducerId (the embedded Tansu build).",
@@ -93,6 +106,17 @@ class Settings(BaseSettings):
     )
     relay_batch_size: Annotated[int, Field(ge=1, le=10_000)] = 500
     relay_poll_interval_seconds: Annotated[float, Field(gt=0)] = 1.0
+    relay_in_process: bool = Field(
+        default=True,
+        description="`serve` runs the outbox relay as its child. Set false (or `serve"
+        " --no-relay`) when `order-service relay` runs as a deployment of its own.",
+    )
+    migrate_on_start: bool = Field(
+        default=True,
+        description="`serve` applies pending migrations at start. Set false where the service's"
+        " database role has no DDL rights: `order-service migrate` (a Job) applies them, and"
+        " `serve` refuses to start while any is pending.",
+    )
     inbox_retention_hours: Annotated[float, Field(gt=0)] = Field(
         default=7 * 24,
         description="How long a command_id is remembered; keep it at least as long as the"
@@ -194,6 +218,7 @@ class Settings(BaseSettings):
             ssl_cert_file=self.kafka_ssl_cert_file,
             ssl_key_file=self.kafka_ssl_key_file,
             ssl_key_password=key_password.get_secret_value() if key_password else None,
+            client_id=self.kafka_client_id,
         )
 
     @model_validator(mode="after")

@@ -56,27 +56,55 @@ async def migrate(database_url: str) -> list[str]:
             " version int PRIMARY KEY, name text NOT NULL,"
             " applied_at timestamptz NOT NULL DEFAULT now())"
         )
-        done = {row["version"] for row in await conn.fetch("SELECT version FROM schema_migrations")}
-        known = migrations()
-        unknown = done - {version for version, _, _ in known}
-        if unknown:
-            raise MigrationError(
-                f"database has migrations {sorted(unknown)} that this build does not know; "
-                "run a newer build"
-            )
-        for version, name, sql in known:
-            if version in done:
-                continue
-            async with conn.transaction():
-                await conn.execute(sql)
-                await conn.execute(
-                    "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", version, name
-                )
+        for version, name, sql in _pending(await _applied_versions(conn)):
+            try:
+                async with conn.transaction():
+                    await conn.execute(sql)
+                    await conn.execute(
+                        "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
+                        version,
+                        name,
+                    )
+            except asyncpg.PostgresError as error:
+                # Each migration is its own transaction: the ones before stay applied, this one
+                # left nothing behind, and running `migrate` again resumes here.
+                raise MigrationError(
+                    f"migration {name} failed ({type(error).__name__}: {error});"
+                    f" applied before it: {', '.join(applied) or 'none'}"
+                ) from error
             applied.append(name)
             log.info("applied migration %s", name)
     finally:
         await conn.close()
     return applied
+
+
+async def pending_migrations(database_url: str) -> list[str]:
+    """The migrations this build ships that the database has not applied, without changing
+    anything: it needs no DDL rights, so a service whose role has none can check its schema."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        exists = await conn.fetchval("SELECT to_regclass('schema_migrations') IS NOT NULL")
+        done = await _applied_versions(conn) if exists else set()
+    finally:
+        await conn.close()
+    return [name for _, name, _ in _pending(done)]
+
+
+async def _applied_versions(conn: asyncpg.Connection) -> set[int]:
+    return {row["version"] for row in await conn.fetch("SELECT version FROM schema_migrations")}
+
+
+def _pending(done: set[int]) -> list[tuple[int, str, str]]:
+    """The shipped migrations not in `done`, in order; refuses a database ahead of this build."""
+    known = migrations()
+    unknown = done - {version for version, _, _ in known}
+    if unknown:
+        raise MigrationError(
+            f"database has migrations {sorted(unknown)} that this build does not know; "
+            "run a newer build"
+        )
+    return [migration for migration in known if migration[0] not in done]
 
 
 async def create_pool(database_url: str, size: int) -> asyncpg.Pool:

@@ -164,7 +164,7 @@ async def read_dead_letters(
 ) -> list[DeadLetter]:
     """Every letter on the topic now, oldest first per partition, with what was done to it,
     and whether the service wrote it."""
-    consumer = AIOKafkaConsumer(**connection.client_options(), enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(**connection.client_options("cli"), enable_auto_commit=False)
     await consumer.start()
     try:
         await consumer.topics()
@@ -278,7 +278,7 @@ async def replay(
     for letter, _ in letters:
         if not letter_is_authentic(signer, letter.topic, letter.key, letter.value, letter.headers):
             raise NotAuthentic(letter)
-    producer = AIOKafkaProducer(**connection.client_options(), acks="all")
+    producer = AIOKafkaProducer(**connection.client_options("cli"), acks="all")
     await producer.start()
     try:
         for letter, original in letters:

@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 def make_producer(connection: KafkaConnection, *, idempotent: bool) -> AIOKafkaProducer:
     # acks=all: a message counts as published only once every in-sync replica has it.
     return AIOKafkaProducer(
-        **connection.client_options(),
+        **connection.client_options("relay"),
         acks="all",
         enable_idempotence=idempotent,
         linger_ms=2,
@@ -36,7 +36,7 @@ async def ensure_topics(
     """Create missing topics; existing ones are left as they are. Those in `compacted` are
     created with `cleanup.policy=compact` (state topics: Kafka keeps each key's latest record
     rather than deleting by age); one that exists without it is reported, not changed."""
-    admin = AIOKafkaAdminClient(**connection.client_options())
+    admin = AIOKafkaAdminClient(**connection.client_options("admin"))
     await admin.start()
     try:
         existing = set(await admin.list_topics())

@@ -4,6 +4,10 @@ The service's consumer (through FastStream), the relay's producer, the topic adm
 the CLI all take their options from here, so a cluster that needs SASL_SSL is configured once.
 FastStream's own mapping from its security objects to aiokafka's options is reused for the
 plain aiokafka clients, so the two cannot drift apart.
+
+Every client also names itself: `<KAFKA_CLIENT_ID>-<role>`, so that broker logs, request
+metrics and client-id quotas can tell the service's consumer from its relay, its topic
+administration and an operator's CLI.
 """
 
 from __future__ import annotations
@@ -26,6 +30,12 @@ from service.errors import ConfigurationError
 
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+ClientRole = Literal["consumer", "relay", "admin", "cli"]
+"""consumer: the service's command consumers (FastStream gives its consumers, producer and
+admin client one id); relay: the outbox relay's producer; admin: topic creation and the reply
+topic directory; cli: clients an operator's command opens (send, tail, dead letters)."""
+
+DEFAULT_CLIENT_ID = "order-lifecycle-service"
 
 _SASL = {"PLAIN": SASLPlaintext, "SCRAM-SHA-256": SASLScram256, "SCRAM-SHA-512": SASLScram512}
 
@@ -42,6 +52,11 @@ class KafkaConnection:
     ssl_cert_file: Path | None = None
     ssl_key_file: Path | None = None
     ssl_key_password: str | None = field(default=None, repr=False)
+    client_id: str = DEFAULT_CLIENT_ID
+    """The prefix of every client's id; each client adds its role (client_id_for)."""
+
+    def client_id_for(self, role: ClientRole) -> str:
+        return f"{self.client_id}-{role}"
 
     @property
     def uses_tls(self) -> bool:
@@ -83,6 +98,12 @@ class KafkaConnection:
             self.sasl_username, self.sasl_password, ssl_context=context, use_ssl=self.uses_tls
         )
 
-    def client_options(self) -> dict[str, Any]:
-        """Keyword arguments for aiokafka's producer, consumer and admin client."""
-        return {"bootstrap_servers": self.bootstrap_servers, **parse_security(self.security())}
+    def client_options(self, role: ClientRole) -> dict[str, Any]:
+        """Keyword arguments for aiokafka's producer, consumer and admin client. The role is
+        required so that no client goes out under aiokafka's default id (`aiokafka-<version>`,
+        shared with every other aiokafka application on the cluster)."""
+        return {
+            "bootstrap_servers": self.bootstrap_servers,
+            "client_id": self.client_id_for(role),
+            **parse_security(self.security()),
+        }

@@ -112,13 +112,13 @@ class OutboxRelay:
                 self.status.leader = False
                 self.status.errors_total += 1
                 self.status.last_error = described(error)
+                # Drawn once: the pause is random, and the log should tell the one waited.
+                pause = retrier.policy.backoff(attempt)
                 log.warning(
-                    "relay interrupted, retrying in %.1fs: %s",
-                    retrier.policy.backoff(attempt),
-                    self.status.last_error,
+                    "relay interrupted, retrying in %.1fs: %s", pause, self.status.last_error
                 )
                 try:
-                    await retrier.pause(attempt)
+                    await retrier.wait(pause)
                 except ProcessingAbandonedError:
                     return
                 attempt += 1

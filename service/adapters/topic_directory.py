@@ -44,7 +44,7 @@ class KafkaTopicDirectory:
 
     async def _refresh(self) -> None:
         if self._admin is None:
-            self._admin = AIOKafkaAdminClient(**self._connection.client_options())
+            self._admin = AIOKafkaAdminClient(**self._connection.client_options("admin"))
             await self._admin.start()
         self._known = set(await self._admin.list_topics())
         self._refreshed_at = time.monotonic()

@@ -46,9 +46,19 @@ async def _serve(settings: Settings) -> None:
 
 
 @cli.command()
-def serve() -> None:
+def serve(
+    relay: Annotated[
+        bool,
+        typer.Option(
+            help="run the outbox relay as a child process (RELAY_IN_PROCESS); --no-relay when"
+            " `order-service relay` runs as a deployment of its own"
+        ),
+    ] = True,
+) -> None:
     """Run the service against DATABASE_URL and KAFKA_BOOTSTRAP_SERVERS."""
     settings = service_settings()
+    if not relay:
+        settings = settings.model_copy(update={"relay_in_process": False})
     configure_logging(settings.log_level, settings.log_format)
     asyncio.run(_serve(settings))
 
@@ -108,27 +118,44 @@ def dev() -> None:
 @cli.command()
 def relay(
     status_file: Annotated[
-        Path | None, typer.Option(help="where to report status (used by `serve`)")
+        Path | None, typer.Option(help="where to report status (used by `serve`)", hidden=True)
     ] = None,
+    parent_pipe: Annotated[
+        int | None,
+        typer.Option(help="stop at end-of-file on this descriptor (used by `serve`)", hidden=True),
+    ] = None,
+    health: Annotated[
+        bool, typer.Option(help="serve /health/live, /health/ready, /health and /metrics")
+    ] = True,
 ) -> None:
-    """Run only the outbox relay: publish committed outcomes until stopped.
+    """Run only the outbox relay: publish committed outcomes until SIGTERM or SIGINT.
 
-    `serve` starts one as its child; run more on other machines for failover (one publishes at
-    a time)."""
+    Beside `serve --no-relay`, as a deployment of its own: any number of replicas is safe, one
+    publishes at a time (an advisory lock in Postgres) and another takes over when it dies.
+    Health and metrics on HEALTH_HOST:HEALTH_PORT, like the service's."""
     from service.entrypoints.relay_process import run_relay
 
     settings = service_settings()
     configure_logging(settings.log_level, settings.log_format)
-    asyncio.run(run_relay(settings, status_file))
+    asyncio.run(run_relay(settings, status_file, parent_pipe=parent_pipe, serve_health=health))
 
 
 @cli.command()
 def migrate() -> None:
-    """Apply pending database migrations and exit."""
-    from service.adapters.database import migrate as apply
+    """Apply pending database migrations and exit (0 once the schema is current): for a
+    deployment step or a Kubernetes Job, with a role that may change the schema."""
+    import asyncpg
 
-    applied = asyncio.run(apply(tool_settings().database_url))
-    typer.echo("\n".join(applied) if applied else "schema is up to date")
+    from service.adapters.database import migrate as apply
+    from service.errors import MigrationError
+
+    try:
+        applied = asyncio.run(apply(tool_settings().database_url))
+    except (MigrationError, asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as error:
+        detail = str(error) or type(error).__name__
+        typer.echo(f"migration failed: {detail}", err=True)
+        raise typer.Exit(1) from error
+    typer.echo("\n".join(f"applied {name}" for name in applied) or "schema is up to date")
 
 
 @cli.command("rotate-master-key")

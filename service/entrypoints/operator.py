@@ -50,11 +50,12 @@ async def send(
             where = ".".join(str(part) for part in problem["loc"][1:]) or "command"
             echo(f"{where}: {problem['msg']}", err=True)
         return False
-    options = settings.kafka_connection().client_options()
+    options = settings.kafka_connection().client_options("cli")
     if family.name not in CLIENT_FAMILIES:
         return await _send_raw(family, command, options, echo, token)
     client = CommandClient(
         options.pop("bootstrap_servers"),
+        client_id=options.pop("client_id"),
         tenant_id=command.tenant_id,
         topic_prefix=settings.topic_prefix,
         # The CLI made sure the token is bound to this very command.
@@ -133,7 +134,7 @@ async def tail(settings: Settings, from_beginning: bool, echo: Echo) -> None:
     consumer = AIOKafkaConsumer(
         *watched,
         f"{settings.topic_prefix}{INVENTORY_MOVEMENTS}",
-        **settings.kafka_connection().client_options(),
+        **settings.kafka_connection().client_options("cli"),
         group_id=None,
         auto_offset_reset="earliest" if from_beginning else "latest",
     )

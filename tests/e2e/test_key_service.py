@@ -21,6 +21,7 @@ from tests.support import (
     WireProbe,
     create_order,
     eventually,
+    http_get,
     order_status,
     service_env,
 )
@@ -131,9 +132,7 @@ async def test_a_broken_key_file_keeps_the_good_keys_and_turns_readiness_red(
 
 
 def _body(port: int, path: str) -> bytes:
-    from tests.e2e.test_operability import _get
-
-    return _get(port, path)[1]
+    return http_get(port, path)[1]
 
 
 async def _ready(port: int) -> bool:

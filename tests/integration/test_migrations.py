@@ -7,7 +7,7 @@ import asyncio
 import asyncpg
 import pytest
 
-from service.adapters.database import migrate, migrations
+from service.adapters.database import migrate, migrations, pending_migrations
 from service.devstack.provision import Endpoints
 from service.errors import MigrationError
 
@@ -41,3 +41,38 @@ async def test_a_database_ahead_of_this_build_is_refused(
     )
     with pytest.raises(MigrationError, match=r"\[999\]"):
         await migrate(database_url)
+
+
+async def test_pending_migrations_are_read_without_changing_the_schema(
+    stack_admin: asyncpg.Connection, stack: Endpoints, database_url: str
+) -> None:
+    assert await pending_migrations(database_url) == []
+    await stack_admin.execute("DROP DATABASE IF EXISTS pending_check WITH (FORCE)")
+    await stack_admin.execute("CREATE DATABASE pending_check")
+    url = stack.database_url.rsplit("/", 1)[0] + "/pending_check"
+    try:
+        assert await pending_migrations(url) == [name for _, name, _ in migrations()]
+        conn = await asyncpg.connect(url)
+        try:
+            # A role without DDL rights can run the check: it created nothing.
+            assert await conn.fetchval("SELECT to_regclass('schema_migrations')") is None
+            await conn.execute(
+                "CREATE TABLE schema_migrations (version int PRIMARY KEY, name text NOT NULL)"
+            )
+            await conn.execute("INSERT INTO schema_migrations VALUES (1, '0001_initial.sql')")
+        finally:
+            await conn.close()
+        assert await pending_migrations(url) == [name for _, name, _ in migrations()[1:]]
+    finally:
+        await stack_admin.execute("DROP DATABASE pending_check WITH (FORCE)")
+
+
+async def test_a_failing_migration_names_itself_and_stays_pending(
+    database_url: str, db: asyncpg.Connection
+) -> None:
+    first_version, first_name, _ = migrations()[0]
+    await db.execute("DELETE FROM schema_migrations WHERE version = $1", first_version)
+    # Its tables exist already, so applying it again fails, as a broken migration would.
+    with pytest.raises(MigrationError, match=rf"migration {first_name} failed \(DuplicateTable"):
+        await migrate(database_url)
+    assert await pending_migrations(database_url) == [first_name]

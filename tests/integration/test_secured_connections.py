@@ -126,7 +126,7 @@ async def tls_listener(authority: Authority) -> AsyncIterator[TlsListener]:
 
 async def try_to_connect(settings: Settings) -> None:
     producer = AIOKafkaProducer(
-        **settings.kafka_connection().client_options(), request_timeout_ms=2000
+        **settings.kafka_connection().client_options("cli"), request_timeout_ms=2000
     )
     with contextlib.suppress(Exception):
         await asyncio.wait_for(producer.start(), 3)

@@ -182,3 +182,49 @@ async def test_replies_of_a_later_contract_version_answer_with_what_this_one_kno
     outcome = deferred.result()
     assert isinstance(outcome, Refused)  # not applied: `accepted` decides
     assert outcome.outcome == "deferred"
+
+
+class RecordedKafkaClient:
+    """Stands in for aiokafka's producer, consumer and admin client, keeping the options each
+    was made with; the reply topic exists but has no partitions, so start() gives up early."""
+
+    made: list[dict[str, Any]]
+
+    def __init__(self, *topics: str, **options: Any) -> None:
+        self.made.append(options)
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def list_topics(self) -> list[str]:
+        return ["replies.t"]
+
+    async def topics(self) -> set[str]:
+        return {"replies.t"}
+
+    def partitions_for_topic(self, topic: str) -> None:
+        return None
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"), [(None, "order-lifecycle-client"), ("billing", "billing")]
+)
+async def test_every_kafka_client_it_opens_carries_its_client_id(
+    monkeypatch: pytest.MonkeyPatch, given: str | None, expected: str
+) -> None:
+    made: list[dict[str, Any]] = []
+    monkeypatch.setattr(RecordedKafkaClient, "made", made, raising=False)
+    for name in ("AIOKafkaAdminClient", "AIOKafkaProducer", "AIOKafkaConsumer"):
+        monkeypatch.setattr(f"contract_tools.client.{name}", RecordedKafkaClient)
+    client = (
+        CommandClient("unused:9092", tenant_id="t")
+        if given is None
+        else CommandClient("unused:9092", tenant_id="t", client_id=given)
+    )
+    with pytest.raises(LookupError):
+        await client.start()
+    assert len(made) == 3, "admin, producer and consumer"
+    assert {options["client_id"] for options in made} == {expected}

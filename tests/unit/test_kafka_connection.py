@@ -1,14 +1,20 @@
-"""Kafka connection settings reach the clients' options whole, and secrets stay secret."""
+"""Kafka connection settings reach the clients' options whole, every client names itself, and
+secrets stay secret."""
 
 from __future__ import annotations
 
+import base64
 import ssl
 from pathlib import Path
 
 import pytest
-from pydantic import SecretStr
+from faststream.kafka import KafkaBroker
+from faststream.kafka.subscriber.usecase import LogicSubscriber
+from pydantic import SecretStr, ValidationError
 
-from service.adapters.kafka_connection import KafkaConnection
+from service.adapters.kafka import make_producer
+from service.adapters.kafka_connection import ClientRole, KafkaConnection
+from service.entrypoints.app import create_app
 from service.entrypoints.relay_process import relay_environment
 from service.errors import ConfigurationError
 from service.settings import Settings
@@ -18,7 +24,10 @@ PASSWORD = "s3cret-Pa55word"
 
 def test_plaintext_needs_nothing_but_the_brokers() -> None:
     options = Settings(kafka_bootstrap_servers="k1:9092,k2:9092").kafka_connection()
-    assert options.client_options() == {"bootstrap_servers": "k1:9092,k2:9092"}
+    assert options.client_options("relay") == {
+        "bootstrap_servers": "k1:9092,k2:9092",
+        "client_id": "order-lifecycle-service-relay",
+    }
     assert options.security() is None
 
 
@@ -33,10 +42,11 @@ def test_sasl_ssl_with_a_password_file(tmp_path: Path, mechanism: str) -> None:
         kafka_sasl_username="order-service",
         kafka_sasl_password_file=secret,
     )
-    options = settings.kafka_connection().client_options()
+    options = settings.kafka_connection().client_options("consumer")
     context = options.pop("ssl_context")
     assert options == {
         "bootstrap_servers": "broker:9093",
+        "client_id": "order-lifecycle-service-consumer",
         "security_protocol": "SASL_SSL",
         "sasl_mechanism": mechanism,
         "sasl_plain_username": "order-service",
@@ -53,7 +63,7 @@ def test_sasl_plaintext_has_no_tls() -> None:
         kafka_sasl_username="svc",
         kafka_sasl_password=SecretStr(PASSWORD),
     )
-    options = settings.kafka_connection().client_options()
+    options = settings.kafka_connection().client_options("admin")
     assert options["security_protocol"] == "SASL_PLAINTEXT"
     assert options["ssl_context"] is None
 
@@ -61,7 +71,7 @@ def test_sasl_plaintext_has_no_tls() -> None:
 def test_sasl_without_credentials_is_refused_naming_the_settings() -> None:
     settings = Settings(kafka_security_protocol="SASL_SSL")
     with pytest.raises(ConfigurationError, match="KAFKA_SASL_USERNAME"):
-        settings.kafka_connection().client_options()
+        settings.kafka_connection().client_options("cli")
 
 
 def test_a_client_certificate_needs_its_key(tmp_path: Path) -> None:
@@ -105,3 +115,47 @@ def test_the_relay_child_gets_the_kafka_secrets_but_never_the_master_key() -> No
     assert env["KAFKA_SASL_PASSWORD"] == PASSWORD
     assert env["KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL"
     assert "MASTER_KEY" not in env
+
+
+def test_every_role_names_its_client_after_the_configured_id() -> None:
+    connection = Settings(kafka_client_id="acme-orders").kafka_connection()
+    roles: list[ClientRole] = ["consumer", "relay", "admin", "cli"]
+    assert [connection.client_options(role)["client_id"] for role in roles] == [
+        "acme-orders-consumer",
+        "acme-orders-relay",
+        "acme-orders-admin",
+        "acme-orders-cli",
+    ]
+
+
+@pytest.mark.parametrize("client_id", ["", "has space", "ümlaut", "a/b"])
+def test_a_client_id_kafka_would_not_accept_is_refused(client_id: str) -> None:
+    with pytest.raises(ValidationError, match="kafka_client_id"):
+        Settings(kafka_client_id=client_id)
+
+
+async def test_the_relay_producer_goes_out_under_the_relay_id() -> None:
+    connection = KafkaConnection("unused:9092", client_id="acme-orders")
+    producer = make_producer(connection, idempotent=False)
+    try:
+        # aiokafka keeps the id on its network client, which sends it with every request.
+        assert producer.client._client_id == "acme-orders-relay"
+    finally:
+        await producer.stop()
+
+
+def test_the_command_consumers_go_out_under_the_consumer_id() -> None:
+    settings = Settings(
+        kafka_client_id="acme-orders", master_key=SecretStr(base64.b64encode(bytes(32)).decode())
+    )
+    broker = create_app(settings).broker
+    assert isinstance(broker, KafkaBroker)
+    subscribers = [s for s in broker.subscribers if isinstance(s, LogicSubscriber)]
+    assert len(subscribers) == len(list(broker.subscribers)) >= 2, "one per family"
+    # The id FastStream hands to the AIOKafkaConsumer each subscriber builds when it starts.
+    assert {subscriber.client_id for subscriber in subscribers} == {"acme-orders-consumer"}
+
+
+def test_the_relay_child_inherits_the_client_id() -> None:
+    env = relay_environment(Settings(kafka_client_id="acme-orders"))
+    assert env["KAFKA_CLIENT_ID"] == "acme-orders"

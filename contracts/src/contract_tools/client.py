@@ -48,6 +48,8 @@ from contracts.topics import ORDERS, PURCHASE_ORDERS, DocumentTopics
 
 log = logging.getLogger(__name__)
 TOPIC_SEEN_AFTER_SECONDS = 0.5
+DEFAULT_CLIENT_ID = "order-lifecycle-client"
+"""Rather than aiokafka's `aiokafka-<version>`, which every aiokafka application shares."""
 
 Command = po.PurchaseOrderCommandMessage | o.OrderCommandMessage
 
@@ -148,19 +150,26 @@ class CommandClient:
         create_reply_topic: bool = True,
         token_for: Callable[[Command], str] | None = None,
         timeout_seconds: float = 30.0,
+        client_id: str = DEFAULT_CLIENT_ID,
         kafka_options: Mapping[str, Any] | None = None,
     ) -> None:
         """`reply_topic`: where the service sends this client's replies; default
         `<topic_prefix>replies.<tenant_id>`. `create_reply_topic`: create it when missing (needs
         the right to create topics; else create it beforehand). `token_for`: the actor token to
-        send a command with, bound to that command. `kafka_options`: further aiokafka options
-        (security_protocol, ssl_context, sasl_*) for every Kafka client it opens."""
+        send a command with, bound to that command. `client_id`: the name its Kafka clients
+        give the brokers (logs, quotas); name your service, else every sender looks alike.
+        `kafka_options`: further aiokafka options (security_protocol, ssl_context, sasl_*) for
+        every Kafka client it opens."""
         self.tenant_id = tenant_id
         self.reply_topic = reply_topic or f"{topic_prefix}replies.{tenant_id}"
         self._create_reply_topic = create_reply_topic
         self._token_for = token_for
         self._timeout = timeout_seconds
-        self._options = {"bootstrap_servers": bootstrap_servers, **(kafka_options or {})}
+        self._options = {
+            "bootstrap_servers": bootstrap_servers,
+            "client_id": client_id,
+            **(kafka_options or {}),
+        }
         self._commands = {
             family: DocumentTopics.for_family(family, topic_prefix).commands
             for family in (PURCHASE_ORDERS, ORDERS)
