@@ -5,9 +5,12 @@ WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY contracts ./contracts
 COPY service ./service
-RUN pip install --no-cache-dir ./contracts . && useradd --system --no-create-home service
+RUN pip install --no-cache-dir ./contracts . \
+    && groupadd --system --gid 10001 service \
+    && useradd --system --uid 10001 --gid 10001 --no-create-home service
 
-USER service
+# A number, not a name: Kubernetes' runAsNonRoot can only check a numeric user.
+USER 10001
 ENV HEALTH_HOST=0.0.0.0 \
     HEALTH_PORT=8080
 EXPOSE 8080
