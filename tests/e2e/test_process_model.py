@@ -9,8 +9,6 @@ import json
 import os
 import signal
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -23,7 +21,14 @@ from service.adapters.database import migrations
 from service.devstack.processes import free_port
 from service.devstack.provision import Endpoints
 from service.settings import Settings
-from tests.support import ServiceProcess, WireProbe, create, eventually, order_service
+from tests.support import (
+    ServiceProcess,
+    WireProbe,
+    create,
+    eventually,
+    http_get,
+    order_service,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -39,18 +44,8 @@ async def empty_database_url(
     await stack_admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
 
 
-def _get(port: int, path: str) -> tuple[int, bytes]:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read()
-    except OSError:
-        return 0, b""
-
-
 async def _health(port: int) -> dict[str, Any] | None:
-    status, body = await asyncio.to_thread(_get, port, "/health")
+    status, body = await asyncio.to_thread(http_get, port, "/health")
     return json.loads(body) if status in (200, 503) else None
 
 
@@ -145,9 +140,9 @@ async def test_a_relay_of_its_own_publishes_what_serve_no_relay_decides(
         outcome = await probe.outcome(body["command_id"])
         assert outcome.topic == probe.topics.events
 
-        ready, _ = await asyncio.to_thread(_get, relay_port, "/health/ready")
+        ready, _ = await asyncio.to_thread(http_get, relay_port, "/health/ready")
         assert ready == 200
-        status, metrics = await asyncio.to_thread(_get, relay_port, "/metrics")
+        status, metrics = await asyncio.to_thread(http_get, relay_port, "/metrics")
         assert status == 200
         assert b"order_service_relay_leader 1.0" in metrics
 
