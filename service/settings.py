@@ -15,6 +15,7 @@ from service.adapters.kafka_connection import (
     SaslMechanism,
     SecurityProtocol,
 )
+from service.adapters.oauth_tokens import FileTokenProvider, TokenProvider, provider_from
 from service.app.auth import AuthMode, TokenVerifier
 
 if TYPE_CHECKING:
@@ -68,6 +69,16 @@ class Settings(BaseSettings):
     kafka_sasl_password: SecretStr | None = None
     kafka_sasl_password_file: Path | None = Field(
         default=None, description="A file holding the SASL password, e.g. a mounted secret."
+    )
+    kafka_sasl_oauth_token_file: Path | None = Field(
+        default=None,
+        description="OAUTHBEARER: a file holding the access token (a projected service-account"
+        " token, or one a sidecar refreshes); read again whenever it changes.",
+    )
+    kafka_sasl_oauth_token_provider: str | None = Field(
+        default=None,
+        description="OAUTHBEARER: 'package.module:factory' returning an aiokafka"
+        " AbstractTokenProvider, for identity providers that need code.",
     )
     kafka_ssl_ca_file: Path | None = Field(
         default=None,
@@ -219,7 +230,17 @@ class Settings(BaseSettings):
             ssl_key_file=self.kafka_ssl_key_file,
             ssl_key_password=key_password.get_secret_value() if key_password else None,
             client_id=self.kafka_client_id,
+            oauth_token_provider=self._oauth_token_provider(),
         )
+
+    def _oauth_token_provider(self) -> TokenProvider | None:
+        if self.kafka_sasl_mechanism != "OAUTHBEARER":
+            return None
+        if self.kafka_sasl_oauth_token_provider is not None:
+            return provider_from(self.kafka_sasl_oauth_token_provider)
+        if self.kafka_sasl_oauth_token_file is not None:
+            return FileTokenProvider(self.kafka_sasl_oauth_token_file)
+        return None
 
     @model_validator(mode="after")
     def _token_uses_outlive_tokens(self) -> Settings:

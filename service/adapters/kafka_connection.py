@@ -21,15 +21,17 @@ from aiokafka.helpers import create_ssl_context
 from faststream.kafka.security import parse_security
 from faststream.security import (
     BaseSecurity,
+    SASLOAuthBearer,
     SASLPlaintext,
     SASLScram256,
     SASLScram512,
 )
 
+from service.adapters.oauth_tokens import TokenProvider
 from service.errors import ConfigurationError
 
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
-SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"]
 ClientRole = Literal["consumer", "relay", "admin", "cli"]
 """consumer: the service's command consumers (FastStream gives its consumers, producer and
 admin client one id); relay: the outbox relay's producer; admin: topic creation and the reply
@@ -54,6 +56,8 @@ class KafkaConnection:
     ssl_key_password: str | None = field(default=None, repr=False)
     client_id: str = DEFAULT_CLIENT_ID
     """The prefix of every client's id; each client adds its role (client_id_for)."""
+    oauth_token_provider: TokenProvider | None = field(default=None, repr=False, compare=False)
+    """SASL/OAUTHBEARER: the aiokafka AbstractTokenProvider that gives the access token."""
 
     def client_id_for(self, role: ClientRole) -> str:
         return f"{self.client_id}-{role}"
@@ -89,6 +93,13 @@ class KafkaConnection:
         context = self.ssl_context()
         if not self.uses_sasl:
             return BaseSecurity(ssl_context=context) if self.uses_tls else None
+        if self.sasl_mechanism == "OAUTHBEARER":
+            if self.oauth_token_provider is None:
+                raise ConfigurationError(
+                    "KAFKA_SASL_MECHANISM=OAUTHBEARER needs KAFKA_SASL_OAUTH_TOKEN_FILE or"
+                    " KAFKA_SASL_OAUTH_TOKEN_PROVIDER"
+                )
+            return SASLOAuthBearer(ssl_context=context, use_ssl=self.uses_tls)
         if not self.sasl_username or self.sasl_password is None:
             raise ConfigurationError(
                 f"KAFKA_SECURITY_PROTOCOL={self.security_protocol} needs KAFKA_SASL_USERNAME"
@@ -106,4 +117,12 @@ class KafkaConnection:
             "bootstrap_servers": self.bootstrap_servers,
             "client_id": self.client_id_for(role),
             **parse_security(self.security()),
+            **self.oauth_options(),
         }
+
+    def oauth_options(self) -> dict[str, Any]:
+        """The token provider, for clients that speak SASL/OAUTHBEARER (the FastStream broker
+        takes it as a keyword of its own)."""
+        if self.uses_sasl and self.sasl_mechanism == "OAUTHBEARER":
+            return {"sasl_oauth_token_provider": self.oauth_token_provider}
+        return {}

@@ -163,6 +163,7 @@ def create_app(settings: Settings | None = None) -> AsgiFastStream:
         # FastStream takes one id for all its clients, so the families' consumers share it;
         # their groups (`<group>.<family>`) tell them apart in the broker's group logs.
         client_id=kafka.client_id_for("consumer"),
+        **kafka.oauth_options(),
         graceful_timeout=15.0,
         enable_idempotence=settings.kafka_idempotent_producer,
         # Per-batch "Received"/"Processed" lines are debugging detail, not operations.

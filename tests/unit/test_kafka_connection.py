@@ -8,6 +8,7 @@ import ssl
 from pathlib import Path
 
 import pytest
+from aiokafka.abc import AbstractTokenProvider
 from faststream.kafka import KafkaBroker
 from faststream.kafka.subscriber.usecase import LogicSubscriber
 from pydantic import SecretStr, ValidationError
@@ -159,3 +160,72 @@ def test_the_command_consumers_go_out_under_the_consumer_id() -> None:
 def test_the_relay_child_inherits_the_client_id() -> None:
     env = relay_environment(Settings(kafka_client_id="acme-orders"))
     assert env["KAFKA_CLIENT_ID"] == "acme-orders"
+
+
+class StaticTokenProvider(AbstractTokenProvider):  # type: ignore[misc]
+    """A provider a deployment could name in KAFKA_SASL_OAUTH_TOKEN_PROVIDER."""
+
+    async def token(self) -> str:
+        return "static-token"
+
+
+def not_a_provider() -> object:
+    return object()
+
+
+def oauth_settings(**fields: object) -> Settings:
+    return Settings.model_validate(
+        {
+            "kafka_security_protocol": "SASL_SSL",
+            "kafka_sasl_mechanism": "OAUTHBEARER",
+            "master_key": SecretStr(base64.b64encode(bytes(32)).decode()),
+            **fields,
+        }
+    )
+
+
+async def test_oauthbearer_reads_its_token_from_a_file_again_when_it_changes(
+    tmp_path: Path,
+) -> None:
+    token_file = tmp_path / "token"
+    token_file.write_text("first-token\n")
+    connection = oauth_settings(kafka_sasl_oauth_token_file=token_file).kafka_connection()
+    options = connection.client_options("relay")
+    assert (options["security_protocol"], options["sasl_mechanism"]) == ("SASL_SSL", "OAUTHBEARER")
+    provider = options["sasl_oauth_token_provider"]
+    assert await provider.token() == "first-token"
+    token_file.write_text("renewed-token-of-another-length\n")
+    assert await provider.token() == "renewed-token-of-another-length"
+    token_file.write_text("")
+    with pytest.raises(ConfigurationError, match="is empty"):
+        await provider.token()
+    token_file.unlink()
+    with pytest.raises(ConfigurationError, match="KAFKA_SASL_OAUTH_TOKEN_FILE"):
+        await provider.token()
+
+
+async def test_oauthbearer_takes_a_provider_of_the_deployments_own() -> None:
+    path = f"{__name__}:StaticTokenProvider"
+    connection = oauth_settings(kafka_sasl_oauth_token_provider=path).kafka_connection()
+    provider = connection.client_options("admin")["sasl_oauth_token_provider"]
+    assert await provider.token() == "static-token"
+    # The service's consumers get it too: FastStream takes it as a keyword of its own.
+    broker = create_app(oauth_settings(kafka_sasl_oauth_token_provider=path)).broker
+    assert isinstance(broker, KafkaBroker)
+    assert isinstance(broker._connection_kwargs["sasl_oauth_token_provider"], StaticTokenProvider)
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({}, "KAFKA_SASL_OAUTH_TOKEN_FILE or KAFKA_SASL_OAUTH_TOKEN_PROVIDER"),
+        ({"kafka_sasl_oauth_token_provider": "no-colon"}, "is not 'package.module:factory'"),
+        ({"kafka_sasl_oauth_token_provider": "nowhere.at_all:f"}, "could not be loaded"),
+        ({"kafka_sasl_oauth_token_provider": f"{__name__}:not_a_provider"}, "not an aiokafka"),
+    ],
+)
+def test_oauthbearer_without_a_usable_token_source_is_refused(
+    fields: dict[str, str], message: str
+) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        oauth_settings(**fields).kafka_connection().client_options("consumer")
