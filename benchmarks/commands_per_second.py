@@ -52,6 +52,7 @@ class Service:
             "KAFKA_BOOTSTRAP_SERVERS": stack.kafka_bootstrap_servers,
             "KAFKA_IDEMPOTENT_PRODUCER": str(stack.kafka_idempotent_producer).lower(),
             "KAFKA_SESSION_TIMEOUT_MS": "2000",
+            "TOPIC_REPLICATION_FACTOR": "1",
             "TOPIC_PREFIX": self.prefix,
             "CONSUMER_GROUP": f"{self.prefix}service",
             "HEALTH_PORT": str(self.health_port),

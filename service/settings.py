@@ -16,6 +16,7 @@ from service.adapters.kafka_connection import (
     SecurityProtocol,
 )
 from service.adapters.oauth_tokens import FileTokenProvider, TokenProvider, provider_from
+from service.adapters.topic_plan import FOREVER, TopicKind, TopicSettings
 from service.app.auth import AuthMode, TokenVerifier
 
 if TYPE_CHECKING:
@@ -33,7 +34,32 @@ class Settings(BaseSettings):
     database_url: str = DEV_DATABASE_URL
     kafka_bootstrap_servers: str = DEV_KAFKA_BOOTSTRAP_SERVERS
     topic_prefix: str = Field(default="", description="Prepended to every topic name.")
-    topic_partitions: Annotated[int, Field(ge=1)] = 3
+    topic_partitions: Annotated[int, Field(ge=1)] = Field(
+        default=3, description="Partitions of every topic the service creates."
+    )
+    topic_replication_factor: Annotated[int, Field(ge=1)] | None = Field(
+        default=None,
+        description="Replicas of every topic the service creates. Unset: 3, or as many as the"
+        " cluster has brokers where it has fewer (a loud warning then).",
+    )
+    topic_min_insync_replicas: Annotated[int, Field(ge=1)] | None = Field(
+        default=None,
+        description="min.insync.replicas of every topic the service creates. Unset: 2 with three"
+        " replicas or more, else 1.",
+    )
+    topic_commands_retention_hours: Annotated[float, Field(gt=0)] | None = Field(
+        default=None,
+        description="How long commands topics keep messages. Unset: INBOX_RETENTION_HOURS, the"
+        " most it may be, so that no redelivery can outlive the memory of a command id.",
+    )
+    topic_outcomes_retention_hours: float = Field(
+        default=7 * 24,
+        description="How long events, rejections, previews and movements are kept; -1: for ever.",
+    )
+    topic_dead_letters_retention_hours: float = Field(
+        default=14 * 24,
+        description="How long dead-letter topics keep messages; -1: for ever.",
+    )
     extra_families: list[str] = Field(
         default=[],
         description="Families to run beside the built-in ones, as a JSON list of"
@@ -241,6 +267,34 @@ class Settings(BaseSettings):
         if self.kafka_sasl_oauth_token_file is not None:
             return FileTokenProvider(self.kafka_sasl_oauth_token_file)
         return None
+
+    @model_validator(mode="after")
+    def _commands_outlive_no_command_id(self) -> Settings:
+        commands = self.topic_commands_retention_hours
+        if commands is not None and commands > self.inbox_retention_hours:
+            raise ValueError(
+                "TOPIC_COMMANDS_RETENTION_HOURS must not exceed INBOX_RETENTION_HOURS: a command"
+                " still on its topic after its id is forgotten would be decided again if read again"
+            )
+        for name in ("topic_outcomes_retention_hours", "topic_dead_letters_retention_hours"):
+            hours = getattr(self, name)
+            if hours != FOREVER and hours <= 0:
+                raise ValueError(f"{name.upper()} must be more than 0 hours, or -1 (for ever)")
+        return self
+
+    def topics(self) -> TopicSettings:
+        """The topic settings, for the topics the service creates and checks."""
+        return TopicSettings(
+            partitions=self.topic_partitions,
+            replication_factor=self.topic_replication_factor,
+            min_insync_replicas=self.topic_min_insync_replicas,
+            retention_hours={
+                TopicKind.COMMANDS: self.topic_commands_retention_hours
+                or self.inbox_retention_hours,
+                TopicKind.OUTCOMES: self.topic_outcomes_retention_hours,
+                TopicKind.DEAD_LETTERS: self.topic_dead_letters_retention_hours,
+            },
+        )
 
     @model_validator(mode="after")
     def _token_uses_outlive_tokens(self) -> Settings:

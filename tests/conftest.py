@@ -89,6 +89,7 @@ def settings(
         health_port=free_port(),
         relay_poll_interval_seconds=0.2,
         kafka_session_timeout_ms=2000,
+        topic_replication_factor=1,
         retry_max_backoff_seconds=0.5,
         master_key=SecretStr(master_key_text),
         # Most tests are about decisions, not tokens: they name their actors in the envelope.

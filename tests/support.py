@@ -13,7 +13,7 @@ import sys
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -35,11 +35,39 @@ from contracts.headers import (
     cloudevents_source,
 )
 from contracts.topics import DocumentTopics
-from service.adapters.kafka import ensure_topics
+from service.adapters.kafka import TopicCheck, ensure_topics
 from service.adapters.kafka_connection import KafkaConnection
+from service.adapters.topic_plan import TopicKind, TopicSettings, kinds_of
 from service.devstack.processes import stop_server
 from service.entrypoints.app import create_app
 from service.settings import Settings
+
+
+async def create_topics(
+    connection: KafkaConnection,
+    names: Iterable[str],
+    partitions: int,
+    compacted: Iterable[str] = (),
+    **settings: Any,
+) -> TopicCheck:
+    """Topics for a test, with one replica (the embedded broker is one): those in `compacted`
+    as state topics, the others as outcomes, unless `settings` say otherwise."""
+    states = set(compacted)
+    kinds = {name: TopicKind.STATE if name in states else TopicKind.OUTCOMES for name in names}
+    kinds.update({name: TopicKind.STATE for name in states})
+    return await ensure_topics(
+        connection, kinds, one_broker_topic_settings(partitions, **settings), replication_set=True
+    )
+
+
+def one_broker_topic_settings(partitions: int, **overrides: Any) -> TopicSettings:
+    values: dict[str, Any] = {
+        "partitions": partitions,
+        "replication_factor": 1,
+        "min_insync_replicas": None,
+        "retention_hours": {kind: 24.0 for kind in TopicKind if kind is not TopicKind.STATE},
+    }
+    return TopicSettings(**{**values, **overrides})
 
 
 def details(**overrides: Any) -> dict[str, Any]:
@@ -235,9 +263,9 @@ class WireProbe:
     async def start(self) -> None:
         await ensure_topics(
             KafkaConnection(self.bootstrap_servers),
-            (*self.topics.all(), self.movements_topic),
-            3,
-            self.topics.compacted(),
+            {**kinds_of(self.topics), self.movements_topic: TopicKind.OUTCOMES},
+            one_broker_topic_settings(3),
+            replication_set=True,
         )
         self._producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap_servers, acks="all")
         await self._producer.start()
@@ -446,6 +474,19 @@ def service_env(s: Settings) -> dict[str, str]:
         "HEALTH_PORT": str(s.health_port),
         "RELAY_POLL_INTERVAL_SECONDS": str(s.relay_poll_interval_seconds),
         "KAFKA_SESSION_TIMEOUT_MS": str(s.kafka_session_timeout_ms),
+        **{
+            name.upper(): str(value)
+            for name in (
+                "topic_partitions",
+                "topic_replication_factor",
+                "topic_min_insync_replicas",
+                "topic_commands_retention_hours",
+                "topic_outcomes_retention_hours",
+                "topic_dead_letters_retention_hours",
+                "inbox_retention_hours",
+            )
+            if (value := getattr(s, name)) is not None
+        },
         "READY_MAX_BATCH_SECONDS": str(s.ready_max_batch_seconds),
         "LOG_FORMAT": s.log_format,
         "TRACING_ENABLED": str(s.tracing_enabled).lower(),

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -11,6 +13,17 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import TopicAlreadyExistsError
 
 from service.adapters.kafka_connection import KafkaConnection
+from service.adapters.topic_plan import (
+    PRODUCTION_REPLICATION_FACTOR,
+    FoundTopic,
+    TopicKind,
+    TopicPlanError,
+    TopicSettings,
+    TopicSpec,
+    differences,
+    plan,
+)
+from service.errors import ConfigurationError
 
 log = logging.getLogger(__name__)
 
@@ -27,67 +40,122 @@ def make_producer(connection: KafkaConnection, *, idempotent: bool) -> AIOKafkaP
     )
 
 
+@dataclass(frozen=True)
+class TopicCheck:
+    """What `ensure_topics` found: the cluster's size, the topics it created, and how existing
+    ones differ from the settings (reported, never changed)."""
+
+    brokers: int
+    replication_factor: int
+    created: tuple[str, ...] = ()
+    differences: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    unchecked: str | None = None
+    """Why existing topics could not be described (an ACL refusing DescribeConfigs, say)."""
+
+    def report(self) -> dict[str, Any]:
+        """For /health."""
+        report: dict[str, Any] = {
+            "brokers": self.brokers,
+            "replication_factor": self.replication_factor,
+            "differences": {name: list(found) for name, found in self.differences.items()},
+        }
+        if self.unchecked is not None:
+            report["unchecked"] = self.unchecked
+        return report
+
+
 async def ensure_topics(
     connection: KafkaConnection,
-    topics: Iterable[str],
-    partitions: int,
-    compacted: Collection[str] = (),
-) -> None:
-    """Create missing topics; existing ones are left as they are. Those in `compacted` are
-    created with `cleanup.policy=compact` (state topics: Kafka keeps each key's latest record
-    rather than deleting by age); one that exists without it is reported, not changed."""
+    topics: Mapping[str, TopicKind],
+    settings: TopicSettings,
+    *,
+    replication_set: bool = False,
+) -> TopicCheck:
+    """Create the missing topics as `settings` say for their kind, and compare the existing ones
+    with the settings. `replication_set`: the replication factor was configured, not derived
+    from the cluster's size (no warning for a small one then: someone chose it)."""
     admin = AIOKafkaAdminClient(**connection.client_options("admin"))
     await admin.start()
     try:
+        brokers = len((await admin.describe_cluster())["brokers"])
+        try:
+            specs = plan(topics, settings, brokers)
+        except TopicPlanError as error:
+            raise ConfigurationError(str(error)) from error
+        replicas = next(iter(specs.values())).replication_factor if specs else 0
+        if replicas < PRODUCTION_REPLICATION_FACTOR and not replication_set:
+            log.warning(
+                "the Kafka cluster has %d broker(s): topics are created with %d replica(s);"
+                " losing a broker loses outcomes the outbox has already deleted. Production"
+                " needs %d brokers or more (or set TOPIC_REPLICATION_FACTOR to say this is meant)",
+                brokers,
+                replicas,
+                PRODUCTION_REPLICATION_FACTOR,
+            )
         existing = set(await admin.list_topics())
-        missing = [t for t in topics if t not in existing]
-        await _warn_unless_compacted(admin, sorted(existing.intersection(compacted)))
-        if not missing:
-            return
-        response = await admin.create_topics(
-            [
-                NewTopic(
-                    name,
-                    num_partitions=partitions,
-                    replication_factor=1,
-                    topic_configs=COMPACTED if name in compacted else {},
-                )
-                for name in missing
-            ]
-        )
-        for name, code, *_ in getattr(response, "topic_errors", []):
-            if code not in (0, TopicAlreadyExistsError.errno):
-                raise RuntimeError(f"creating topic {name} failed with Kafka error code {code}")
-        log.info("created topics %s", ", ".join(missing))
+        missing = [name for name in specs if name not in existing]
+        if missing:
+            await _create(admin, {name: specs[name] for name in missing})
+        present = {name: spec for name, spec in specs.items() if name in existing}
+        try:
+            found = await _describe(admin, sorted(present))
+        except Exception as error:  # a broker or ACL that refuses to describe: not fatal
+            log.warning("could not check the settings of existing topics: %s", error)
+            return TopicCheck(brokers, replicas, tuple(missing), unchecked=str(error))
+        drift = {
+            name: found_differences
+            for name, spec in present.items()
+            if (found_differences := differences(spec, found[name]))
+        }
+        for name, found_differences in drift.items():
+            log.warning(
+                "topic %s differs from the settings (left as it is): %s",
+                name,
+                "; ".join(found_differences),
+            )
+        return TopicCheck(brokers, replicas, tuple(missing), drift)
     finally:
         await admin.close()
 
 
-COMPACTED = {"cleanup.policy": "compact"}
+async def _create(admin: AIOKafkaAdminClient, specs: Mapping[str, TopicSpec]) -> None:
+    response = await admin.create_topics(
+        [
+            NewTopic(
+                name,
+                num_partitions=spec.partitions,
+                replication_factor=spec.replication_factor,
+                topic_configs=dict(spec.configs),
+            )
+            for name, spec in specs.items()
+        ]
+    )
+    for name, code, *_ in getattr(response, "topic_errors", []):
+        if code not in (0, TopicAlreadyExistsError.errno):
+            raise ConfigurationError(f"creating topic {name} failed with Kafka error code {code}")
+    log.info("created topics %s", ", ".join(specs))
 
 
-async def _warn_unless_compacted(admin: AIOKafkaAdminClient, topics: Sequence[str]) -> None:
-    """A state topic that deletes by age loses the states of documents that stopped changing,
-    and readers that bootstrap from it miss them: say so loudly, but leave the topic to its
-    owner (changing a topic's policy is an operator's decision)."""
-    if not topics:
-        return
-    try:
-        responses = await admin.describe_configs(
-            [ConfigResource(ConfigResourceType.TOPIC, name) for name in topics]
+async def _describe(admin: AIOKafkaAdminClient, names: Sequence[str]) -> dict[str, FoundTopic]:
+    if not names:
+        return {}
+    metadata = await admin.describe_topics(list(names))
+    shape = {
+        topic["topic"]: (
+            len(topic["partitions"]),
+            min((len(p["replicas"]) for p in topic["partitions"]), default=0),
         )
-    except Exception as error:  # a broker or ACL that refuses DescribeConfigs: not fatal
-        log.warning("could not check the cleanup policy of %s: %s", ", ".join(topics), error)
-        return
+        for topic in metadata
+    }
+    responses = await admin.describe_configs(
+        [ConfigResource(ConfigResourceType.TOPIC, name) for name in names]
+    )
+    configs: dict[str, dict[str, str]] = {}
     for response in responses:
         # (error_code, error_message, resource_type, resource_name, config_entries), each
         # entry starting (name, value, ...), in every version of DescribeConfigs.
         for _, _, _, name, entries in response.resources:
-            policy = next((entry[1] for entry in entries if entry[0] == "cleanup.policy"), None)
-            if policy is None or "compact" not in policy:
-                log.warning(
-                    "topic %s exists with cleanup.policy=%s, not compact: it will lose the"
-                    " states of documents that stop changing; set cleanup.policy=compact",
-                    name,
-                    policy or "unset (the broker's default, delete)",
-                )
+            configs[name] = {entry[0]: entry[1] for entry in entries if entry[1] is not None}
+    return {
+        name: FoundTopic(*shape.get(name, (0, 0)), configs=configs.get(name, {})) for name in names
+    }

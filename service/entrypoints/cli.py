@@ -93,6 +93,7 @@ def dev() -> None:
         os.environ["KAFKA_IDEMPOTENT_PRODUCER"] = str(endpoints.kafka_idempotent_producer)
         # The embedded broker completes a first join after half the session timeout.
         os.environ.setdefault("KAFKA_SESSION_TIMEOUT_MS", str(DEV_SESSION_TIMEOUT_MS))
+        os.environ.setdefault("TOPIC_REPLICATION_FACTOR", "1")  # one broker, and meant so
         os.environ.setdefault("MASTER_KEY_FILE", str(_dev_master_key()))
         os.environ.setdefault("AUTH_KEYS_FILE", str(tokens.dev_auth_keys()))
         os.environ.setdefault("AUTH_ISSUERS", tokens.DEV_ISSUER)

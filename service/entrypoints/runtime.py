@@ -21,8 +21,9 @@ from service.adapters.crypto import Keyring
 from service.adapters.database import create_pool
 from service.adapters.dead_letters import letter_signer
 from service.adapters.dedicated import can_store
-from service.adapters.kafka import ensure_topics
+from service.adapters.kafka import TopicCheck, ensure_topics
 from service.adapters.topic_directory import KafkaTopicDirectory
+from service.adapters.topic_plan import of_families
 from service.adapters.unit_of_work import PostgresStore
 from service.app.auth import Gate, TokenVerifier
 from service.app.family import Family
@@ -94,6 +95,8 @@ class Runtime:
     _master_keys: Keyring | None = None
     _signing_task: asyncio.Task[None] | None = None
     _reply_topics: KafkaTopicDirectory | None = None
+    topics: TopicCheck | None = None
+    """The topics as found at start: created, or differing from the settings."""
 
     def __post_init__(self) -> None:
         prefix = self.settings.topic_prefix
@@ -133,16 +136,20 @@ class Runtime:
                 f"families {', '.join(unstorable)} have neither a codec nor a store of their own"
             )
         await prepare_schema(s)
-        topics = [t for family in self.families for t in family.topics.all()]
-        topics.append(f"{s.topic_prefix}{INVENTORY_MOVEMENTS}")
+        movements = f"{s.topic_prefix}{INVENTORY_MOVEMENTS}"
+        topics = [t for family in self.families for t in family.topics.all()] + [movements]
         replies = ReplyPolicy(
             tuple(f"{s.topic_prefix}{prefix}" for prefix in s.reply_topic_prefixes),
             per_tenant=s.reply_topics_per_tenant,
         )
         replies.check(topics)
         self._reply_topics = KafkaTopicDirectory(s.kafka_connection())
-        compacted = [t for family in self.families for t in family.topics.compacted()]
-        await ensure_topics(s.kafka_connection(), topics, s.topic_partitions, compacted)
+        self.topics = await ensure_topics(
+            s.kafka_connection(),
+            of_families((family.topics for family in self.families), movements),
+            s.topics(),
+            replication_set=s.topic_replication_factor is not None,
+        )
         self._pool = await create_pool(s.database_url, s.database_pool_size)
         store = PostgresStore(self._pool, master, s.dead_letter_retention_hours)
         async with self._pool.acquire() as conn:
@@ -269,6 +276,9 @@ class Runtime:
         # A message that cannot even be parked holds its partition: someone must look.
         healthy = healthy and not unanswered
         checks["auth"] = self.auth_status()
+        if self.topics is not None:
+            # Reported, not judged: a restart would not change a topic (an operator does).
+            checks["topics"] = self.topics.report()
         checks["consumer"] = {
             "processed_total": self.consumer.processed_total,
             "in_flight_seconds": round(stuck_for, 3),

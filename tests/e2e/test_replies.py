@@ -12,11 +12,11 @@ from aiokafka import AIOKafkaConsumer
 
 from contract_tools.conformance import STRICT, assert_conforms
 from contracts.headers import CORRELATION_ID, REPLY_TO
-from service.adapters.kafka import ensure_topics
 from service.settings import Settings
 from tests.support import (
     WireProbe,
     create_order,
+    create_topics,
     details,
     eventually,
     order_service,
@@ -95,7 +95,7 @@ async def test_replies_cannot_be_pointed_at_the_services_topics_or_another_tenan
         (create_order("O-5"), f"{prefix}replies.tenant-a_never-created"),
     ]
     mine = f"{prefix}replies.tenant-a_checkout"
-    await ensure_topics(settings.kafka_connection(), [mine], 3)
+    await create_topics(settings.kafka_connection(), [mine], 3)
     async with running_service(settings):
         for body, reply_to in forged:
             await order_probe.send_raw(

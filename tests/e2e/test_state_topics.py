@@ -37,13 +37,13 @@ from contracts.state import state_key
 from contracts.topics import ORDERS, PURCHASE_ORDERS, DocumentTopics
 from examples.state_board.board import Board, Entry
 from examples.state_board.reading import bootstrap, follow
-from service.adapters.kafka import ensure_topics
 from service.adapters.kafka_connection import KafkaConnection
 from service.settings import Settings
 from tests.support import (
     change_status,
     create,
     create_order,
+    create_topics,
     delete,
     delete_order,
     eventually,
@@ -511,16 +511,16 @@ async def test_a_state_topic_that_exists_without_compaction_is_reported_not_chan
     connection = KafkaConnection(settings.kafka_bootstrap_servers)
     state = DocumentTopics.for_family(PURCHASE_ORDERS, settings.topic_prefix).state
     fresh = DocumentTopics.for_family(ORDERS, settings.topic_prefix).state
-    await ensure_topics(connection, [state], 1)  # as an operator might have, by mistake
+    await create_topics(connection, [state], 1)  # as an operator might have, by mistake
     with caplog.at_level(logging.WARNING, logger="service.adapters.kafka"):
-        await ensure_topics(connection, [state, fresh], 1, [state, fresh])
+        check = await create_topics(connection, [state, fresh], 1, [state, fresh])
+    assert check.created == (fresh,)
+    assert check.differences == {state: ["cleanup.policy=delete, settings say compact"]}
     [warning] = [r.getMessage() for r in caplog.records if state in r.getMessage()]
-    assert warning.startswith(f"topic {state} exists with cleanup.policy=")
-    assert warning.endswith(
-        "not compact: it will lose the states of documents that stop"
-        " changing; set cleanup.policy=compact"
+    assert warning == (
+        f"topic {state} differs from the settings (left as it is):"
+        " cleanup.policy=delete, settings say compact"
     )
-    # Left as it was (the embedded broker reports no policy for a topic created without one).
     policies = await cleanup_policies(settings, [state, fresh])
-    assert policies[state] in (None, "delete")
+    assert policies[state] == "delete"
     assert policies[fresh] == "compact"

@@ -9,15 +9,15 @@ from uuid import uuid4
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 
-from service.adapters.kafka import ensure_topics
 from service.adapters.kafka_connection import KafkaConnection
 from service.devstack.provision import Endpoints
+from tests.support import create_topics
 
 
 async def test_a_group_member_is_known_to_the_broker_by_its_role_id(stack: Endpoints) -> None:
     connection = KafkaConnection(stack.kafka_bootstrap_servers, client_id=f"it-{uuid4().hex[:8]}")
     topic, group = f"client-ids-{uuid4().hex[:8]}", f"client-ids-{uuid4().hex[:8]}"
-    await ensure_topics(connection, [topic], 1)
+    await create_topics(connection, [topic], 1)
     consumer = AIOKafkaConsumer(
         topic, **connection.client_options("cli"), group_id=group, session_timeout_ms=2000
     )

@@ -30,7 +30,6 @@ from service.adapters.dead_letters import (
     read_dead_letters,
     replay,
 )
-from service.adapters.kafka import ensure_topics
 from service.adapters.kafka_connection import KafkaConnection
 from service.app.incoming import IncomingMessage
 from service.app.messages import dead_letter_message
@@ -39,7 +38,7 @@ from service.app.provenance import ReplayGrant, Signer, authority_json, read_rep
 from service.app.purchase_orders.family import purchase_order_family
 from service.devstack.provision import Endpoints
 from service.settings import Settings
-from tests.support import order_service
+from tests.support import create_topics, order_service
 
 BUYER = Claims(
     "clerk-7", "https://id.example", "buyer", "tenant-a", frozenset({"po:write"}), "cmd-1"
@@ -151,7 +150,7 @@ async def test_a_replay_carries_the_letters_authority_not_a_token_and_names_its_
     connection = KafkaConnection(stack.kafka_bootstrap_servers)
     family = purchase_order_family(topic_prefix)
     commands, dlq = family.topics.commands, family.topics.dead_letters
-    await ensure_topics(connection, [commands, dlq], 1)
+    await create_topics(connection, [commands, dlq], 1)
     await publish_letter(stack, dead_letter_message(family, parked(commands), "bad", BUYER, signer))
 
     (letter,) = await read_dead_letters(connection, dlq, db, signer)
@@ -183,7 +182,7 @@ async def test_a_letter_without_the_services_signature_is_not_authentic_and_not_
     connection = KafkaConnection(stack.kafka_bootstrap_servers)
     family = purchase_order_family(topic_prefix)
     commands, dlq = family.topics.commands, family.topics.dead_letters
-    await ensure_topics(connection, [commands, dlq], 1)
+    await create_topics(connection, [commands, dlq], 1)
     # Naming the sealing key of some real letter: purging the forgery must not destroy it.
     real_key = uuid.uuid4()
     await db.execute(
@@ -223,7 +222,7 @@ async def test_the_cli_lists_forgeries_as_not_authentic_and_refuses_to_replay_th
     connection = settings.kafka_connection()
     family = purchase_order_family(settings.topic_prefix)
     commands, dlq = family.topics.commands, family.topics.dead_letters
-    await ensure_topics(connection, [commands, dlq], 1)
+    await create_topics(connection, [commands, dlq], 1)
     signer = await letter_signer(db, settings.load_master_key())
     await publish_letter(stack, dead_letter_message(family, parked(commands), "bad", BUYER, signer))
     await publish_forgery(stack, dlq)

@@ -12,11 +12,11 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import MessageSizeTooLargeError
 
-from service.adapters.kafka import ensure_topics, make_producer
+from service.adapters.kafka import make_producer
 from service.adapters.kafka_connection import KafkaConnection
 from service.adapters.relay import OutboxRelay
 from service.devstack.provision import Endpoints
-from tests.support import eventually
+from tests.support import create_topics, eventually
 
 
 @pytest.fixture
@@ -33,7 +33,7 @@ async def producer(stack: Endpoints) -> AsyncIterator[AIOKafkaProducer]:
 @pytest.fixture
 async def topic(stack: Endpoints, topic_prefix: str) -> str:
     name = f"{topic_prefix}relay"
-    await ensure_topics(KafkaConnection(stack.kafka_bootstrap_servers), [name], 3)
+    await create_topics(KafkaConnection(stack.kafka_bootstrap_servers), [name], 3)
     return name
 
 
@@ -168,7 +168,7 @@ async def test_a_reply_the_broker_will_not_take_is_given_up_and_holds_nothing_up
     # A reply goes where its sender said: a topic that is gone, forbidden or too small for it
     # must not stall the outbox. Too large for any topic is the fault the broker gives here.
     replies = f"{topic_prefix}replies.tenant-a"
-    await ensure_topics(KafkaConnection(stack.kafka_bootstrap_servers), [replies], 1)
+    await create_topics(KafkaConnection(stack.kafka_bootstrap_servers), [replies], 1)
     await insert(db, topic, "K", "before")
     await insert(db, replies, "cmd-1", "x" * (5 * 1024 * 1024))
     await insert(db, replies, "cmd-2", "a reply that fits")

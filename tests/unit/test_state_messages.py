@@ -221,7 +221,7 @@ async def test_what_is_written_is_exactly_each_familys_state_model() -> None:
     # The kernel writes a state around the snapshot JSON it already has for history; it must be
     # byte for byte what the contract's model writes, non-ASCII text and decimals included.
     store = MemoryStore()
-    payload = details(note_to_supplier="Grüße, «Lieferung» \u2603", reference_number="R\"1")
+    payload = details(note_to_supplier="Grüße, «Lieferung» \u2603", reference_number='R"1')
     await process(store, PURCHASE_ORDERS, command("purchase_order.create", "PO-1", payload))
     await process(store, ORDERS, create_order("O-1"))
     for family, model in ((PURCHASE_ORDERS, PurchaseOrderState), (ORDERS, OrderState)):
