@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 import uuid
@@ -239,6 +240,8 @@ class Record:
     value: bytes
     headers: dict[str, bytes]
     raw_key: bytes | None = None
+    arrived: float = 0.0
+    """When the probe read it (monotonic seconds)."""
 
     @property
     def body(self) -> dict[str, Any]:
@@ -303,6 +306,7 @@ class WireProbe:
                 message.value,
                 {name: value for name, value in message.headers},
                 message.key,
+                time.monotonic(),
             )
             async with self._arrived:
                 self.records.append(record)
@@ -542,6 +546,20 @@ class ServiceProcess:
     def stop(self) -> None:
         if self._process is not None:
             stop_server(self._process, signal.SIGTERM, timeout=20)
+
+    def terminate(self, grace_seconds: float) -> float:
+        """SIGTERM, as Kubernetes stops a pod: the seconds until the process exited, or
+        AssertionError (after SIGKILL) when it was still running after `grace_seconds`."""
+        assert self._process is not None
+        started = time.monotonic()
+        self._process.send_signal(signal.SIGTERM)
+        try:
+            self._process.wait(grace_seconds)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait(10)
+            raise AssertionError(f"still running {grace_seconds} s after SIGTERM") from None
+        return time.monotonic() - started
 
     def log(self) -> str:
         return self._log_path.read_text(errors="replace")[-5000:]
