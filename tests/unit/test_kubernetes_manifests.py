@@ -15,7 +15,7 @@ import yaml
 from typer.main import get_command
 
 from service.entrypoints.cli import cli
-from service.settings import Settings
+from tests.deployment import settings_variables
 
 DEPLOY = Path(__file__).parents[2] / "deploy" / "kubernetes"
 BASE = DEPLOY / "base"
@@ -122,10 +122,6 @@ def test_probes_ask_paths_the_service_serves_on_the_port_it_listens_on() -> None
             assert container["livenessProbe"]["httpGet"]["path"] == "/health/live"
             assert container["readinessProbe"]["httpGet"]["path"] == "/health/ready"
     assert probed == 6  # the service's and the relay's three each; the Job has none
-
-
-def settings_variables() -> set[str]:
-    return {name.upper() for name in Settings.model_fields}
 
 
 def test_every_variable_given_is_a_setting_the_service_reads() -> None:
