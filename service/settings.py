@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -18,9 +18,6 @@ from service.adapters.kafka_connection import (
 from service.adapters.oauth_tokens import FileTokenProvider, TokenProvider, provider_from
 from service.adapters.topic_plan import FOREVER, TopicKind, TopicSettings
 from service.app.auth import AuthMode, TokenVerifier
-
-if TYPE_CHECKING:
-    from service.adapters.tracing import Tracing
 from service.errors import ConfigurationError
 
 # Where `make run` puts its embedded servers; the CLI defaults match so it works with no setup.
@@ -170,11 +167,8 @@ class Settings(BaseSettings):
     log_format: Literal["text", "json"] = Field(
         default="text", description="`json`: one JSON object per line, for log pipelines."
     )
-    tracing_enabled: bool = Field(
-        default=False,
-        description="Export OpenTelemetry traces over OTLP/HTTP to OTEL_EXPORTER_OTLP_ENDPOINT.",
-    )
-    otel_service_name: str = "order-lifecycle-service"
+    # Tracing is configured by the standard OTEL_* variables, read where the OpenTelemetry SDK
+    # reads them, from the environment itself (tracing_from below).
     auth_mode: AuthMode = Field(
         default=AuthMode.REQUIRED,
         description="off: the envelope's actor is believed; verify: a token, when sent, must be"
@@ -351,12 +345,3 @@ class Settings(BaseSettings):
             "no master key: set MASTER_KEY_FILE (a file with a base64 32-byte key, e.g."
             " `head -c 32 /dev/urandom | base64 > master.key`) or MASTER_KEY"
         )
-
-
-def tracing_from(settings: Settings) -> Tracing | None:
-    """The service's tracing when TRACING_ENABLED, else None (and OpenTelemetry not imported)."""
-    if not settings.tracing_enabled:
-        return None
-    from service.adapters.tracing import Tracing
-
-    return Tracing(settings.otel_service_name)

@@ -493,7 +493,6 @@ def service_env(s: Settings) -> dict[str, str]:
         },
         "READY_MAX_BATCH_SECONDS": str(s.ready_max_batch_seconds),
         "LOG_FORMAT": s.log_format,
-        "TRACING_ENABLED": str(s.tracing_enabled).lower(),
         "MIGRATE_ON_START": str(s.migrate_on_start).lower(),
         "RELAY_IN_PROCESS": str(s.relay_in_process).lower(),
         **master,

@@ -161,23 +161,35 @@ class OutboxRelay:
         if not rows:
             return 0
         deliveries: list[asyncio.Future[object]] = []
-        spans: list[Span] = []
+        tracing = self._tracing
         for row in rows:
             headers = decode_headers(row["headers"])
-            if self._tracing is not None:
-                span, headers = self._tracing.publishing(row["topic"], headers)
-                spans.append(span)
+            span: Span | None = None
+            if tracing is not None:
+                span, headers = tracing.sending(
+                    row["topic"], row["message_key"], headers, tombstone=row["payload"] is None
+                )
             try:
                 # A null payload is a state topic's tombstone: a record without a value.
-                deliveries.append(
-                    await self._producer.send(
-                        row["topic"], value=row["payload"], key=row["message_key"], headers=headers
-                    )
+                delivery = await self._producer.send(
+                    row["topic"], value=row["payload"], key=row["message_key"], headers=headers
                 )
             except Exception as error:
+                if tracing is not None and span is not None:
+                    tracing.not_sent(span, error)
                 if not self._is_reply(row["topic"]):
                     raise
-                deliveries.append(_failed(error))
+                delivery = _failed(error)
+            except BaseException as error:  # cancelled while the producer's buffer was full
+                if tracing is not None and span is not None:
+                    tracing.not_sent(span, error)
+                raise
+            else:
+                if tracing is not None and span is not None:
+                    # Ends the span when the broker answers, whether or not this cycle gets as
+                    # far as awaiting the answer.
+                    tracing.sent(span, delivery)
+            deliveries.append(delivery)
         done: list[int] = []
         try:
             for row, delivery in zip(rows, deliveries, strict=True):
@@ -190,8 +202,6 @@ class OutboxRelay:
         finally:
             # Delete what the broker confirmed, even when a later send failed; the rest is
             # published again on the next cycle, in order.
-            for span in spans:
-                span.end()
             if done:
                 await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", done)
                 self.status.published_total += len(done)

@@ -116,12 +116,16 @@ def _positions(batch: list[IncomingMessage]) -> dict[TopicPartition, int]:
     }
 
 
-async def _commit(consumer: Any, positions: dict[TopicPartition, int]) -> None:
+async def _commit(
+    consumer: Any, positions: dict[TopicPartition, int], tracing: Tracing | None
+) -> None:
     """Commit each partition of the batch once. Never `message.ack()`: FastStream's ack is a
     bare commit of every position the consumer has fetched."""
     try:
         await consumer.commit(positions)
     except (CommitFailedError, IllegalStateError, KafkaError) as error:
+        if tracing is not None:  # handled, but the commit span still failed
+            tracing.failed(error)
         log.warning(
             "offset commit for %s failed (%s); its commands will be redelivered and deduplicated",
             sorted(str(tp) for tp in positions),
@@ -171,6 +175,12 @@ def create_app(settings: Settings | None = None) -> AsgiFastStream:
         logger=FASTSTREAM_LOG,
     )
 
+    # Per commands topic, for the spans of its batches.
+    consumer_groups = {
+        family.topics.commands: family.consumer_group(settings.consumer_group)
+        for family in runtime.families
+    }
+
     async def on_commands(message: KafkaMessage) -> None:
         records = message.raw_message
         assert isinstance(records, tuple), "the command subscriber is a batch subscriber"
@@ -178,10 +188,9 @@ def create_app(settings: Settings | None = None) -> AsgiFastStream:
             return
         batch = [_incoming(record) for record in records]
         tracing = runtime.tracing
+        group = consumer_groups[batch[0].topic]
         async with runtime.consumer.deciding(batch[0].source):
-            with _traced(
-                tracing, lambda t: t.consuming(batch[0].topic, [m.headers for m in batch])
-            ):
+            with _traced(tracing, lambda t: t.processing(group, batch)):
                 try:
                     with _traced(tracing, lambda t: t.step("decide")):
                         await runtime.processor(batch[0].topic).process_batch(batch)
@@ -189,8 +198,8 @@ def create_app(settings: Settings | None = None) -> AsgiFastStream:
                     log.warning("stopping: %d commands left uncommitted for redelivery", len(batch))
                     return
                 positions = _positions(batch)
-                with _traced(tracing, lambda t: t.step("commit offsets")):
-                    await _commit(message.consumer, positions)
+                with _traced(tracing, lambda t: t.settling(group, batch)):
+                    await _commit(message.consumer, positions, tracing)
         runtime.consumer.processed_total += len(batch)
         if runtime.metrics is not None:
             _record_lag(runtime.metrics, message.consumer, positions)
@@ -200,7 +209,7 @@ def create_app(settings: Settings | None = None) -> AsgiFastStream:
         commands = family.topics.commands
         broker.subscriber(
             commands,
-            group_id=family.consumer_group(settings.consumer_group),
+            group_id=consumer_groups[commands],
             batch=True,
             max_records=settings.batch_max_records,
             batch_timeout_ms=settings.batch_wait_ms,

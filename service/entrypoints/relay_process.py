@@ -27,11 +27,12 @@ from pydantic import SecretStr
 
 from service.adapters.kafka import make_producer
 from service.adapters.relay import OutboxRelay, RelayStatus
+from service.adapters.tracing_config import tracing_from
 from service.devstack.processes import stop_server
 from service.entrypoints.metrics import relay_metrics
 from service.entrypoints.relay_health import RelayHealth
 from service.entrypoints.restarts import RestartBackoff
-from service.settings import Settings, tracing_from
+from service.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -52,11 +53,13 @@ async def run_relay(
     """Publish the outbox until SIGTERM or SIGINT, or until the parent holding the other end
     of `parent_pipe` is gone; with `serve_health`, answer health and metrics on
     HEALTH_HOST:HEALTH_PORT meanwhile."""
+    # Before the producer starts: a tracing configuration it cannot honour stops the relay
+    # with nothing to clean up.
+    tracing = tracing_from()
     producer = make_producer(
         settings.kafka_connection(), idempotent=settings.kafka_idempotent_producer
     )
     await producer.start()
-    tracing = tracing_from(settings)
     relay = OutboxRelay(
         settings.database_url,
         producer,

@@ -24,6 +24,7 @@ from service.adapters.dedicated import can_store
 from service.adapters.kafka import TopicCheck, ensure_topics
 from service.adapters.topic_directory import KafkaTopicDirectory
 from service.adapters.topic_plan import of_families
+from service.adapters.tracing_config import tracing_from
 from service.adapters.unit_of_work import PostgresStore
 from service.app.auth import Gate, TokenVerifier
 from service.app.family import Family
@@ -37,7 +38,7 @@ from service.entrypoints.metrics import ServiceMetrics
 from service.entrypoints.relay_process import RelayProcess
 from service.entrypoints.schema import prepare_schema
 from service.errors import ConfigurationError
-from service.settings import Settings, tracing_from
+from service.settings import Settings
 
 if TYPE_CHECKING:
     from service.adapters.tracing import Tracing
@@ -105,7 +106,7 @@ class Runtime:
             DocumentDecider(family, movements) for family in registered(self.settings)
         )
         self.metrics = ServiceMetrics(self.families) if self.settings.metrics_enabled else None
-        self.tracing = tracing_from(self.settings)
+        self.tracing = tracing_from()
 
     @property
     def families(self) -> tuple[Family[Any], ...]:

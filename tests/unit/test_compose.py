@@ -25,13 +25,6 @@ GRAFANA_PROVISIONING = PurePosixPath("/etc/grafana/provisioning")
 PROMETHEUS_CONFIG = PurePosixPath("/etc/prometheus/prometheus.yml")
 PROMETHEUS_PORT = 9090
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
-OTEL_EXPORTER_VARIABLES = {
-    "OTEL_EXPORTER_OTLP_ENDPOINT",
-    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
-    "OTEL_EXPORTER_OTLP_PROTOCOL",
-}
-"""Read by the OpenTelemetry exporter itself, not by Settings (see TRACING_ENABLED): the
-service documents them, so compose.yaml may set them."""
 
 Document = dict[str, Any]
 
@@ -139,7 +132,7 @@ def test_the_service_leaves_migrations_to_migrate() -> None:
 
 def test_every_variable_given_is_a_setting_the_service_reads() -> None:
     for name in ("service", "migrate"):
-        unknown = set(environment(name)) - settings_variables() - OTEL_EXPORTER_VARIABLES
+        unknown = set(environment(name)) - settings_variables()
         assert not unknown, f"{name}: not settings of the service: {sorted(unknown)}"
 
 
