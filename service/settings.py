@@ -16,7 +16,14 @@ from service.adapters.kafka_connection import (
     SecurityProtocol,
 )
 from service.adapters.oauth_tokens import FileTokenProvider, TokenProvider, provider_from
-from service.adapters.topic_plan import FOREVER, TopicKind, TopicSettings
+from service.adapters.topic_plan import (
+    FOREVER,
+    SHORTEST_RETENTION_HOURS,
+    TopicKind,
+    TopicSettings,
+    default_commands_retention,
+    longest_kept,
+)
 from service.app.auth import AuthMode, TokenVerifier
 from service.errors import ConfigurationError
 
@@ -44,16 +51,20 @@ class Settings(BaseSettings):
         description="min.insync.replicas of every topic the service creates. Unset: 2 with three"
         " replicas or more, else 1.",
     )
-    topic_commands_retention_hours: Annotated[float, Field(gt=0)] | None = Field(
-        default=None,
-        description="How long commands topics keep messages. Unset: INBOX_RETENTION_HOURS, the"
-        " most it may be, so that no redelivery can outlive the memory of a command id.",
+    topic_commands_retention_hours: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = (
+        Field(
+            default=None,
+            description="How long commands topics keep messages (their plaintext, personal data"
+            " included). Unset: 24, or less where INBOX_RETENTION_HOURS is short: with the"
+            " segment roll (a quarter of it) it must fit in INBOX_RETENTION_HOURS, so that no"
+            " redelivery can outlive the memory of a command id.",
+        )
     )
-    topic_outcomes_retention_hours: float = Field(
+    topic_outcomes_retention_hours: Annotated[float, Field(allow_inf_nan=False)] = Field(
         default=7 * 24,
         description="How long events, rejections, previews and movements are kept; -1: for ever.",
     )
-    topic_dead_letters_retention_hours: float = Field(
+    topic_dead_letters_retention_hours: Annotated[float, Field(allow_inf_nan=False)] = Field(
         default=14 * 24,
         description="How long dead-letter topics keep messages; -1: for ever.",
     )
@@ -265,15 +276,24 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _commands_outlive_no_command_id(self) -> Settings:
         commands = self.topic_commands_retention_hours
-        if commands is not None and commands > self.inbox_retention_hours:
+        if commands is not None and longest_kept(commands) > self.inbox_retention_hours:
             raise ValueError(
-                "TOPIC_COMMANDS_RETENTION_HOURS must not exceed INBOX_RETENTION_HOURS: a command"
-                " still on its topic after its id is forgotten would be decided again if read again"
+                f"TOPIC_COMMANDS_RETENTION_HOURS={commands:g} keeps a command up to"
+                f" {longest_kept(commands):g} hours (its segment rolls after a quarter of it),"
+                f" more than INBOX_RETENTION_HOURS={self.inbox_retention_hours:g}: a command still"
+                " on its topic after its id is forgotten would be decided again if read again"
             )
-        for name in ("topic_outcomes_retention_hours", "topic_dead_letters_retention_hours"):
+        for name in (
+            "topic_commands_retention_hours",
+            "topic_outcomes_retention_hours",
+            "topic_dead_letters_retention_hours",
+        ):
             hours = getattr(self, name)
-            if hours != FOREVER and hours <= 0:
-                raise ValueError(f"{name.upper()} must be more than 0 hours, or -1 (for ever)")
+            if hours is not None and hours != FOREVER and hours < SHORTEST_RETENTION_HOURS:
+                raise ValueError(
+                    f"{name.upper()} must be at least {SHORTEST_RETENTION_HOURS:g} hours"
+                    " (a minute), or -1 (for ever)"
+                )
         return self
 
     def topics(self) -> TopicSettings:
@@ -284,7 +304,7 @@ class Settings(BaseSettings):
             min_insync_replicas=self.topic_min_insync_replicas,
             retention_hours={
                 TopicKind.COMMANDS: self.topic_commands_retention_hours
-                or self.inbox_retention_hours,
+                or default_commands_retention(self.inbox_retention_hours),
                 TopicKind.OUTCOMES: self.topic_outcomes_retention_hours,
                 TopicKind.DEAD_LETTERS: self.topic_dead_letters_retention_hours,
             },

@@ -10,7 +10,7 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import TopicAlreadyExistsError, for_code
 
 from service.adapters.kafka_connection import KafkaConnection
 from service.adapters.topic_plan import (
@@ -49,8 +49,9 @@ class TopicCheck:
     replication_factor: int
     created: tuple[str, ...] = ()
     differences: Mapping[str, Sequence[str]] = field(default_factory=dict)
-    unchecked: str | None = None
-    """Why existing topics could not be described (an ACL refusing DescribeConfigs, say)."""
+    unchecked: Mapping[str, str] = field(default_factory=dict)
+    """Existing topics that could not be described, with the error's name (an ACL refusing
+    DescribeConfigs, say); the broker's message is left out, it is not the service's to show."""
 
     def report(self) -> dict[str, Any]:
         """For /health."""
@@ -59,8 +60,8 @@ class TopicCheck:
             "replication_factor": self.replication_factor,
             "differences": {name: list(found) for name, found in self.differences.items()},
         }
-        if self.unchecked is not None:
-            report["unchecked"] = self.unchecked
+        if self.unchecked:
+            report["unchecked"] = dict(self.unchecked)
         return report
 
 
@@ -85,9 +86,10 @@ async def ensure_topics(
         replicas = next(iter(specs.values())).replication_factor if specs else 0
         if replicas < PRODUCTION_REPLICATION_FACTOR and not replication_set:
             log.warning(
-                "the Kafka cluster has %d broker(s): topics are created with %d replica(s);"
-                " losing a broker loses outcomes the outbox has already deleted. Production"
-                " needs %d brokers or more (or set TOPIC_REPLICATION_FACTOR to say this is meant)",
+                "the Kafka cluster reports %d live broker(s): topics are created with %d"
+                " replica(s); losing a broker loses outcomes the outbox has already deleted."
+                " Production needs %d brokers or more (set TOPIC_REPLICATION_FACTOR to say"
+                " this is meant)",
                 brokers,
                 replicas,
                 PRODUCTION_REPLICATION_FACTOR,
@@ -98,14 +100,18 @@ async def ensure_topics(
             await _create(admin, {name: specs[name] for name in missing})
         present = {name: spec for name, spec in specs.items() if name in existing}
         try:
-            found = await _describe(admin, sorted(present))
-        except Exception as error:  # a broker or ACL that refuses to describe: not fatal
-            log.warning("could not check the settings of existing topics: %s", error)
-            return TopicCheck(brokers, replicas, tuple(missing), unchecked=str(error))
+            found, unchecked = await _describe(admin, sorted(present))
+        except Exception as error:  # a broker that refuses to describe at all: not fatal
+            found, unchecked = {}, {name: type(error).__name__ for name in present}
+        if unchecked:
+            log.warning(
+                "could not check the settings of topics %s",
+                ", ".join(f"{name} ({why})" for name, why in sorted(unchecked.items())),
+            )
         drift = {
             name: found_differences
             for name, spec in present.items()
-            if (found_differences := differences(spec, found[name]))
+            if name in found and (found_differences := differences(spec, found[name]))
         }
         for name, found_differences in drift.items():
             log.warning(
@@ -113,7 +119,7 @@ async def ensure_topics(
                 name,
                 "; ".join(found_differences),
             )
-        return TopicCheck(brokers, replicas, tuple(missing), drift)
+        return TopicCheck(brokers, replicas, tuple(missing), drift, unchecked)
     finally:
         await admin.close()
 
@@ -136,17 +142,24 @@ async def _create(admin: AIOKafkaAdminClient, specs: Mapping[str, TopicSpec]) ->
     log.info("created topics %s", ", ".join(specs))
 
 
-async def _describe(admin: AIOKafkaAdminClient, names: Sequence[str]) -> dict[str, FoundTopic]:
+async def _describe(
+    admin: AIOKafkaAdminClient, names: Sequence[str]
+) -> tuple[dict[str, FoundTopic], dict[str, str]]:
+    """How each topic is, and those the broker would not describe with the error's name. A
+    broker answers a refused or unknown topic with an error code of its own, not an exception."""
     if not names:
-        return {}
-    metadata = await admin.describe_topics(list(names))
-    shape = {
-        topic["topic"]: (
-            len(topic["partitions"]),
-            min((len(p["replicas"]) for p in topic["partitions"]), default=0),
+        return {}, {}
+    unchecked: dict[str, str] = {}
+    shape: dict[str, tuple[int, int]] = {}
+    for topic in await admin.describe_topics(list(names)):
+        if topic["error_code"]:
+            unchecked[topic["topic"]] = for_code(topic["error_code"]).__name__
+            continue
+        partitions = topic["partitions"]
+        shape[topic["topic"]] = (
+            len(partitions),
+            min((len(p["replicas"]) for p in partitions), default=0),
         )
-        for topic in metadata
-    }
     responses = await admin.describe_configs(
         [ConfigResource(ConfigResourceType.TOPIC, name) for name in names]
     )
@@ -154,8 +167,17 @@ async def _describe(admin: AIOKafkaAdminClient, names: Sequence[str]) -> dict[st
     for response in responses:
         # (error_code, error_message, resource_type, resource_name, config_entries), each
         # entry starting (name, value, ...), in every version of DescribeConfigs.
-        for _, _, _, name, entries in response.resources:
+        for code, _, _, name, entries in response.resources:
+            if code:
+                unchecked.setdefault(name, for_code(code).__name__)
+                continue
             configs[name] = {entry[0]: entry[1] for entry in entries if entry[1] is not None}
-    return {
-        name: FoundTopic(*shape.get(name, (0, 0)), configs=configs.get(name, {})) for name in names
+    found = {
+        name: FoundTopic(*shape[name], configs=configs[name])
+        for name in names
+        if name not in unchecked and name in shape and name in configs
     }
+    for name in names:
+        if name not in found:
+            unchecked.setdefault(name, "not described")
+    return found, unchecked

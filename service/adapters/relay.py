@@ -167,7 +167,7 @@ class OutboxRelay:
             span: Span | None = None
             if tracing is not None:
                 span, headers = tracing.sending(
-                    row["topic"], row["message_key"], headers, tombstone=row["payload"] is None
+                    row["topic"], headers, tombstone=row["payload"] is None
                 )
             try:
                 # A null payload is a state topic's tombstone: a record without a value.

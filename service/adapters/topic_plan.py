@@ -26,6 +26,26 @@ one more be down for maintenance) without losing an acknowledged message."""
 FOREVER = -1
 """A retention that never deletes (Kafka's `retention.ms=-1`)."""
 
+SHORTEST_RETENTION_HOURS = 1 / 60
+
+COMMANDS_RETENTION_HOURS = 24.0
+"""How long commands topics keep messages unless set: they hold what senders wrote, personal
+data in plaintext included, which an erasure cannot reach; a day covers any redelivery."""
+
+COMMANDS_SEGMENTS_PER_RETENTION = 4
+"""Kafka deletes a segment only once it has rolled and its newest message has aged out: with a
+segment rolled every quarter of the retention, a command is kept at most 1.25 times it."""
+
+
+def longest_kept(retention_hours: float) -> float:
+    """The longest a commands topic keeps a message, with its segment roll."""
+    return retention_hours * (1 + 1 / COMMANDS_SEGMENTS_PER_RETENTION)
+
+
+def default_commands_retention(inbox_retention_hours: float) -> float:
+    """A day, or less where the inbox forgets command ids sooner."""
+    return min(COMMANDS_RETENTION_HOURS, inbox_retention_hours / longest_kept(1.0))
+
 
 class TopicKind(StrEnum):
     COMMANDS = "commands"
@@ -94,10 +114,12 @@ def plan(
     topics: Mapping[str, TopicKind], settings: TopicSettings, brokers: int
 ) -> dict[str, TopicSpec]:
     """The spec of every topic, for a cluster of `brokers` brokers."""
+    if brokers < 1:
+        raise TopicPlanError("the Kafka cluster reports no broker")
     replicas, in_sync = settings.replication_for(brokers)
     if replicas > brokers:
         raise TopicPlanError(
-            f"TOPIC_REPLICATION_FACTOR={replicas} but the cluster has {brokers} broker(s)"
+            f"TOPIC_REPLICATION_FACTOR={replicas} but the cluster reports {brokers} broker(s)"
         )
     if in_sync > replicas:
         raise TopicPlanError(
@@ -118,7 +140,13 @@ def _configs(kind: TopicKind, settings: TopicSettings, in_sync: int) -> dict[str
         return configs
     hours = settings.retention_hours[kind]
     configs["cleanup.policy"] = "delete"
-    configs["retention.ms"] = str(FOREVER if hours == FOREVER else round(hours * 3_600_000))
+    retention_ms = FOREVER if hours == FOREVER else round(hours * 3_600_000)
+    configs["retention.ms"] = str(retention_ms)
+    if kind is TopicKind.COMMANDS and retention_ms != FOREVER:
+        # Age counted from when the broker appended a command, not from a timestamp its sender
+        # chose (one far in the future would keep its segment, and every command in it).
+        configs["message.timestamp.type"] = "LogAppendTime"
+        configs["segment.ms"] = str(max(60_000, retention_ms // COMMANDS_SEGMENTS_PER_RETENTION))
     return configs
 
 

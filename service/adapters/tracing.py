@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry.context import Context
@@ -30,7 +30,6 @@ from opentelemetry.semconv._incubating.attributes.messaging_attributes import (
     MESSAGING_CONSUMER_GROUP_NAME,
     MESSAGING_DESTINATION_NAME,
     MESSAGING_DESTINATION_PARTITION_ID,
-    MESSAGING_KAFKA_MESSAGE_KEY,
     MESSAGING_KAFKA_MESSAGE_TOMBSTONE,
     MESSAGING_KAFKA_OFFSET,
     MESSAGING_OPERATION_NAME,
@@ -40,12 +39,14 @@ from opentelemetry.semconv._incubating.attributes.messaging_attributes import (
     MessagingSystemValues,
 )
 from opentelemetry.semconv.attributes.error_attributes import ERROR_TYPE
+from opentelemetry.semconv.attributes.exception_attributes import EXCEPTION_TYPE
 from opentelemetry.trace import (
     Link,
     Span,
     SpanKind,
     Status,
     StatusCode,
+    Tracer,
     get_current_span,
     set_span_in_context,
 )
@@ -59,7 +60,7 @@ from service.adapters.tracing_config import (
     TraceExporter,
     TracingConfig,
 )
-from service.errors import ConfigurationError
+from service.errors import ConfigurationError, ProcessingAbandonedError
 
 if TYPE_CHECKING:
     from service.app.incoming import IncomingMessage
@@ -116,11 +117,42 @@ def _resource() -> Resource:
 
 
 def _failed(span: Span, error: BaseException) -> None:
-    """The span's operation failed, as the conventions record it: ERROR status, the exception
-    as an event, and its class as error.type (low cardinality, as the conventions ask)."""
-    span.record_exception(error)
-    span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
-    span.set_attribute(ERROR_TYPE, type(error).__qualname__)
+    """The span's operation failed: ERROR status and the exception's class as error.type (low
+    cardinality, as the conventions ask). Not its message nor its stack trace: a database
+    error's DETAIL repeats the row it refused, a validation error the value it refused, and
+    traces go where personal data must not (the log has what an operator needs)."""
+    name = type(error).__qualname__
+    span.add_event("exception", {EXCEPTION_TYPE: name})
+    span.set_status(Status(StatusCode.ERROR, name))
+    span.set_attribute(ERROR_TYPE, name)
+
+
+class _NoExceptionText(TracerProvider):
+    """The database instrumentation's tracer provider, whose spans never record an
+    exception's text (the SDK records it by default): see `_failed`. The instrumentation still
+    marks a failed call's span ERROR, with its error.type."""
+
+    def get_tracer(self, *args: Any, **kwargs: Any) -> Tracer:
+        return _QuietTracer(super().get_tracer(*args, **kwargs))
+
+
+class _QuietTracer(Tracer):
+    def __init__(self, tracer: Tracer) -> None:
+        self._tracer = tracer
+
+    def start_span(self, *args: Any, **kwargs: Any) -> Span:
+        return self._tracer.start_span(*args, **{**kwargs, **_QUIET})
+
+    # The API declares its own context-manager type; a plain one behaves alike for a `with`.
+    @contextmanager
+    def start_as_current_span(  # type: ignore[override]
+        self, *args: Any, **kwargs: Any
+    ) -> Iterator[Span]:
+        with self._tracer.start_as_current_span(*args, **{**kwargs, **_QUIET}) as span:
+            yield span
+
+
+_QUIET = {"record_exception": False, "set_status_on_exception": False}
 
 
 def _one_partition(partitions: set[int]) -> Attributes:
@@ -141,7 +173,7 @@ class Tracing:
         # the relay's polls, health checks and key refreshes would otherwise each start a trace
         # of their own, several a second, drowning the ones that matter. It shares the
         # processors, which the main provider alone shuts down (hence no exit hook of its own).
-        self._database_provider = TracerProvider(
+        self._database_provider = _NoExceptionText(
             resource=resource, sampler=ParentBased(root=ALWAYS_OFF), shutdown_on_exit=False
         )
         for processor in processors:
@@ -175,7 +207,9 @@ class Tracing:
         ) as span:
             try:
                 yield span
-            except Exception as error:  # not a cancellation: a stopping service is no failure
+            except ProcessingAbandonedError:  # a stopping service is no failure
+                raise
+            except Exception as error:  # not a cancellation either, for the same reason
                 _failed(span, error)
                 raise
 
@@ -229,7 +263,7 @@ class Tracing:
         _failed(get_current_span(), error)
 
     def sending(
-        self, topic: str, key: bytes | None, headers: Headers, *, tombstone: bool = False
+        self, topic: str, headers: Headers, *, tombstone: bool = False
     ) -> tuple[Span, list[tuple[str, bytes]]]:
         """Start the span of one outcome's publication, a child of the trace its headers carry,
         and the headers to send it with (its trace context now this span's). Hand it to `sent`
@@ -240,12 +274,10 @@ class Tracing:
             MESSAGING_OPERATION_NAME: "send",
             MESSAGING_DESTINATION_NAME: topic,
         }
-        # Keys are document, command and stock-item ids, never personal data (a sealed dead
-        # letter is keyed by where it came from). One that is not text has no canonical string
-        # form, and the conventions then leave it out.
-        if key:
-            with suppress(UnicodeDecodeError):
-                attributes[MESSAGING_KAFKA_MESSAGE_KEY] = key.decode("utf-8")
+        # No message key: the conventions make it optional, and keys are chosen by senders
+        # (a rejection is keyed by the document id a command named, a dead letter of a family
+        # without personal data by the key it came with) or name a customer (an erasure's
+        # receipt); the trace store is no place for either, and erasure never reaches it.
         if tombstone:
             attributes[MESSAGING_KAFKA_MESSAGE_TOMBSTONE] = True
         span = self._tracer.start_span(

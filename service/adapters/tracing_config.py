@@ -16,6 +16,7 @@ traces do not try to reach a collector that is not there."""
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -26,6 +27,8 @@ from service.errors import ConfigurationError
 if TYPE_CHECKING:
     from service.adapters.tracing import Tracing
 
+log = logging.getLogger(__name__)
+
 TraceExporter = Literal["otlp", "console"]
 OtlpProtocol = Literal["http/protobuf", "grpc"]
 
@@ -34,8 +37,9 @@ TRACES_EXPORTER = "OTEL_TRACES_EXPORTER"
 PROTOCOL = "OTEL_EXPORTER_OTLP_PROTOCOL"
 TRACES_PROTOCOL = "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"
 RETIRED_SWITCH = "TRACING_ENABLED"
-"""The service's own switch before it followed the standard; refused, never ignored, so that a
-deployment that still sets it learns that its traces stopped."""
+"""The service's own switch before it followed the standard. Set true, it is refused, never
+ignored, so that a deployment that still sets it learns that its traces stopped; set false it
+asked for nothing, and is only warned about (a leftover must not stop a rollout)."""
 
 DEFAULT_OTLP_PROTOCOL: OtlpProtocol = "http/protobuf"
 """The specification's recommended default (the Python SDK's own is grpc), and what the service
@@ -53,7 +57,12 @@ class TracingConfig:
 def tracing_config(environ: Mapping[str, str]) -> TracingConfig | None:
     """The tracing these environment variables ask for, or None for none. Raises
     ConfigurationError for values the service cannot honour, and for TRACING_ENABLED."""
-    if RETIRED_SWITCH in environ:
+    retired = environ.get(RETIRED_SWITCH)
+    if retired is not None and retired.strip().lower() in ("", "false", "0", "no", "off"):
+        log.warning(
+            "%s is no longer read; remove it (tracing follows OTEL_* variables)", RETIRED_SWITCH
+        )
+    elif retired is not None:
         raise ConfigurationError(
             f"{RETIRED_SWITCH} is no longer read: tracing follows the standard OpenTelemetry"
             f" variables. Set {TRACES_EXPORTER}=otlp (with OTEL_EXPORTER_OTLP_ENDPOINT, and"

@@ -90,7 +90,7 @@ async def test_a_published_row_is_sent_in_its_trace_and_a_refused_one_fails_its_
     assert format(sent.parent.span_id, "016x") == PRODUCER_SPAN_ID
     assert sent.status.status_code is StatusCode.UNSET
     attributes = sent.attributes or {}
-    assert attributes["messaging.kafka.message.key"] == "K"
+    assert "messaging.kafka.message.key" not in attributes  # chosen by senders: left out
     assert attributes["messaging.destination.partition.id"] in {"0", "1", "2"}
     assert attributes["messaging.kafka.offset"] == 0
 

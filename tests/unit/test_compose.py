@@ -208,10 +208,24 @@ def test_every_image_is_pinned_to_a_version() -> None:
     for name, spec in services().items():
         image = spec.get("image")
         assert image is not None or "build" in spec, name
-        if image is None:
+        if image is None or "build" in spec:  # built here: named for this stack, not pulled
             continue
         # The tag follows the colon of the last path segment (a registry may name a port).
         _, colon, tag = image.rpartition("/")[2].partition(":")
         assert colon, f"{name}: {image} names no tag"
         assert tag, f"{name}: {image} names no tag"
-        assert tag != "latest", f"{name}: {image}"
+        # A release, not a moving major line ("17") or "latest".
+        assert re.fullmatch(r"v?\d+\.\d+(\.\d+)?", tag), f"{name}: {image} is not a release"
+
+
+def test_every_port_is_published_on_the_loopback_interface_only() -> None:
+    for name, spec in services().items():
+        for port in spec.get("ports", []):
+            assert str(port).startswith("127.0.0.1:"), f"{name}: {port}"
+
+
+def test_grafana_has_no_login_to_take_over() -> None:
+    environment = service("grafana")["environment"]
+    assert environment["GF_AUTH_ANONYMOUS_ORG_ROLE"] == "Viewer"
+    assert environment["GF_AUTH_DISABLE_LOGIN_FORM"] == "true"
+    assert environment["GF_AUTH_BASIC_ENABLED"] == "false"

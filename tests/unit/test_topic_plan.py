@@ -55,7 +55,7 @@ def test_replicas_follow_the_cluster_up_to_three_with_two_in_sync(
 def test_configured_replication_is_kept_and_checked_against_the_cluster() -> None:
     settings = topic_settings(replication_factor=2, min_insync_replicas=2)
     assert plan({"t": TopicKind.COMMANDS}, settings, 5)["t"].replication_factor == 2
-    with pytest.raises(TopicPlanError, match="TOPIC_REPLICATION_FACTOR=2 but the cluster has 1"):
+    with pytest.raises(TopicPlanError, match="FACTOR=2 but the cluster reports 1 broker"):
         plan({"t": TopicKind.COMMANDS}, settings, 1)
     with pytest.raises(TopicPlanError, match="TOPIC_MIN_INSYNC_REPLICAS=3 is more than"):
         plan(
@@ -75,7 +75,12 @@ def test_each_kind_gets_its_retention_and_cleanup_policy() -> None:
         "retention.ms": str(72 * HOUR_MS),
     }
     assert configs == {
-        "p.orders.commands": {**outcome, "retention.ms": str(168 * HOUR_MS)},
+        "p.orders.commands": {
+            **outcome,
+            "retention.ms": str(168 * HOUR_MS),
+            "segment.ms": str(42 * HOUR_MS),
+            "message.timestamp.type": "LogAppendTime",
+        },
         "p.orders.events": outcome,
         "p.orders.rejections": outcome,
         "p.orders.previews": outcome,
@@ -111,13 +116,23 @@ def test_every_difference_is_named_with_what_the_settings_say() -> None:
 
 
 def test_commands_may_not_outlive_the_memory_of_their_ids() -> None:
-    with pytest.raises(ValidationError, match="must not exceed INBOX_RETENTION_HOURS"):
-        Settings(inbox_retention_hours=24, topic_commands_retention_hours=48)
-    defaulted = Settings(inbox_retention_hours=24).topics()
-    assert defaulted.retention_hours[TopicKind.COMMANDS] == 24
-    with pytest.raises(ValidationError, match="TOPIC_OUTCOMES_RETENTION_HOURS must be more"):
-        Settings(topic_outcomes_retention_hours=0)
-    assert (
-        Settings(topic_outcomes_retention_hours=-1).topics().retention_hours[TopicKind.OUTCOMES]
-        == FOREVER
-    )
+    # Kept up to 1.25 times the retention: the segment rolls after a quarter of it.
+    with pytest.raises(ValidationError, match="keeps a command up to 30 hours"):
+        Settings(inbox_retention_hours=25, topic_commands_retention_hours=24)
+    assert Settings(inbox_retention_hours=30, topic_commands_retention_hours=24)
+    # A day by default: commands hold plaintext personal data an erasure cannot reach.
+    assert Settings().topics().retention_hours[TopicKind.COMMANDS] == 24
+    assert Settings(inbox_retention_hours=10).topics().retention_hours[TopicKind.COMMANDS] == 8
+
+
+@pytest.mark.parametrize("hours", [0, 0.001, float("nan"), float("inf"), -2])
+def test_retention_is_a_minute_or_more_or_for_ever(hours: float) -> None:
+    with pytest.raises(ValidationError, match=r"TOPIC_OUTCOMES_RETENTION_HOURS|finite"):
+        Settings(topic_outcomes_retention_hours=hours)
+    forever = Settings(topic_dead_letters_retention_hours=-1).topics()
+    assert forever.retention_hours[TopicKind.DEAD_LETTERS] == FOREVER
+
+
+def test_no_broker_no_plan() -> None:
+    with pytest.raises(TopicPlanError, match="reports no broker"):
+        plan({"t": TopicKind.OUTCOMES}, topic_settings(), 0)

@@ -5,6 +5,8 @@ honour (TRACING_ENABLED among them) refused with the variable named."""
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from service.adapters.tracing_config import TracingConfig, tracing_config, tracing_from
@@ -108,7 +110,7 @@ def test_an_exporter_the_service_does_not_have_is_refused(value: str) -> None:
     "environ",
     [
         {"TRACING_ENABLED": "true"},
-        {"TRACING_ENABLED": "false"},
+        {"TRACING_ENABLED": "1"},
         {"TRACING_ENABLED": "true", "OTEL_TRACES_EXPORTER": "otlp"},
         {"TRACING_ENABLED": "true", "OTEL_SDK_DISABLED": "true"},
     ],
@@ -127,3 +129,11 @@ def test_the_retired_switch_stops_the_start_and_names_what_replaces_it(
         "OTEL_SDK_DISABLED=true",
     ):
         assert replacement in message
+
+
+def test_the_retired_switch_set_false_asked_for_nothing_and_is_only_warned_about(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.WARNING):
+        assert tracing_from({"TRACING_ENABLED": "false"}) is None
+    assert "TRACING_ENABLED is no longer read; remove it" in caplog.text
