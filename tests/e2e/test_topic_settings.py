@@ -72,19 +72,7 @@ async def test_created_topics_follow_the_settings_of_their_kind(
             "topic_commands_retention_hours": 12.0,
         }
     )
-    service = ServiceProcess(configured, tmp_path / "service.log")
-    service.start()
-    try:
-        await eventually(
-            lambda: _ready(configured.health_port), timeout=60, what="the service ready"
-        )
-        report = await health(configured.health_port)
-    except BaseException:
-        print(service.log())
-        raise
-    finally:
-        service.stop()
-    assert report is not None
+    report, _ = await health_once_ready(configured, tmp_path)
     assert report["checks"]["topics"] == {"brokers": 1, "replication_factor": 1, "differences": {}}
 
     prefix = settings.topic_prefix
@@ -118,16 +106,8 @@ async def _ready(port: int) -> bool:
     return status == 200
 
 
-async def test_a_topic_that_differs_is_reported_in_health_and_left_as_it_is(
-    settings: Settings, tmp_path: Path
-) -> None:
-    topics = DocumentTopics.for_family(PURCHASE_ORDERS, settings.topic_prefix)
-    # As an operator might have made them before the service first ran.
-    await create_topics(
-        settings.kafka_connection(), [topics.events], 1, retention_hours={TopicKind.OUTCOMES: 1.0}
-    )
-    await create_topics(settings.kafka_connection(), [topics.state], settings.topic_partitions)
-
+async def health_once_ready(settings: Settings, tmp_path: Path) -> tuple[dict[str, Any], str]:
+    """`serve` with these settings: its /health once it is ready, and its log."""
     service = ServiceProcess(settings, tmp_path / "service.log")
     service.start()
     try:
@@ -139,6 +119,20 @@ async def test_a_topic_that_differs_is_reported_in_health_and_left_as_it_is(
     finally:
         service.stop()
     assert report is not None
+    return report, service.log()
+
+
+async def test_a_topic_that_differs_is_reported_in_health_and_left_as_it_is(
+    settings: Settings, tmp_path: Path
+) -> None:
+    topics = DocumentTopics.for_family(PURCHASE_ORDERS, settings.topic_prefix)
+    # As an operator might have made them before the service first ran.
+    await create_topics(
+        settings.kafka_connection(), [topics.events], 1, retention_hours={TopicKind.OUTCOMES: 1.0}
+    )
+    await create_topics(settings.kafka_connection(), [topics.state], settings.topic_partitions)
+
+    report, log = await health_once_ready(settings, tmp_path)
     differences = report["checks"]["topics"]["differences"]
     assert differences == {
         topics.events: [
@@ -149,7 +143,6 @@ async def test_a_topic_that_differs_is_reported_in_health_and_left_as_it_is(
     }
     # Reported, not judged: a restart would not change a topic.
     assert report["status"] == "ok"
-    log = service.log()
     assert f"topic {topics.events} differs from the settings (left as it is)" in log
 
     found = await described(settings, [topics.events, topics.state])

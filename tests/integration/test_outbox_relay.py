@@ -5,36 +5,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import MessageSizeTooLargeError
 
-from service.adapters.kafka import make_producer
 from service.adapters.kafka_connection import KafkaConnection
 from service.adapters.relay import OutboxRelay
 from service.devstack.provision import Endpoints
 from tests.support import create_topics, eventually
-
-
-@pytest.fixture
-async def producer(stack: Endpoints) -> AsyncIterator[AIOKafkaProducer]:
-    producer = make_producer(
-        KafkaConnection(stack.kafka_bootstrap_servers),
-        idempotent=stack.kafka_idempotent_producer,
-    )
-    await producer.start()
-    yield producer
-    await producer.stop()
-
-
-@pytest.fixture
-async def topic(stack: Endpoints, topic_prefix: str) -> str:
-    name = f"{topic_prefix}relay"
-    await create_topics(KafkaConnection(stack.kafka_bootstrap_servers), [name], 3)
-    return name
 
 
 async def insert(conn: asyncpg.Connection, topic: str, key: str, value: str) -> int:

@@ -5,7 +5,7 @@ database calls (polls, deletes), outside any trace, are not traced."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 
 import asyncpg
 import pytest
@@ -17,12 +17,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import StatusCode
 
 from service.adapters.headers import encode_headers
-from service.adapters.kafka import make_producer
-from service.adapters.kafka_connection import KafkaConnection
 from service.adapters.relay import OutboxRelay
 from service.adapters.tracing import Tracing
-from service.devstack.provision import Endpoints
-from tests.support import create_topics, eventually
+from tests.support import eventually
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 PRODUCER_SPAN_ID = "00f067aa0ba902b7"
@@ -39,24 +36,6 @@ def tracing(exporter: InMemorySpanExporter) -> Iterator[Tracing]:
     tracing = Tracing([SimpleSpanProcessor(exporter)])
     yield tracing
     tracing.shutdown()
-
-
-@pytest.fixture
-async def producer(stack: Endpoints) -> AsyncIterator[AIOKafkaProducer]:
-    producer = make_producer(
-        KafkaConnection(stack.kafka_bootstrap_servers),
-        idempotent=stack.kafka_idempotent_producer,
-    )
-    await producer.start()
-    yield producer
-    await producer.stop()
-
-
-@pytest.fixture
-async def topic(stack: Endpoints, topic_prefix: str) -> str:
-    name = f"{topic_prefix}traced"
-    await create_topics(KafkaConnection(stack.kafka_bootstrap_servers), [name], 3)
-    return name
 
 
 async def insert(conn: asyncpg.Connection, topic: str, key: str, value: bytes) -> None:
