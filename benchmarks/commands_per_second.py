@@ -91,12 +91,20 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 def cpu_seconds(service_pid: int) -> dict[str, float]:
     """CPU seconds (user + system) used so far by each process of the stack: the service, its
-    relay child, every Postgres process, the broker. A process that exits between two samples
+    relay child, every Postgres process, the broker, and this one, the load generator (it runs
+    apart from the service, as a producer would). A process that exits between two samples
     takes its time with it, so the pool's long-lived backends are what is counted."""
     relay = {
         int(p) for p in Path(f"/proc/{service_pid}/task/{service_pid}/children").read_text().split()
     }
-    used = {"service": 0.0, "relay": 0.0, "postgres": 0.0, "broker": 0.0}
+    own = os.times()  # this process produces the commands and reads the outcomes
+    used = {
+        "service": 0.0,
+        "relay": 0.0,
+        "postgres": 0.0,
+        "broker": 0.0,
+        "load generator": own.user + own.system,
+    }
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue

@@ -5,12 +5,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import TopicAlreadyExistsError, for_code
+from aiokafka.partitioner import DefaultPartitioner, murmur2
 
 from service.adapters.kafka_connection import KafkaConnection
 from service.adapters.topic_plan import (
@@ -28,12 +30,33 @@ from service.errors import ConfigurationError
 log = logging.getLogger(__name__)
 
 
+class RememberingPartitioner:
+    """aiokafka's default partitioner (murmur2 of the key, as Java clients do, so a key lands
+    where any other producer would put it), remembering the hash of recent keys: a document's
+    event and state, and a stock item's movements, come again and again, and the pure-Python
+    murmur2 was a tenth of the relay's time."""
+
+    def __init__(self, remembered: int = 65_536) -> None:
+        self._hash = lru_cache(maxsize=remembered)(murmur2)
+
+    def __call__(self, key: bytes | None, all_partitions: list[int], available: list[int]) -> int:
+        if key is None:
+            chosen: int = _DEFAULT_PARTITIONER(key, all_partitions, available)
+            return chosen
+        hashed: int = self._hash(key)
+        return all_partitions[(hashed & 0x7FFFFFFF) % len(all_partitions)]
+
+
+_DEFAULT_PARTITIONER = DefaultPartitioner()
+
+
 def make_producer(connection: KafkaConnection, *, idempotent: bool) -> AIOKafkaProducer:
     # acks=all: a message counts as published only once every in-sync replica has it.
     return AIOKafkaProducer(
         **connection.client_options("relay"),
         acks="all",
         enable_idempotence=idempotent,
+        partitioner=RememberingPartitioner(),
         linger_ms=2,
         request_timeout_ms=15_000,
         max_request_size=4 * 1024 * 1024,

@@ -1,0 +1,27 @@
+"""The relay's partitioner puts every key where aiokafka's default (and Java's) puts it: a
+document's messages keep one partition, and so their order, whoever produces them."""
+
+from __future__ import annotations
+
+from aiokafka.partitioner import DefaultPartitioner
+from hypothesis import given
+from hypothesis import strategies as st
+
+from service.adapters.kafka import RememberingPartitioner
+
+remembering = RememberingPartitioner(remembered=16)
+
+
+@given(st.lists(st.binary(max_size=40), min_size=1, max_size=50), st.integers(1, 64))
+def test_every_key_lands_where_the_default_partitioner_puts_it(
+    keys: list[bytes], partitions: int
+) -> None:
+    all_partitions = list(range(partitions))
+    for key in keys + keys:  # the second time from memory
+        assert remembering(key, all_partitions, all_partitions) == DefaultPartitioner()(
+            key, all_partitions, all_partitions
+        )
+
+
+def test_a_message_without_a_key_goes_to_an_available_partition() -> None:
+    assert remembering(None, [0, 1, 2], [2]) == 2
