@@ -36,7 +36,7 @@ class RememberingPartitioner:
     event and state, and a stock item's movements, come again and again, and the pure-Python
     murmur2 was a tenth of the relay's time."""
 
-    def __init__(self, remembered: int = 65_536) -> None:
+    def __init__(self, remembered: int = 8_192) -> None:
         self._hash = lru_cache(maxsize=remembered)(murmur2)
 
     def __call__(self, key: bytes | None, all_partitions: list[int], available: list[int]) -> int:
