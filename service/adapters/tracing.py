@@ -155,6 +155,24 @@ class _QuietTracer(Tracer):
 _QUIET = {"record_exception": False, "set_status_on_exception": False}
 
 
+def _batch(
+    operation: MessagingOperationTypeValues,
+    name: str,
+    consumer_group: str,
+    batch: Sequence[IncomingMessage],
+) -> Attributes:
+    """A consumed batch's attributes, as the conventions have them for an operation on it."""
+    return {
+        MESSAGING_SYSTEM: _KAFKA,
+        MESSAGING_OPERATION_TYPE: operation.value,
+        MESSAGING_OPERATION_NAME: name,
+        MESSAGING_DESTINATION_NAME: batch[0].topic,
+        MESSAGING_CONSUMER_GROUP_NAME: consumer_group,
+        MESSAGING_BATCH_MESSAGE_COUNT: len(batch),
+        **_one_partition({message.partition for message in batch}),
+    }
+
+
 def _one_partition(partitions: set[int]) -> Attributes:
     # Conventions: the partition when the operation is on one; a batch may span several.
     if len(partitions) != 1:
@@ -223,34 +241,16 @@ class Tracing:
             span_context = get_current_span(context).get_span_context() if context else None
             if span_context is not None and span_context.is_valid:
                 links.append(Link(span_context))
-        topic = batch[0].topic
-        attributes: Attributes = {
-            MESSAGING_SYSTEM: _KAFKA,
-            MESSAGING_OPERATION_TYPE: MessagingOperationTypeValues.PROCESS.value,
-            MESSAGING_OPERATION_NAME: "process",
-            MESSAGING_DESTINATION_NAME: topic,
-            MESSAGING_CONSUMER_GROUP_NAME: consumer_group,
-            MESSAGING_BATCH_MESSAGE_COUNT: len(batch),
-            **_one_partition({message.partition for message in batch}),
-        }
-        with self._span(f"process {topic}", SpanKind.CONSUMER, attributes, links):
+        attributes = _batch(MessagingOperationTypeValues.PROCESS, "process", consumer_group, batch)
+        with self._span(f"process {batch[0].topic}", SpanKind.CONSUMER, attributes, links):
             yield
 
     @contextmanager
     def settling(self, consumer_group: str, batch: Sequence[IncomingMessage]) -> Iterator[None]:
         """The batch's offsets committed: a settle operation, named as Kafka's conventions
         name an offset commit."""
-        topic = batch[0].topic
-        attributes: Attributes = {
-            MESSAGING_SYSTEM: _KAFKA,
-            MESSAGING_OPERATION_TYPE: MessagingOperationTypeValues.SETTLE.value,
-            MESSAGING_OPERATION_NAME: "commit",
-            MESSAGING_DESTINATION_NAME: topic,
-            MESSAGING_CONSUMER_GROUP_NAME: consumer_group,
-            MESSAGING_BATCH_MESSAGE_COUNT: len(batch),
-            **_one_partition({message.partition for message in batch}),
-        }
-        with self._span(f"commit {topic}", SpanKind.CLIENT, attributes):
+        attributes = _batch(MessagingOperationTypeValues.SETTLE, "commit", consumer_group, batch)
+        with self._span(f"commit {batch[0].topic}", SpanKind.CLIENT, attributes):
             yield
 
     @contextmanager
