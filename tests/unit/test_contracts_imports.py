@@ -11,11 +11,19 @@ from pathlib import Path
 import contracts
 
 ALLOWED_ROOTS = frozenset(
-    {"__future__", "contracts", "pydantic", "pydantic_core", "pydantic_extra_types"}
+    {
+        "__future__",
+        "contracts",
+        "pydantic",
+        "pydantic_core",
+        "pydantic_extra_types",
+        "email_validator",
+    }
 )
-"""Beside the standard library: pydantic, its engine (pydantic_core), and the pydantic project's
-own package of extra types, whose country and currency codes come from pycountry rather than
-from a copy of the ISO lists that would go stale."""
+"""Beside the standard library: pydantic, its engine (pydantic_core), the pydantic project's own
+package of extra types, whose country and currency codes come from pycountry rather than from a
+copy of the ISO lists that would go stale, and email-validator, which pydantic's `email` extra
+installs and whose special-use domain names the e-mail reader takes rather than copies."""
 
 PACKAGE = Path(contracts.__file__).parent
 

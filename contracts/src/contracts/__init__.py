@@ -21,10 +21,11 @@ Why nothing here: the two families name dozens of models each, so one flat names
 long and easy to let drift from the modules, and importing it would build every model even for
 a reader of topic or header names only (those modules need nothing but the standard library).
 
-Depends on pydantic (with its `email` extra, for EmailStr), pydantic-extra-types (country and
-currency codes, from pycountry) and the standard library only. The JSON Schemas and the AsyncAPI
-document checked in here are written by the service repository's `make contracts`; the command
-client and the contract kit are in `contract_tools`, in the same distribution.
+Depends on pydantic (with its `email` extra: e-mail addresses are read by its rules),
+pydantic-extra-types (country and currency codes, from pycountry) and the standard library
+only. The JSON Schemas and the AsyncAPI document checked in here are written by the service
+repository's `make contracts`; the command client and the contract kit are in
+`contract_tools`, in the same distribution.
 """
 
 __all__: list[str] = []

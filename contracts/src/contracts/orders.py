@@ -12,7 +12,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import EmailStr, Field, StrictInt, StringConstraints, TypeAdapter
+from pydantic import Field, StrictInt, StringConstraints, TypeAdapter
 from pydantic_extra_types.country import CountryAlpha2
 from pydantic_extra_types.currency_code import ISO4217
 
@@ -24,6 +24,7 @@ from contracts.common import (
     RejectionMetadata,
     WireModel,
 )
+from contracts.emails import EmailAddress
 
 MAX_ORDER_ITEMS = 500
 
@@ -59,7 +60,7 @@ class Address(WireModel):
     postal_code: Annotated[str, StringConstraints(min_length=1, max_length=20)]
     country: CountryAlpha2 = Field(description="ISO 3166-1 alpha-2, e.g. DE.")
     phone: Phone | None = None
-    email: EmailStr | None = None
+    email: EmailAddress | None = None
 
 
 class OrderItem(WireModel):
