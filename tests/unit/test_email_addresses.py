@@ -42,6 +42,8 @@ def read(adapter: TypeAdapter[str], value: str) -> tuple[str, str | None]:
 @settings(max_examples=600)
 @given(plain_looking | anything)
 @example("ada@example.com")
+@example("INFO@0.com")
+@example("PostMaster@example.com")
 @example("Ada@Example.COM")
 @example("ada@example.test")
 @example("ada@sub.localhost")
@@ -65,6 +67,7 @@ def test_the_common_case_is_decided_without_email_validator() -> None:
     assert plainly_valid("ada.lovelace+orders@mail.example.com")
     assert not plainly_valid("Ada@Example.com")  # email-validator lowercases the domain
     assert not plainly_valid("ada@example.test")  # a special-use name it refuses
+    assert not plainly_valid("Info@example.com")  # an RFC 2142 mailbox it lowercases
 
 
 def test_the_json_schema_is_emailstrs() -> None:

@@ -5,8 +5,8 @@ email-validator checks every character of the domain against Unicode tables (IDN
 25 µs per address. An address made only of a plain ASCII local part and a lowercase ASCII host
 name, none of whose rules it could break, is returned as it is: that is what email-validator
 returns for it. Anything else (capitals in the domain, Unicode, quoting, "Name <address>",
-Punycode, special-use names, lengths near the limits) goes to email-validator, which decides
-and words the error."""
+Punycode, special-use names, RFC 2142 mailboxes it lowercases, lengths near the limits) goes to
+email-validator, which decides and words the error."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import re
 from typing import Annotated
 
 from email_validator import SPECIAL_USE_DOMAIN_NAMES
+from email_validator.rfc_constants import CASE_INSENSITIVE_MAILBOX_NAMES
 from pydantic import AfterValidator, WithJsonSchema
 from pydantic.networks import validate_email
 
@@ -25,6 +26,8 @@ _PLAIN = re.compile(
 _LOCAL_MAX = 64
 _ADDRESS_MAX = 254
 _SPECIAL_USE = tuple(SPECIAL_USE_DOMAIN_NAMES)
+_CASE_INSENSITIVE = frozenset(CASE_INSENSITIVE_MAILBOX_NAMES)
+"""RFC 2142 mailboxes (info, postmaster, ...), which email-validator lowercases."""
 
 
 def plainly_valid(value: str) -> bool:
@@ -35,6 +38,8 @@ def plainly_valid(value: str) -> bool:
         return False
     plain = _PLAIN.fullmatch(value)
     if plain is None or len(plain["local"]) > _LOCAL_MAX:
+        return False
+    if plain["local"].lower() in _CASE_INSENSITIVE:
         return False
     domain = plain["domain"]
     # "--" in a label is Punycode (xn--) or a reserved form: email-validator decides those.
