@@ -14,6 +14,8 @@ from collections.abc import Sequence
 _LENGTH = struct.Struct(">I")
 _KNOWN_NAMES = 256
 """Most names each cache keeps: the service's own, with room for a few dozen of senders'."""
+_LONGEST_KNOWN = 64
+"""Longer names are coded each time: a sender's name can be a megabyte, which no cache keeps."""
 
 _encoded_names: dict[str, bytes] = {}
 """A header name -> its length prefix and UTF-8 bytes."""
@@ -30,7 +32,7 @@ def encode_headers(headers: Sequence[tuple[str, bytes]]) -> bytes:
         if prefixed is None:
             encoded = name.encode("utf-8", "surrogatepass")
             prefixed = pack(len(encoded)) + encoded
-            if len(_encoded_names) < _KNOWN_NAMES:
+            if len(_encoded_names) < _KNOWN_NAMES and len(encoded) <= _LONGEST_KNOWN:
                 _encoded_names[name] = prefixed
         append(prefixed)
         append(pack(len(value)))
@@ -46,15 +48,17 @@ def decode_headers(encoded: bytes) -> list[tuple[str, bytes]]:
     while position < end:
         (length,) = unpack(encoded, position)
         start, position = position + size, position + size + length
-        raw_name = encoded[start:position]
+        raw_name = bytes(encoded[start:position])
         name = _decoded_names.get(raw_name)
         if name is None:
             name = raw_name.decode("utf-8", "surrogatepass")
-            if len(_decoded_names) < _KNOWN_NAMES:
+            if len(_decoded_names) < _KNOWN_NAMES and length <= _LONGEST_KNOWN:
                 _decoded_names[raw_name] = name
         if position + size > end:
             raise ValueError("encoded headers end after a name, without its value")
         (length,) = unpack(encoded, position)
         start, position = position + size, position + size + length
+        if position > end:
+            raise ValueError("encoded headers end inside a value")
         headers.append((name, encoded[start:position]))
     return headers

@@ -43,11 +43,13 @@ class RememberingPartitioner:
         if key is None:
             chosen: int = _DEFAULT_PARTITIONER(key, all_partitions, available)
             return chosen
-        hashed: int = self._hash(key)
+        # Short keys only: a dead letter keeps the key its sender chose, of any length.
+        hashed: int = self._hash(key) if len(key) <= _LONGEST_REMEMBERED else murmur2(key)
         return all_partitions[(hashed & 0x7FFFFFFF) % len(all_partitions)]
 
 
 _DEFAULT_PARTITIONER = DefaultPartitioner()
+_LONGEST_REMEMBERED = 256
 
 
 def make_producer(connection: KafkaConnection, *, idempotent: bool) -> AIOKafkaProducer:

@@ -57,6 +57,39 @@ def test_every_address_reads_as_emailstr_reads_it(value: str) -> None:
     assert read(EMAIL_ADDRESS, value) == read(EMAIL_STR, value)
 
 
+EDGES = [
+    *(
+        f"{name.upper()}@example.com"
+        for name in ("info", "marketing", "sales", "support", "abuse", "noc", "security")
+    ),
+    *(
+        f"{name.capitalize()}@example.com"
+        for name in ("postmaster", "hostmaster", "usenet", "news", "webmaster", "www", "uucp")
+    ),
+    "Ftp@example.com",
+    "a" * 64 + "@" + "b" * 63 + "." + "c" * 63 + "." + "d" * 57 + ".com",  # 254 in all
+    "a" * 64 + "@" + "b" * 63 + "." + "c" * 63 + "." + "d" * 58 + ".com",  # 255
+    "ada@" + "b" * 63 + ".com",
+    "ada@" + "b" * 64 + ".com",
+    "ada@example." + "c" * 63,
+    "a@b.c",
+    "a@x.com.",
+    "a@ab--c.com",
+    "a@xn--bcher-kva.ch",
+    "a@1.com",
+    "a@123.45",
+    ".a@example.com",
+    "a.@example.com",
+    "a..b@example.com",
+    '"a b"@example.com',
+]
+
+
+@pytest.mark.parametrize("value", EDGES)
+def test_edges_of_email_validators_rules_read_as_emailstr_reads_them(value: str) -> None:
+    assert read(EMAIL_ADDRESS, value) == read(EMAIL_STR, value)
+
+
 @given(plain_looking)
 def test_what_is_decided_without_email_validator_is_what_it_returns_unchanged(value: str) -> None:
     if plainly_valid(value):

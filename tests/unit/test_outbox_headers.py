@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from service.adapters import headers as headers_module
 from service.adapters.headers import decode_headers, encode_headers
 
 Headers = list[tuple[str, bytes]]
@@ -41,6 +42,15 @@ def test_many_distinct_names_are_still_coded_right_after_the_caches_fill() -> No
     assert decode_headers(encode_headers(items)) == items
 
 
-def test_a_name_without_its_value_is_refused() -> None:
+def test_a_name_without_its_value_or_a_value_cut_short_is_refused() -> None:
     with pytest.raises(ValueError, match="without its value"):
         decode_headers(struct.pack(">I", 2) + b"ab")
+    with pytest.raises(ValueError, match="inside a value"):
+        decode_headers(struct.pack(">I", 1) + b"a" + struct.pack(">I", 5) + b"ab")
+
+
+def test_a_long_name_is_coded_right_and_kept_by_no_cache() -> None:
+    name = "x" * 100_000
+    kept = (len(headers_module._encoded_names), len(headers_module._decoded_names))
+    assert decode_headers(encode_headers([(name, b"v")])) == [(name, b"v")]
+    assert (len(headers_module._encoded_names), len(headers_module._decoded_names)) == kept

@@ -25,3 +25,11 @@ def test_every_key_lands_where_the_default_partitioner_puts_it(
 
 def test_a_message_without_a_key_goes_to_an_available_partition() -> None:
     assert remembering(None, [0, 1, 2], [2]) == 2
+
+
+def test_a_long_key_is_hashed_each_time_not_remembered() -> None:
+    partitions = list(range(12))
+    key = b"k" * 4096
+    assert remembering(key, partitions, partitions) == DefaultPartitioner()(
+        key, partitions, partitions
+    )

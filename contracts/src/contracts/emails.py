@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from typing import Annotated
 
-from email_validator import SPECIAL_USE_DOMAIN_NAMES
+import email_validator
 from email_validator.rfc_constants import CASE_INSENSITIVE_MAILBOX_NAMES
 from pydantic import AfterValidator, WithJsonSchema
 from pydantic.networks import validate_email
@@ -25,7 +25,6 @@ _PLAIN = re.compile(
 )
 _LOCAL_MAX = 64
 _ADDRESS_MAX = 254
-_SPECIAL_USE = tuple(SPECIAL_USE_DOMAIN_NAMES)
 _CASE_INSENSITIVE = frozenset(CASE_INSENSITIVE_MAILBOX_NAMES)
 """RFC 2142 mailboxes (info, postmaster, ...), which email-validator lowercases."""
 
@@ -45,7 +44,9 @@ def plainly_valid(value: str) -> bool:
     # "--" in a label is Punycode (xn--) or a reserved form: email-validator decides those.
     if "--" in domain:
         return False
-    return not any(domain == name or domain.endswith("." + name) for name in _SPECIAL_USE)
+    # Read each time: email-validator lets its users add names to the list.
+    special_use = email_validator.SPECIAL_USE_DOMAIN_NAMES
+    return not any(domain == name or domain.endswith("." + name) for name in special_use)
 
 
 def email_address(value: str) -> str:
