@@ -156,6 +156,19 @@ class Settings(BaseSettings):
         description="`serve` runs the outbox relay as its child. Set false (or `serve"
         " --no-relay`) when `order-service relay` runs as a deployment of its own.",
     )
+    publish_from_memory: bool = Field(
+        default=True,
+        description="Each instance publishes its outcomes right after their commit, from"
+        " memory; the outbox keeps them until the broker has them, and the relay publishes what"
+        " an instance could not. False leaves everything to the relay, as before.",
+    )
+    outbox_sweep_after_seconds: Annotated[float, Field(gt=0)] = Field(
+        default=30.0,
+        description="How old a message an instance meant to publish from memory must be before"
+        " the relay publishes it instead (its instance died, or cannot reach the broker). Keep"
+        " it above the 25 s an instance may spend on one round, or the relay sends copies of"
+        " what the instance is still sending.",
+    )
     migrate_on_start: bool = Field(
         default=True,
         description="`serve` applies pending migrations at start. Set false where the service's"

@@ -495,6 +495,8 @@ def service_env(s: Settings) -> dict[str, str]:
         "LOG_FORMAT": s.log_format,
         "MIGRATE_ON_START": str(s.migrate_on_start).lower(),
         "RELAY_IN_PROCESS": str(s.relay_in_process).lower(),
+        "PUBLISH_FROM_MEMORY": str(s.publish_from_memory).lower(),
+        "OUTBOX_SWEEP_AFTER_SECONDS": str(s.outbox_sweep_after_seconds),
         **master,
         "AUTH_MODE": s.auth_mode.value,
         "AUTH_ALLOW_CLAIMED_ACTORS": str(s.auth_allow_claimed_actors).lower(),
@@ -513,23 +515,33 @@ class ServiceProcess:
         log_path: Path,
         log_level: str = "WARNING",
         command: Sequence[str] = ("serve",),
+        module: str = "service",
+        env: Mapping[str, str] | None = None,
     ) -> None:
+        """`module` runs instead of the service's own entry point (tests/crash_points.py),
+        with `env` added to the environment the settings give."""
         self._command = tuple(command)
+        self._module = module
+        self._extra_env = dict(env or {})
         self._log_level = log_level
         self._settings = settings
         self._log_path = log_path
         self._process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        env = {**service_env(self._settings), "LOG_LEVEL": self._log_level}
+        env = {**service_env(self._settings), "LOG_LEVEL": self._log_level, **self._extra_env}
         with self._log_path.open("ab") as log:
             self._process = subprocess.Popen(
-                [sys.executable, "-m", "service", *self._command],
+                [sys.executable, "-m", self._module, *self._command],
                 env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
             )
+
+    @property
+    def started(self) -> bool:
+        return self._process is not None
 
     @property
     def returncode(self) -> int | None:

@@ -17,6 +17,9 @@ log = logging.getLogger(__name__)
 MIGRATION_LOCK_ID = 0x0D15_0001
 RELAY_LEADER_LOCK_ID = 0x0D15_0002
 
+OUTBOX_CHANNEL = "outbox_pending"
+"""NOTIFY channel that wakes the relay when rows are left to it."""
+
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.SerializationError,
     asyncpg.DeadlockDetectedError,

@@ -14,7 +14,7 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import TopicAlreadyExistsError, for_code
 from aiokafka.partitioner import DefaultPartitioner, murmur2
 
-from service.adapters.kafka_connection import KafkaConnection
+from service.adapters.kafka_connection import ClientRole, KafkaConnection
 from service.adapters.topic_plan import (
     PRODUCTION_REPLICATION_FACTOR,
     FoundTopic,
@@ -52,16 +52,23 @@ _DEFAULT_PARTITIONER = DefaultPartitioner()
 _LONGEST_REMEMBERED = 256
 
 
-def make_producer(connection: KafkaConnection, *, idempotent: bool) -> AIOKafkaProducer:
+PUBLISHER_BATCH_BYTES = 512 * 1024
+"""The publisher fills whole batches itself; half the broker's default `message.max.bytes`."""
+
+
+def make_producer(
+    connection: KafkaConnection, *, idempotent: bool, role: ClientRole = "relay"
+) -> AIOKafkaProducer:
     # acks=all: a message counts as published only once every in-sync replica has it.
     return AIOKafkaProducer(
-        **connection.client_options("relay"),
+        **connection.client_options(role),
         acks="all",
         enable_idempotence=idempotent,
         partitioner=RememberingPartitioner(),
         linger_ms=2,
         request_timeout_ms=15_000,
         max_request_size=4 * 1024 * 1024,
+        max_batch_size=PUBLISHER_BATCH_BYTES if role == "publisher" else 16_384,
     )
 
 

@@ -32,9 +32,10 @@ from service.errors import ConfigurationError
 
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"]
-ClientRole = Literal["consumer", "relay", "admin", "cli"]
+ClientRole = Literal["consumer", "publisher", "relay", "admin", "cli"]
 """consumer: the service's command consumers (FastStream gives its consumers, producer and
-admin client one id); relay: the outbox relay's producer; admin: topic creation and the reply
+admin client one id); publisher: the producer that publishes outcomes from memory after their
+commit; relay: the outbox relay's producer; admin: topic creation and the reply
 topic directory; cli: clients an operator's command opens (send, tail, dead letters)."""
 
 DEFAULT_CLIENT_ID = "order-lifecycle-service"

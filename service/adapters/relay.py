@@ -1,4 +1,8 @@
-"""The outbox relay: publishes committed outbox rows to Kafka in id order, then marks them.
+"""The outbox relay: publishes committed outbox rows to Kafka in id order, then deletes them.
+
+It publishes the rows left to it, and sweeps those an instance meant to publish from memory
+(service/adapters/direct_publisher.py) once they are older than `sweep_after_seconds`: that
+instance died, or cannot reach the broker.
 
 One relay is active per database at a time (a session advisory lock elects it), so per-key order
 is never broken by two publishers racing. It never tracks a high-water mark: it always reads every
@@ -26,9 +30,8 @@ from aiokafka.errors import (
     UnknownTopicOrPartitionError,
 )
 
-from service.adapters.database import RELAY_LEADER_LOCK_ID
+from service.adapters.database import OUTBOX_CHANNEL, RELAY_LEADER_LOCK_ID
 from service.adapters.headers import decode_headers
-from service.adapters.unit_of_work import OUTBOX_CHANNEL
 from service.app.retry import Retrier, RetryPolicy, described
 from service.errors import ProcessingAbandonedError
 
@@ -85,8 +88,10 @@ class OutboxRelay:
         max_backoff_seconds: float = 5.0,
         reply_prefixes: tuple[str, ...] = (),
         tracing: Tracing | None = None,
+        sweep_after_seconds: float = 10.0,
     ) -> None:
         self._database_url = database_url
+        self._sweep_after = sweep_after_seconds
         self._producer = producer
         self._batch_size = batch_size
         self._poll_interval = poll_interval_seconds
@@ -154,9 +159,22 @@ class OutboxRelay:
 
     async def publish_pending(self, conn: asyncpg.Connection) -> int:
         """Publish one batch of unpublished rows in id order; returns how many were published."""
+        # Rows left to it, and rows meant to be published from memory that are old enough to
+        # sweep; never a row behind a younger one of its topic and key that an instance is
+        # still publishing: it would overtake it.
         rows = await conn.fetch(
-            "SELECT id, topic, message_key, headers, payload FROM outbox ORDER BY id LIMIT $1",
+            """
+            WITH young AS (SELECT clock_timestamp() - $2 * interval '1 second' AS since)
+            SELECT o.id, o.topic, o.message_key, o.headers, o.payload FROM outbox o, young
+            WHERE (NOT o.direct OR o.created_at < young.since)
+              AND NOT EXISTS (
+                SELECT FROM outbox p
+                WHERE p.message_key = o.message_key AND p.topic = o.topic AND p.id < o.id
+                  AND p.direct AND p.created_at >= young.since)
+            ORDER BY o.id LIMIT $1
+            """,
             self._batch_size,
+            self._sweep_after,
         )
         if not rows:
             return 0

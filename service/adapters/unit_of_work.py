@@ -14,8 +14,9 @@ from uuid import UUID
 import asyncpg
 
 from service.adapters.crypto import Keyring, UnknownMasterKey
-from service.adapters.database import TRANSIENT_ERRORS
+from service.adapters.database import OUTBOX_CHANNEL, TRANSIENT_ERRORS
 from service.adapters.dedicated import DEDICATED, PREVIEWS
+from service.adapters.direct_publisher import Committed, DirectPublisher
 from service.adapters.document_store import JsonDocuments
 from service.adapters.headers import encode_headers
 from service.adapters.locks import LockSpace, lock_name, lock_striped
@@ -32,19 +33,27 @@ from service.app.ports import (
 from service.domain.documents import Document
 from service.errors import ConfigurationError, TransientError
 
-OUTBOX_CHANNEL = "outbox_pending"
 S = TypeVar("S", bound=Document)
 _CANNOT_STORE = "documents of kind {!r} have neither a codec nor a repository of their own"
 
 
 class PostgresUnitOfWork:
     def __init__(
-        self, conn: asyncpg.Connection, master: Keyring, dead_letter_retention_hours: float
+        self,
+        conn: asyncpg.Connection,
+        master: Keyring,
+        dead_letter_retention_hours: float,
+        publisher: DirectPublisher | None = None,
     ) -> None:
         self._conn = conn
         self._master = master
         self._dead_letter_retention_hours = dead_letter_retention_hours
         self._repositories: dict[str, Any] = {}
+        self._publisher = publisher
+        self.committed: list[Committed] = []
+        """Rows for the publisher, once the transaction commits."""
+        self.epoch: int | None = None
+        """The publisher's epoch when this transaction first looked at the outbox."""
 
     def documents(self, kind: DocumentKind[S]) -> DocumentRepository[S]:
         repository: DocumentRepository[S] | None = self._repositories.get(kind.name)
@@ -206,23 +215,31 @@ class PostgresUnitOfWork:
     async def answer_many(
         self, answers: Sequence[Answer], extra: Sequence[OutboxMessage] = ()
     ) -> None:
-        # One round trip: outbox rows in the given order, the inbox outcomes, and a NOTIFY that
-        # Postgres delivers at commit to wake the relay before its next poll.
+        # One round trip after the look at the outbox: outbox rows in the given order, the
+        # inbox outcomes, waiting rows left to the relay, and a NOTIFY that Postgres delivers
+        # at commit to wake the relay when anything is left to it.
         messages = [m for answer in answers for m in answer.messages] + list(extra)
-        await self._conn.execute(
+        direct, handed = await self._route(messages)
+        row = await self._conn.fetchrow(
             f"""
             WITH queued AS (
-                INSERT INTO outbox (topic, message_key, headers, payload)
-                SELECT topic, message_key, headers, payload
-                FROM unnest($1::text[], $2::bytea[], $3::bytea[], $4::bytea[]) WITH ORDINALITY
-                    AS m(topic, message_key, headers, payload, position)
+                INSERT INTO outbox (topic, message_key, headers, payload, direct, created_at)
+                SELECT topic, message_key, headers, payload, direct, clock_timestamp()
+                FROM unnest($1::text[], $2::bytea[], $3::bytea[], $4::bytea[], $8::bool[])
+                    WITH ORDINALITY AS m(topic, message_key, headers, payload, direct, position)
                 ORDER BY position
+                RETURNING id, direct
             ), answered AS (
                 UPDATE inbox SET outcome = a.outcome, reply = a.reply
                 FROM unnest($5::text[], $6::text[], $7::bytea[]) AS a(message_key, outcome, reply)
                 WHERE inbox.message_key = a.message_key
+            ), handed AS (
+                UPDATE outbox SET direct = false WHERE id = ANY($9::bigint[]) AND direct
             )
-            SELECT pg_notify('{OUTBOX_CHANNEL}', '') WHERE cardinality($1::text[]) > 0
+            SELECT array(SELECT id FROM queued WHERE direct ORDER BY id) AS direct_ids,
+                (SELECT pg_notify('{OUTBOX_CHANNEL}', '')
+                 WHERE cardinality($9::bigint[]) > 0
+                    OR EXISTS (SELECT FROM queued WHERE NOT direct)) AS woken
             """,
             [m.topic for m in messages],
             [m.key for m in messages],
@@ -231,16 +248,62 @@ class PostgresUnitOfWork:
             [answer.key for answer in answers],
             [answer.outcome.value for answer in answers],
             [answer.summary for answer in answers],
+            direct,
+            handed,
         )
+        # Row ids follow the given order, so the sorted ids of direct rows are theirs in turn.
+        mine = [m for m, published in zip(messages, direct, strict=True) if published]
+        self.committed += [
+            Committed(outbox_id, message)
+            for outbox_id, message in zip(row["direct_ids"], mine, strict=True)
+        ]
+
+    async def _route(self, messages: Sequence[OutboxMessage]) -> tuple[list[bool], list[int]]:
+        """Which messages the publisher sends from memory after the commit, and which waiting
+        rows are left to the relay now. A topic and key of the batch with any row waiting but
+        the publisher's own goes to the relay, with the waiting rows of it that another
+        instance meant to publish from memory, so that the relay publishes them all in id
+        order. The publisher's own rows stay its own: the relay waits for them (relay.py), and
+        handing them over would have the relay send a copy after later messages of the key."""
+        if not messages:
+            return [], []
+        publisher = self._publisher
+        if self.epoch is None:  # the first look at the outbox is the one counted on
+            self.epoch = publisher.epoch if publisher is not None else 0
+        waiting = await self._conn.fetch(
+            "SELECT id, topic, message_key, direct FROM outbox"
+            " WHERE message_key = ANY($1::bytea[])",
+            list({m.key for m in messages}),
+        )
+        blocked: set[tuple[str, bytes]] = set()
+        handed: list[int] = []
+        if waiting:
+            wanted = {(m.topic, m.key) for m in messages}
+            for row in waiting:
+                pair = (row["topic"], row["message_key"])
+                if pair not in wanted or (publisher is not None and publisher.holds(row["id"])):
+                    continue
+                blocked.add(pair)
+                if row["direct"]:
+                    handed.append(row["id"])
+        if publisher is None:
+            return [False] * len(messages), handed
+        taken = publisher.taking()
+        return [taken(m.topic) and (m.topic, m.key) not in blocked for m in messages], handed
 
 
 class PostgresStore:
     def __init__(
-        self, pool: asyncpg.Pool, master: Keyring, dead_letter_retention_hours: float = 336.0
+        self,
+        pool: asyncpg.Pool,
+        master: Keyring,
+        dead_letter_retention_hours: float = 336.0,
+        publisher: DirectPublisher | None = None,
     ) -> None:
         self._pool = pool
         self._master = master
         self._dead_letter_retention_hours = dead_letter_retention_hours
+        self._publisher = publisher
 
     async def reachable(self) -> bool:
         """Whether the database answers now: tells a failing server from a failing command."""
@@ -253,8 +316,15 @@ class PostgresStore:
 
     @asynccontextmanager
     async def unit_of_work(self) -> AsyncIterator[PostgresUnitOfWork]:
-        async with self._connection() as conn, conn.transaction():
-            yield PostgresUnitOfWork(conn, self._master, self._dead_letter_retention_hours)
+        publisher = self._publisher
+        async with self._connection() as conn:
+            async with conn.transaction():
+                uow = PostgresUnitOfWork(
+                    conn, self._master, self._dead_letter_retention_hours, publisher
+                )
+                yield uow
+            if publisher is not None and uow.epoch is not None:  # committed, and it looked
+                publisher.committed(uow.committed, uow.epoch)
 
     @asynccontextmanager
     async def trial_unit_of_work(self) -> AsyncIterator[PostgresUnitOfWork]:

@@ -179,6 +179,11 @@ class EmbeddedKafka:
     def bootstrap_servers(self) -> str:
         return f"127.0.0.1:{self.port}"
 
+    @property
+    def pid(self) -> int | None:
+        """The broker's process while it runs (tests stop and continue it as an outage)."""
+        return self._process.pid if self._process is not None else None
+
     def start(self) -> None:
         listener = f"tcp://127.0.0.1:{self.port}"
         self._process = start_server(

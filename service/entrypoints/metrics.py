@@ -193,6 +193,10 @@ class ServiceMetrics:
         """Report the relay child's own counters, read from its status at each scrape."""
         self.registry.register(_RelayCollector(status))
 
+    def watch_publisher(self, status: Callable[[], Mapping[str, Any]]) -> None:
+        """Report the publisher's counters, read at each scrape."""
+        self.registry.register(_PublisherCollector(status))
+
     def render(self) -> bytes:
         return generate_latest(self.registry)
 
@@ -250,4 +254,22 @@ class _RelayCollector(Collector):
             f"{PREFIX}_relay_leader",
             "1 while this service's relay holds the publishing lock (one relay per database).",
             value=1 if status.get("leader") else 0,
+        )
+
+
+class _PublisherCollector(Collector):
+    def __init__(self, status: Callable[[], Mapping[str, Any]]) -> None:
+        self._status = status
+
+    def collect(self) -> Iterable[Metric]:
+        status = self._status()
+        yield CounterMetricFamily(
+            f"{PREFIX}_published_from_memory_messages",
+            "Outcomes this instance published right after their commit, without the relay.",
+            value=status.get("published_total", 0),
+        )
+        yield CounterMetricFamily(
+            f"{PREFIX}_publisher_failovers",
+            "Times a send failed and this instance left its unpublished outcomes to the relay.",
+            value=status.get("failovers_total", 0),
         )

@@ -69,6 +69,7 @@ async def run_relay(
         max_backoff_seconds=settings.retry_max_backoff_seconds,
         tracing=tracing,
         reply_prefixes=tuple(f"{settings.topic_prefix}{p}" for p in settings.reply_topic_prefixes),
+        sweep_after_seconds=settings.outbox_sweep_after_seconds,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

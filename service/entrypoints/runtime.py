@@ -21,7 +21,8 @@ from service.adapters.crypto import Keyring
 from service.adapters.database import create_pool
 from service.adapters.dead_letters import letter_signer
 from service.adapters.dedicated import can_store
-from service.adapters.kafka import TopicCheck, ensure_topics
+from service.adapters.direct_publisher import DirectPublisher
+from service.adapters.kafka import TopicCheck, ensure_topics, make_producer
 from service.adapters.topic_directory import KafkaTopicDirectory
 from service.adapters.topic_plan import of_families
 from service.adapters.tracing_config import tracing_from
@@ -46,6 +47,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SIGNING_KEYS_REFRESH_SECONDS = 10.0
+PUBLISHER_STOP_SECONDS = 20.0
 
 
 @dataclass
@@ -96,6 +98,9 @@ class Runtime:
     _master_keys: Keyring | None = None
     _signing_task: asyncio.Task[None] | None = None
     _reply_topics: KafkaTopicDirectory | None = None
+    _publisher: DirectPublisher | None = None
+    _publisher_task: asyncio.Task[None] | None = None
+    _publisher_stop: asyncio.Event = field(default_factory=asyncio.Event)
     topics: TopicCheck | None = None
     """The topics as found at start: created, or differing from the settings."""
 
@@ -152,7 +157,11 @@ class Runtime:
             replication_set=s.topic_replication_factor is not None,
         )
         self._pool = await create_pool(s.database_url, s.database_pool_size)
-        store = PostgresStore(self._pool, master, s.dead_letter_retention_hours)
+        if s.publish_from_memory:
+            self._start_publisher(replies.prefixes)
+        store = PostgresStore(
+            self._pool, master, s.dead_letter_retention_hours, publisher=self._publisher
+        )
         async with self._pool.acquire() as conn:
             signer = await letter_signer(conn, master)
         self._master_keys = master
@@ -186,6 +195,32 @@ class Runtime:
             if self.metrics is not None:
                 self.metrics.watch_relay(self.relay_status)
 
+    def _start_publisher(self, reply_prefixes: tuple[str, ...]) -> None:
+        s = self.settings
+        assert self._pool is not None
+        connection = s.kafka_connection()
+        self._publisher = publisher = DirectPublisher(
+            lambda: make_producer(
+                connection, idempotent=s.kafka_idempotent_producer, role="publisher"
+            ),
+            self._pool,
+            reply_prefixes=reply_prefixes,
+            pause=RetryPolicy(first_backoff_seconds=1.0, max_backoff_seconds=30.0),
+            tracing=self.tracing,
+        )
+        self._publisher_task = asyncio.create_task(
+            publisher.run(self._publisher_stop), name="publisher"
+        )
+        self._publisher_task.add_done_callback(_report_end)
+        if self.metrics is not None:
+            self.metrics.watch_publisher(publisher.status)
+
+    def publisher_status(self) -> dict[str, Any] | str:
+        publisher = self._publisher
+        if publisher is None:
+            return "off (PUBLISH_FROM_MEMORY=false): the relay publishes everything"
+        return publisher.status()
+
     async def _refresh_signing_keys(self, signer: Signer, keys: Keyring) -> None:
         """A rotation adds a signing key; pick it up (and what it re-wrapped) while running."""
         assert self._pool is not None
@@ -205,6 +240,13 @@ class Runtime:
 
     async def stop(self) -> None:
         self.stop_processing()
+        # Batches have committed by now: what they left is sent, or left to the relay.
+        self._publisher_stop.set()
+        if self._publisher_task is not None:
+            # Its last round, and its producer answering for what it holds: seconds, or up to
+            # the producer's 15 s request timeout when the broker does not answer.
+            with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
+                await asyncio.wait_for(self._publisher_task, PUBLISHER_STOP_SECONDS)
         self._stop.set()
         if self._relay_task is not None:
             with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
@@ -272,6 +314,7 @@ class Runtime:
             checks["relay"] = relay
         else:
             checks["relay"] = "external"  # `order-service relay` reports on its own /health
+        checks["publisher"] = self.publisher_status()
         stuck_for, _ = self.consumer.stuck_for()
         unanswered = self.unanswered()
         # A message that cannot even be parked holds its partition: someone must look.
@@ -310,6 +353,9 @@ class Runtime:
                 )
         if s.relay_in_process and not self.relay_status()["alive"]:
             reasons.append("relay: not running or not completing cycles")
+        publisher = self._publisher
+        if publisher is not None and not publisher.running and not self._publisher_stop.is_set():
+            reasons.append("publisher: stopped; outcomes wait for the relay's sweep (see the log)")
         for family in self.families:
             if family.name not in self.consumer.joined:
                 reasons.append(f"consumer {family.name}: not a member of its group (joining)")
@@ -330,3 +376,8 @@ class Runtime:
             for message, failure in self.unanswered().items()
         ]
         return reasons
+
+
+def _report_end(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and (error := task.exception()) is not None:
+        log.error("the publisher stopped on an error", exc_info=error)

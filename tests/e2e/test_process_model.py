@@ -113,7 +113,12 @@ async def test_a_migration_job_then_serve_without_migrating_decides_commands(
 async def test_a_relay_of_its_own_publishes_what_serve_no_relay_decides(
     settings: Settings, probe: WireProbe, db: asyncpg.Connection, tmp_path: Path
 ) -> None:
-    service = ServiceProcess(settings, tmp_path / "service.log", command=("serve", "--no-relay"))
+    # Not publishing from memory either: everything is left to the relay deployment.
+    service = ServiceProcess(
+        settings.model_copy(update={"publish_from_memory": False}),
+        tmp_path / "service.log",
+        command=("serve", "--no-relay"),
+    )
     relay_port = free_port()
     relay = ServiceProcess(
         settings.model_copy(update={"health_port": relay_port}),

@@ -1,0 +1,172 @@
+"""Publishing from memory against real Postgres and Kafka: which rows a batch publishes itself,
+which it leaves to the relay, and the relay never overtaking a row an instance still publishes."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from service.adapters.crypto import MasterKey, new_key
+from service.adapters.database import create_pool
+from service.adapters.direct_publisher import DirectPublisher
+from service.adapters.kafka import make_producer
+from service.adapters.kafka_connection import KafkaConnection
+from service.adapters.relay import OutboxRelay
+from service.adapters.unit_of_work import PostgresStore
+from service.app.ports import OutboxMessage
+from service.devstack.provision import Endpoints
+from tests.integration.test_outbox_relay import read
+from tests.support import create_topics, eventually
+
+MASTER = MasterKey(new_key())
+
+
+async def insert(
+    conn: asyncpg.Connection, topic: str, key: str, value: str, *, direct: bool
+) -> int:
+    row_id: int = await conn.fetchval(
+        "INSERT INTO outbox (topic, message_key, payload, direct) VALUES ($1, $2, $3, $4)"
+        " RETURNING id",
+        topic,
+        key.encode(),
+        value.encode(),
+        direct,
+    )
+    return row_id
+
+
+@pytest.fixture
+async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
+    pool = await create_pool(database_url, 2)
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture
+async def replies(stack: Endpoints, topic_prefix: str) -> str:
+    """A reply topic, and the prefix that makes it one."""
+    name = f"{topic_prefix}replies.tenant-a"
+    await create_topics(KafkaConnection(stack.kafka_bootstrap_servers), [name], 1)
+    return name
+
+
+@pytest.fixture
+async def publisher(
+    stack: Endpoints, pool: asyncpg.Pool, topic_prefix: str
+) -> AsyncIterator[DirectPublisher]:
+    connection = KafkaConnection(stack.kafka_bootstrap_servers)
+    publisher = DirectPublisher(
+        lambda: make_producer(
+            connection, idempotent=stack.kafka_idempotent_producer, role="publisher"
+        ),
+        pool,
+        reply_prefixes=(f"{topic_prefix}replies.",),
+    )
+    stop = asyncio.Event()
+    running = asyncio.create_task(publisher.run(stop))
+    await eventually(lambda: publisher.running, what="the publisher running")
+    yield publisher
+    stop.set()
+    await running
+
+
+async def test_a_key_with_a_row_left_by_a_dead_instance_goes_to_the_relay_with_it(
+    stack: Endpoints,
+    database_url: str,
+    db: asyncpg.Connection,
+    producer: AIOKafkaProducer,
+    publisher: DirectPublisher,
+    pool: asyncpg.Pool,
+    topic: str,
+    replies: str,
+    topic_prefix: str,
+) -> None:
+    # Meant to be published from memory by an instance that died before it could.
+    orphan = await insert(db, topic, "K1", "v1", direct=True)
+    store = PostgresStore(pool, MASTER, publisher=publisher)
+    async with store.unit_of_work() as uow:
+        await uow.answer_many(
+            [],
+            [
+                OutboxMessage(topic, b"K1", b"v2"),
+                OutboxMessage(topic, b"K2", b"w1"),
+                OutboxMessage(replies, b"K3", b"reply"),
+            ],
+        )
+
+    async def k2_published() -> bool:
+        return not await db.fetchval("SELECT count(*) FROM outbox WHERE message_key = 'K2'")
+
+    await eventually(k2_published, what="K2 published from memory and its row deleted")
+    # K1: the orphan and its successor are the relay's now, to be published in id order; the
+    # reply is always the relay's.
+    rows = await db.fetch("SELECT id, message_key, direct FROM outbox ORDER BY id")
+    assert [(bytes(r["message_key"]), r["direct"]) for r in rows] == [
+        (b"K1", False),
+        (b"K1", False),
+        (b"K3", False),
+    ]
+    assert rows[0]["id"] == orphan
+    assert publisher.published_total == 1
+    relay = OutboxRelay(
+        database_url,
+        producer,
+        sweep_after_seconds=300.0,
+        reply_prefixes=(f"{topic_prefix}replies.",),
+    )
+    assert await relay.publish_pending(db) == 3  # v1, v2 and the reply, none swept
+    seen = await read(stack, topic, 3)
+    assert [v for k, v in seen if k == "K1"] == ["v1", "v2"]
+    assert [v for k, v in seen if k == "K2"] == ["w1"]
+
+
+async def test_the_relay_never_overtakes_a_row_an_instance_still_publishes(
+    stack: Endpoints,
+    database_url: str,
+    db: asyncpg.Connection,
+    producer: AIOKafkaProducer,
+    topic: str,
+) -> None:
+    await insert(db, topic, "K", "v1", direct=True)  # young: its instance is sending it
+    await insert(db, topic, "K", "v2", direct=False)  # left to the relay, by an older version
+    await insert(db, topic, "L", "x", direct=False)
+    other = f"{topic}-other"
+    await create_topics(KafkaConnection(stack.kafka_bootstrap_servers), [other], 1)
+    await insert(db, other, "K", "y", direct=False)  # another topic: not behind v1
+    waiting = OutboxRelay(database_url, producer, sweep_after_seconds=300.0)
+    assert await waiting.publish_pending(db) == 2  # x and y; v2 waits behind v1
+    left = await db.fetch("SELECT payload FROM outbox ORDER BY id")
+    assert [bytes(row["payload"]) for row in left] == [b"v1", b"v2"]
+    sweeping = OutboxRelay(database_url, producer, sweep_after_seconds=0.001)
+    await asyncio.sleep(0.01)
+    assert await sweeping.publish_pending(db) == 2  # v1 swept, then v2, in id order
+    assert not await db.fetchval("SELECT count(*) FROM outbox")
+
+
+async def test_more_than_a_batch_for_one_partition_goes_out_over_rounds_in_order(
+    stack: Endpoints,
+    db: asyncpg.Connection,
+    publisher: DirectPublisher,
+    pool: asyncpg.Pool,
+    topic: str,
+) -> None:
+    """60 messages of 20 KB for one key: more than one 512 KiB batch of its partition, so the
+    publisher sends them over several rounds, without waiting for another commit."""
+    store = PostgresStore(pool, MASTER, publisher=publisher)
+    padding = "x" * 20_000
+    async with store.unit_of_work() as uow:
+        await uow.answer_many(
+            [], [OutboxMessage(topic, b"BIG", f"{n:03d}{padding}".encode()) for n in range(60)]
+        )
+
+    async def drained() -> bool:
+        return not await db.fetchval("SELECT count(*) FROM outbox")
+
+    await eventually(drained, timeout=30, what="every round sent and its rows deleted")
+    assert publisher.published_total == 60
+    seen = await read(stack, topic, 60)
+    assert [int(value[:3]) for _, value in seen] == list(range(60))
