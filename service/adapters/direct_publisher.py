@@ -6,14 +6,15 @@ for nearly every message.
 What keeps each key's messages in order on each topic (the relay's guarantee, kept):
 - An instance publishes its rows in commit order, through one queue, at most one batch per
   partition per round; aiokafka keeps one batch per partition in flight.
-- A batch publishes a (topic, key) from memory only when no other row of it waits in the outbox
-  but this instance's own. Otherwise its rows of that key go to the relay, and so do the waiting
-  rows meant to be published from memory, in the same transaction
-  (service/adapters/unit_of_work.py), and the relay publishes them all in id order.
+- A batch publishes a (topic, key) from memory only when no row of it waits in the outbox but
+  this instance's own (`publisher`, a number drawn at each start), and this instance is not
+  keeping the key away (`leaving`). Otherwise its rows of that key go to the relay
+  (service/adapters/unit_of_work.py). No batch takes rows from their publisher: it may still be
+  sending them, and a copy landing after the relay's later messages would undo them on a
+  compacted state topic.
 - The relay never publishes a row while an earlier row of its (topic, key) is meant to be
-  published from memory and younger than the sweep age (service/adapters/relay.py): whatever
-  the routing above missed (a hand-over that failed, an instance of an earlier version), the
-  relay waits rather than overtake.
+  published from memory and younger than the sweep age (service/adapters/relay.py): it waits
+  for the publisher to delete it, or sweeps it, then publishes in id order.
 - When a send fails, every row this instance holds is left to the relay, and so are the rows of
   batches that looked at the outbox before the failure (`epoch`); for a back-off after, new
   rows go to the relay too, and the producer is made anew (an idempotent producer's sequence
@@ -29,8 +30,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -64,6 +66,10 @@ DATABASE_WAIT_SECONDS = 10.0
 RETRY_HAND_OVER_SECONDS = 1.0
 
 
+Pair = tuple[str, bytes]
+"""A topic and a message key: the unit of order."""
+
+
 @dataclass(frozen=True)
 class Committed:
     """A message whose outbox row committed, for this instance to publish."""
@@ -90,10 +96,21 @@ class DirectPublisher:
         self._pause = pause or RetryPolicy(first_backoff_seconds=1.0, max_backoff_seconds=30.0)
         self._tracing = tracing
         self._partitioner = RememberingPartitioner()
+        self.instance = secrets.randbits(63) or 1
+        """Marks the outbox rows this process publishes (`publisher`); drawn at each start, so
+        a restarted instance finds its earlier rows as another's."""
         self._queue: list[Committed] = []
-        self._held: set[int] = set()
-        """Outbox ids this instance publishes: queued, in flight, or sent and being deleted."""
-        self._handed_over: list[int] = []
+        self._held: dict[int, Pair] = {}
+        """Outbox ids this instance publishes (queued, in flight, or sent and being deleted),
+        with their topic and key."""
+        self._handed_over: dict[int, Pair] = {}
+        """Rows this instance leaves to the relay, until they are marked as the relay's."""
+        self._inserted: dict[int, Pair] = {}
+        """Rows of transactions not yet known to have committed: between a COMMIT and the
+        call to `committed`, another batch of their keys must not go ahead of them."""
+        self._undeleted: dict[int, Pair] = {}
+        """Published rows whose delete failed: until it succeeds, later rows of their keys go
+        to the relay, which waits behind them, so that a sweep of them never comes last."""
         self._background: set[asyncio.Future[Any]] = set()
         """Producers stopping, hand-overs after the publisher stopped."""
         self._wake = asyncio.Event()
@@ -117,8 +134,25 @@ class DirectPublisher:
             "paused_seconds": round(max(0.0, paused_for), 3),
         }
 
-    def holds(self, outbox_id: int) -> bool:
-        return outbox_id in self._held
+    def leaving(self, pairs: Collection[Pair]) -> set[Pair]:
+        """Which of `pairs` (topic, key) a batch must not publish from memory although the
+        outbox shows only this instance's own rows of them: rows it leaves to the relay but has
+        not marked yet, rows of a transaction whose commit it has not been told of, and
+        published rows it could not delete."""
+        away: set[Pair] = set()
+        for rows in (self._handed_over, self._inserted, self._undeleted):
+            if rows:
+                away.update(pair for pair in rows.values() if pair in pairs)
+        return away
+
+    def inserted(self, rows: Sequence[Committed]) -> None:
+        """`rows` are in the outbox of a transaction about to commit."""
+        self._inserted.update((row.outbox_id, _pair(row)) for row in rows)
+
+    def abandoned(self, rows: Sequence[Committed]) -> None:
+        """The transaction that inserted `rows` rolled back."""
+        for row in rows:
+            self._inserted.pop(row.outbox_id, None)
 
     def taking(self) -> Callable[[str], bool]:
         """Whether a new message for a topic is published from memory, as of now (one answer
@@ -140,13 +174,16 @@ class DirectPublisher:
         the outbox in `epoch`."""
         if not rows:
             return
+        pairs = {row.outbox_id: _pair(row) for row in rows}
+        for outbox_id in pairs:
+            self._inserted.pop(outbox_id, None)
         if epoch != self.epoch or not self.running:
             # It counted on rows since left to the relay: its own must follow them there.
-            self._handed_over += [row.outbox_id for row in rows]
+            self._handed_over.update(pairs)
             if not self.running:  # no round will come: hand them over now
                 self._track(asyncio.ensure_future(self._hand_over()))
         else:
-            self._held.update(row.outbox_id for row in rows)
+            self._held.update(pairs)
             self._queue += rows
         self._wake.set()
 
@@ -170,7 +207,7 @@ class DirectPublisher:
                 await self._publish_round()
                 if self._queue:  # more than one batch per partition held: go on at once
                     self._wake.set()
-                elif self._handed_over:
+                elif self._handed_over or self._undeleted:
                     asyncio.get_running_loop().call_later(RETRY_HAND_OVER_SECONDS, self._wake.set)
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(STOP_FLUSH_SECONDS):
@@ -203,6 +240,8 @@ class DirectPublisher:
     async def _publish_round(self) -> None:
         if self._handed_over:
             await self._hand_over()
+        if self._undeleted and await self._delete(sorted(self._undeleted)):
+            self._undeleted.clear()
         if not self._queue:
             return
         deliveries: list[asyncio.Future[Any]] = []
@@ -230,8 +269,17 @@ class DirectPublisher:
         await self._delete_published(sent)
 
     async def _delete_published(self, sent: Sequence[Committed]) -> None:
-        """The broker has `sent`: their rows go, and this instance holds them no more."""
-        ids = [row.outbox_id for row in sent]
+        """The broker has `sent`: their rows go, and this instance holds them no more. Held
+        until the delete returns: a batch meanwhile may publish later rows of their keys from
+        memory, since these are on the broker already."""
+        deleted = await self._delete([row.outbox_id for row in sent])
+        published = {row.outbox_id: self._held.pop(row.outbox_id) for row in sent}
+        self.published_total += len(published)
+        if not deleted:
+            self._undeleted.update(published)
+
+    async def _delete(self, ids: list[int]) -> bool:
+        """Delete published rows; whether it did."""
         try:
             async with self._pool.acquire(timeout=DATABASE_WAIT_SECONDS) as conn:
                 await conn.execute(
@@ -240,10 +288,9 @@ class DirectPublisher:
                     timeout=DATABASE_WAIT_SECONDS,
                 )
         except Exception as error:
-            # Published: the relay sweeps the rows later and publishes them again (same ids).
             log.warning("deleting %d published outbox rows failed: %s", len(ids), described(error))
-        self._held.difference_update(ids)
-        self.published_total += len(ids)
+            return False
+        return True
 
     async def _submit(
         self, rows: Sequence[Committed], deliveries: list[asyncio.Future[Any]]
@@ -284,9 +331,9 @@ class DirectPublisher:
                 reason,
                 len(self._held),
             )
-        self._handed_over += sorted(self._held)  # the queued rows are among them
+        self._handed_over.update(self._held)  # the queued rows are among them
         self._queue = []
-        self._held.clear()
+        self._held = {}
         self.epoch += 1
         if reason != "stopping":
             self.failovers_total += 1
@@ -294,31 +341,35 @@ class DirectPublisher:
             self._failures += 1
 
     async def _hand_over(self) -> None:
-        """Mark the rows left to the relay, and wake it. Should that fail, the rows are tried
-        again next round; meanwhile the relay publishes nothing of their keys after them, and
-        sweeps them once they are old enough."""
-        ids, self._handed_over = self._handed_over, []
-        if not ids:
+        """Mark the rows left to the relay as its own, and wake it. They stay in `_handed_over`
+        (so batches keep away from their keys) until the mark has committed; should it fail,
+        it is tried again, and meanwhile the relay publishes nothing of their keys after them
+        and sweeps them once they are old enough."""
+        marking = dict(self._handed_over)
+        if not marking:
             return
         try:
             async with self._pool.acquire(timeout=DATABASE_WAIT_SECONDS) as conn:
                 await conn.execute(
                     f"""
                     WITH handed AS (
-                        UPDATE outbox SET direct = false
-                        WHERE id = ANY($1::bigint[]) AND direct RETURNING id
+                        UPDATE outbox SET publisher = NULL
+                        WHERE id = ANY($1::bigint[]) AND publisher IS NOT NULL RETURNING id
                     )
                     SELECT pg_notify('{OUTBOX_CHANNEL}', '') FROM handed LIMIT 1
                     """,
-                    ids,
+                    sorted(marking),
+                    timeout=DATABASE_WAIT_SECONDS,
                 )
         except Exception as error:
-            self._handed_over = ids + self._handed_over
             log.warning(
                 "leaving %d outbox rows to the relay failed (%s); trying again",
-                len(ids),
+                len(marking),
                 described(error),
             )
+            return
+        for outbox_id in marking:
+            self._handed_over.pop(outbox_id, None)
 
     def _retire_producer(self) -> None:
         """Stop the producer in the background; the next round starts a new one. A producer
@@ -334,6 +385,10 @@ class DirectPublisher:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
         task.add_done_callback(_retrieved)
+
+
+def _pair(row: Committed) -> Pair:
+    return row.message.topic, row.message.key
 
 
 def _never(topic: str) -> bool:

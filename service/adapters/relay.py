@@ -166,11 +166,11 @@ class OutboxRelay:
             """
             WITH young AS (SELECT clock_timestamp() - $2 * interval '1 second' AS since)
             SELECT o.id, o.topic, o.message_key, o.headers, o.payload FROM outbox o, young
-            WHERE (NOT o.direct OR o.created_at < young.since)
+            WHERE (o.publisher IS NULL OR o.created_at < young.since)
               AND NOT EXISTS (
                 SELECT FROM outbox p
                 WHERE p.message_key = o.message_key AND p.topic = o.topic AND p.id < o.id
-                  AND p.direct AND p.created_at >= young.since)
+                  AND p.publisher IS NOT NULL AND p.created_at >= young.since)
             ORDER BY o.id LIMIT $1
             """,
             self._batch_size,

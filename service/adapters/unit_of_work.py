@@ -219,27 +219,26 @@ class PostgresUnitOfWork:
         # inbox outcomes, waiting rows left to the relay, and a NOTIFY that Postgres delivers
         # at commit to wake the relay when anything is left to it.
         messages = [m for answer in answers for m in answer.messages] + list(extra)
-        direct, handed = await self._route(messages)
+        direct = await self._route(messages)
+        publisher = self._publisher
         row = await self._conn.fetchrow(
             f"""
             WITH queued AS (
-                INSERT INTO outbox (topic, message_key, headers, payload, direct, created_at)
-                SELECT topic, message_key, headers, payload, direct, clock_timestamp()
+                INSERT INTO outbox (topic, message_key, headers, payload, publisher, created_at)
+                SELECT topic, message_key, headers, payload,
+                       CASE WHEN direct THEN $9::bigint END, clock_timestamp()
                 FROM unnest($1::text[], $2::bytea[], $3::bytea[], $4::bytea[], $8::bool[])
                     WITH ORDINALITY AS m(topic, message_key, headers, payload, direct, position)
                 ORDER BY position
-                RETURNING id, direct
+                RETURNING id, publisher IS NOT NULL AS direct
             ), answered AS (
                 UPDATE inbox SET outcome = a.outcome, reply = a.reply
                 FROM unnest($5::text[], $6::text[], $7::bytea[]) AS a(message_key, outcome, reply)
                 WHERE inbox.message_key = a.message_key
-            ), handed AS (
-                UPDATE outbox SET direct = false WHERE id = ANY($9::bigint[]) AND direct
             )
             SELECT array(SELECT id FROM queued WHERE direct ORDER BY id) AS direct_ids,
                 (SELECT pg_notify('{OUTBOX_CHANNEL}', '')
-                 WHERE cardinality($9::bigint[]) > 0
-                    OR EXISTS (SELECT FROM queued WHERE NOT direct)) AS woken
+                 WHERE EXISTS (SELECT FROM queued WHERE NOT direct)) AS woken
             """,
             [m.topic for m in messages],
             [m.key for m in messages],
@@ -249,47 +248,45 @@ class PostgresUnitOfWork:
             [answer.outcome.value for answer in answers],
             [answer.summary for answer in answers],
             direct,
-            handed,
+            publisher.instance if publisher is not None else None,
         )
         # Row ids follow the given order, so the sorted ids of direct rows are theirs in turn.
         mine = [m for m, published in zip(messages, direct, strict=True) if published]
-        self.committed += [
+        rows = [
             Committed(outbox_id, message)
             for outbox_id, message in zip(row["direct_ids"], mine, strict=True)
         ]
+        if publisher is not None:
+            publisher.inserted(rows)
+        self.committed += rows
 
-    async def _route(self, messages: Sequence[OutboxMessage]) -> tuple[list[bool], list[int]]:
-        """Which messages the publisher sends from memory after the commit, and which waiting
-        rows are left to the relay now. A topic and key of the batch with any row waiting but
-        the publisher's own goes to the relay, with the waiting rows of it that another
-        instance meant to publish from memory, so that the relay publishes them all in id
-        order. The publisher's own rows stay its own: the relay waits for them (relay.py), and
-        handing them over would have the relay send a copy after later messages of the key."""
-        if not messages:
-            return [], []
+    async def _route(self, messages: Sequence[OutboxMessage]) -> list[bool]:
+        """Which messages the publisher sends from memory after the commit. A topic and key of
+        the batch with a row waiting that is not this instance's own goes to the relay, which
+        publishes in id order and waits behind rows still being published from memory (by
+        whichever instance: relay.py); so does one the publisher says to keep away from. Only
+        others' rows are read: a hot key (a stock item's movements) has many of this instance's
+        own waiting at any time. Another instance's rows are never taken from it: it may be
+        sending them still, and a copy of its could land after the relay's later messages."""
         publisher = self._publisher
+        if not messages or publisher is None:
+            return [False] * len(messages)
         if self.epoch is None:  # the first look at the outbox is the one counted on
-            self.epoch = publisher.epoch if publisher is not None else 0
+            self.epoch = publisher.epoch
+        wanted = {(m.topic, m.key) for m in messages}
+        # Before the read: a row the publisher stops keeping away meanwhile is visible to it.
+        blocked = publisher.leaving(wanted)
         waiting = await self._conn.fetch(
-            "SELECT id, topic, message_key, direct FROM outbox"
-            " WHERE message_key = ANY($1::bytea[])",
+            "SELECT DISTINCT topic, message_key FROM outbox"
+            " WHERE message_key = ANY($1::bytea[]) AND publisher IS DISTINCT FROM $2",
             list({m.key for m in messages}),
+            publisher.instance,
         )
-        blocked: set[tuple[str, bytes]] = set()
-        handed: list[int] = []
-        if waiting:
-            wanted = {(m.topic, m.key) for m in messages}
-            for row in waiting:
-                pair = (row["topic"], row["message_key"])
-                if pair not in wanted or (publisher is not None and publisher.holds(row["id"])):
-                    continue
-                blocked.add(pair)
-                if row["direct"]:
-                    handed.append(row["id"])
-        if publisher is None:
-            return [False] * len(messages), handed
+        blocked.update(
+            pair for row in waiting if (pair := (row["topic"], row["message_key"])) in wanted
+        )
         taken = publisher.taking()
-        return [taken(m.topic) and (m.topic, m.key) not in blocked for m in messages], handed
+        return [taken(m.topic) and (m.topic, m.key) not in blocked for m in messages]
 
 
 class PostgresStore:
@@ -318,11 +315,16 @@ class PostgresStore:
     async def unit_of_work(self) -> AsyncIterator[PostgresUnitOfWork]:
         publisher = self._publisher
         async with self._connection() as conn:
-            async with conn.transaction():
-                uow = PostgresUnitOfWork(
-                    conn, self._master, self._dead_letter_retention_hours, publisher
-                )
-                yield uow
+            uow = PostgresUnitOfWork(
+                conn, self._master, self._dead_letter_retention_hours, publisher
+            )
+            try:
+                async with conn.transaction():
+                    yield uow
+            except BaseException:
+                if publisher is not None:
+                    publisher.abandoned(uow.committed)
+                raise
             if publisher is not None and uow.epoch is not None:  # committed, and it looked
                 publisher.committed(uow.committed, uow.epoch)
 

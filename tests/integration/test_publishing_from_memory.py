@@ -28,13 +28,14 @@ MASTER = MasterKey(new_key())
 async def insert(
     conn: asyncpg.Connection, topic: str, key: str, value: str, *, direct: bool
 ) -> int:
+    # `direct`: meant to be published from memory by an instance that is not this test's.
     row_id: int = await conn.fetchval(
-        "INSERT INTO outbox (topic, message_key, payload, direct) VALUES ($1, $2, $3, $4)"
+        "INSERT INTO outbox (topic, message_key, payload, publisher) VALUES ($1, $2, $3, $4)"
         " RETURNING id",
         topic,
         key.encode(),
         value.encode(),
-        direct,
+        12345 if direct else None,
     )
     return row_id
 
@@ -74,7 +75,7 @@ async def publisher(
     await running
 
 
-async def test_a_key_with_a_row_left_by_a_dead_instance_goes_to_the_relay_with_it(
+async def test_a_key_with_another_instances_row_waiting_goes_to_the_relay_behind_it(
     stack: Endpoints,
     database_url: str,
     db: asyncpg.Connection,
@@ -102,23 +103,27 @@ async def test_a_key_with_a_row_left_by_a_dead_instance_goes_to_the_relay_with_i
         return not await db.fetchval("SELECT count(*) FROM outbox WHERE message_key = 'K2'")
 
     await eventually(k2_published, what="K2 published from memory and its row deleted")
-    # K1: the orphan and its successor are the relay's now, to be published in id order; the
-    # reply is always the relay's.
-    rows = await db.fetch("SELECT id, message_key, direct FROM outbox ORDER BY id")
+    # K1: the other instance's row stays its own (it may still be sending it); the successor
+    # is the relay's, and so is the reply.
+    rows = await db.fetch(
+        "SELECT id, message_key, publisher IS NOT NULL AS direct FROM outbox ORDER BY id"
+    )
     assert [(bytes(r["message_key"]), r["direct"]) for r in rows] == [
-        (b"K1", False),
+        (b"K1", True),
         (b"K1", False),
         (b"K3", False),
     ]
     assert rows[0]["id"] == orphan
     assert publisher.published_total == 1
-    relay = OutboxRelay(
-        database_url,
-        producer,
-        sweep_after_seconds=300.0,
-        reply_prefixes=(f"{topic_prefix}replies.",),
+    prefixes = (f"{topic_prefix}replies.",)
+    waiting = OutboxRelay(
+        database_url, producer, sweep_after_seconds=300.0, reply_prefixes=prefixes
     )
-    assert await relay.publish_pending(db) == 3  # v1, v2 and the reply, none swept
+    assert await waiting.publish_pending(db) == 1  # the reply; v2 waits behind v1
+    sweeping = OutboxRelay(
+        database_url, producer, sweep_after_seconds=0.001, reply_prefixes=prefixes
+    )
+    assert await sweeping.publish_pending(db) == 2  # v1 swept (its instance died), then v2
     seen = await read(stack, topic, 3)
     assert [v for k, v in seen if k == "K1"] == ["v1", "v2"]
     assert [v for k, v in seen if k == "K2"] == ["w1"]
