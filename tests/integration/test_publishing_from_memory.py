@@ -175,3 +175,66 @@ async def test_more_than_a_batch_for_one_partition_goes_out_over_rounds_in_order
     assert publisher.published_total == 60
     seen = await read(stack, topic, 60)
     assert [int(value[:3]) for _, value in seen] == list(range(60))
+
+
+async def test_a_published_row_that_could_not_be_deleted_keeps_its_key_on_the_relays_path(
+    stack: Endpoints,
+    database_url: str,
+    db: asyncpg.Connection,
+    producer: AIOKafkaProducer,
+    publisher: DirectPublisher,
+    pool: asyncpg.Pool,
+    topic: str,
+) -> None:
+    """Its deletes fail (as when the pool has no connection to spare): until a retry deletes
+    it, a later message of its key goes to the relay, which waits behind it; a sweep of it can
+    then never come after the later message."""
+    delete = publisher._delete
+    failed: list[list[int]] = []
+    deletes_fail = True
+
+    async def failing(ids: list[int]) -> bool:
+        if deletes_fail:
+            failed.append(ids)
+            return False
+        return await delete(ids)
+
+    publisher._delete = failing  # type: ignore[method-assign]
+    store = PostgresStore(pool, MASTER, publisher=publisher)
+    async with store.unit_of_work() as uow:
+        await uow.answer_many([], [OutboxMessage(topic, b"K", b"v1")])
+    await eventually(lambda: bool(failed), what="a delete failed")
+    async with store.unit_of_work() as uow:
+        await uow.answer_many([], [OutboxMessage(topic, b"K", b"v2")])
+    later = await db.fetchrow("SELECT publisher FROM outbox WHERE payload = 'v2'")
+    assert later is not None
+    assert later["publisher"] is None  # the relay's
+    deletes_fail = False
+
+    async def v1_deleted() -> bool:
+        return not await db.fetchval("SELECT count(*) FROM outbox WHERE payload = 'v1'")
+
+    await eventually(v1_deleted, what="the delete retried")
+    relay = OutboxRelay(database_url, producer, sweep_after_seconds=300.0)
+    assert await relay.publish_pending(db) == 1
+    seen = await read(stack, topic, 2)
+    assert [v for k, v in seen if k == "K"] == ["v1", "v2"]
+
+
+async def test_a_batch_that_looked_before_a_failover_leaves_its_rows_to_the_relay(
+    db: asyncpg.Connection, publisher: DirectPublisher, pool: asyncpg.Pool, topic: str
+) -> None:
+    """It chose to publish from memory counting on rows the failover has since left to the
+    relay: its own rows must follow them there, never go ahead of them."""
+    store = PostgresStore(pool, MASTER, publisher=publisher)
+    async with store.unit_of_work() as uow:
+        await uow.answer_many([], [OutboxMessage(topic, b"K", b"v1")])
+        publisher._fail_over("a round the broker refused")  # between its look and its commit
+    assert publisher.failovers_total == 1
+
+    async def left_to_the_relay() -> bool:
+        marked = await db.fetchval("SELECT publisher FROM outbox WHERE payload = 'v1'")
+        return marked is None
+
+    await eventually(left_to_the_relay, what="the row marked as the relay's")
+    assert publisher.published_total == 0
