@@ -57,8 +57,14 @@ PUBLISHER_BATCH_BYTES = 512 * 1024
 
 
 def make_producer(
-    connection: KafkaConnection, *, idempotent: bool, role: ClientRole = "relay"
+    connection: KafkaConnection,
+    *,
+    idempotent: bool,
+    role: ClientRole = "relay",
+    batch_bytes: int = 16_384,
 ) -> AIOKafkaProducer:
+    """`batch_bytes`: aiokafka's default for a producer that batches message by message; the
+    publisher, which fills whole batches itself, asks for PUBLISHER_BATCH_BYTES."""
     # acks=all: a message counts as published only once every in-sync replica has it.
     return AIOKafkaProducer(
         **connection.client_options(role),
@@ -68,7 +74,7 @@ def make_producer(
         linger_ms=2,
         request_timeout_ms=15_000,
         max_request_size=4 * 1024 * 1024,
-        max_batch_size=PUBLISHER_BATCH_BYTES if role == "publisher" else 16_384,
+        max_batch_size=batch_bytes,
     )
 
 

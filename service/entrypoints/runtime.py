@@ -22,7 +22,12 @@ from service.adapters.database import create_pool
 from service.adapters.dead_letters import letter_signer
 from service.adapters.dedicated import can_store
 from service.adapters.direct_publisher import DirectPublisher
-from service.adapters.kafka import TopicCheck, ensure_topics, make_producer
+from service.adapters.kafka import (
+    PUBLISHER_BATCH_BYTES,
+    TopicCheck,
+    ensure_topics,
+    make_producer,
+)
 from service.adapters.topic_directory import KafkaTopicDirectory
 from service.adapters.topic_plan import of_families
 from service.adapters.tracing_config import tracing_from
@@ -201,11 +206,13 @@ class Runtime:
         connection = s.kafka_connection()
         self._publisher = publisher = DirectPublisher(
             lambda: make_producer(
-                connection, idempotent=s.kafka_idempotent_producer, role="publisher"
+                connection,
+                idempotent=s.kafka_idempotent_producer,
+                role="publisher",
+                batch_bytes=PUBLISHER_BATCH_BYTES,
             ),
             self._pool,
             reply_prefixes=reply_prefixes,
-            pause=RetryPolicy(first_backoff_seconds=1.0, max_backoff_seconds=30.0),
             tracing=self.tracing,
         )
         self._publisher_task = asyncio.create_task(

@@ -13,7 +13,7 @@ from aiokafka import AIOKafkaProducer
 from service.adapters.crypto import MasterKey, new_key
 from service.adapters.database import create_pool
 from service.adapters.direct_publisher import DirectPublisher
-from service.adapters.kafka import make_producer
+from service.adapters.kafka import PUBLISHER_BATCH_BYTES, make_producer
 from service.adapters.kafka_connection import KafkaConnection
 from service.adapters.relay import OutboxRelay
 from service.adapters.unit_of_work import PostgresStore
@@ -62,7 +62,10 @@ async def publisher(
     connection = KafkaConnection(stack.kafka_bootstrap_servers)
     publisher = DirectPublisher(
         lambda: make_producer(
-            connection, idempotent=stack.kafka_idempotent_producer, role="publisher"
+            connection,
+            idempotent=stack.kafka_idempotent_producer,
+            role="publisher",
+            batch_bytes=PUBLISHER_BATCH_BYTES,
         ),
         pool,
         reply_prefixes=(f"{topic_prefix}replies.",),
