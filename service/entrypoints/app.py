@@ -21,6 +21,7 @@ from faststream.message import StreamMessage
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from service.app.incoming import IncomingMessage
+from service.entrypoints.heap import settle_after_start
 from service.entrypoints.metrics import ServiceMetrics
 from service.entrypoints.runtime import ConsumerStatus, Runtime
 from service.errors import ProcessingAbandonedError
@@ -270,6 +271,8 @@ def create_app(settings: Settings | None = None) -> AsgiFastStream:
         ],
         lifespan=lifespan,
         logger=FASTSTREAM_LOG,
+        # Once the consumers exist too: everything long-lived has been made.
+        after_startup=[settle_after_start],
         # Runs before the broker stops, so a handler stuck retrying lets go at once.
         on_shutdown=[runtime.stop_processing],
     )
