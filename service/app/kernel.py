@@ -15,18 +15,19 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, NamedTuple, Protocol, TypeVar
 from uuid import UUID, uuid4
 
 from pydantic import BaseModel
 
-from contracts.inventory import MovementSource, movement_key
+from contracts.inventory import movement_key
 from service.app.family import Decided, EventRef, Family
 from service.app.messages import (
-    PublishedEvent,
+    WireEvent,
     event_actor,
     event_message,
     movement_message,
+    movement_source,
     rejection_message,
 )
 from service.app.parse import ValidCommand
@@ -40,6 +41,7 @@ from service.app.ports import (
     Version,
 )
 from service.app.state_topic import StateRules, state_message
+from service.app.wire_json import Fields, in_field_order, literal_type, wire_json
 from service.domain.decisions import Accepted, Rejected, Transition
 from service.domain.documents import Document
 from service.domain.problems import Problem
@@ -108,11 +110,12 @@ class DocumentRules(Generic[C, S, E]):
     begin_run: BeginRun[S, C]
     fold: Callable[[S | None, Sequence[E], str, str], Sequence[Transition[E, S]]]
     """The domain's evolve over events: (current, events, tenant_id, document_id)."""
-    wire_event: Callable[[Transition[E, S], BaseModel | None, dict[str, Any]], PublishedEvent]
-    """The event to publish for a transition, given the snapshot (None once deleted) and the
-    metadata every event carries."""
-    snapshot: Callable[[S], BaseModel]
-    """What history keeps of a live document, and what the stored document is."""
+    wire_event: Callable[[Transition[E, S], Fields | None], EventParts]
+    """The event to publish for a transition, given the snapshot (None once deleted): its
+    contract model and its data; the kernel adds the metadata every event carries."""
+    snapshot: Callable[[S], Fields]
+    """What history keeps of a live document, and what the stored document is: the fields of
+    the family's snapshot model, in its order (service/app/wire_json.py)."""
     movements: Callable[[S | None, S], Sequence[Movement]]
     movement_source: str
     """What inventory movements name as their source's type, e.g. 'purchase_order'."""
@@ -122,6 +125,15 @@ class DocumentRules(Generic[C, S, E]):
     alone: Callable[[C], bool] = lambda _: False
     """Whether a command is decided on its own, by `decide_alone`, between runs."""
     decide_alone: AloneDecider[C] | None = None
+
+
+class EventParts(NamedTuple):
+    """What a family says of an event; the kernel adds the metadata every event carries."""
+
+    model: type[BaseModel]
+    """The event's contract model: its `type`, and the order of its fields."""
+    data: Fields
+    """Its `data`, laid out as the model's `data` field is."""
 
 
 def stateless(decide_one: Callable[[C, S | None, str], Decision]) -> BeginRun[S, C]:
@@ -234,22 +246,26 @@ class DocumentDecider(Generic[C]):
             event_id = self._new_event_id()
             # Built once: the events that carry the document take it, and history keeps it.
             snapshot = None if after.is_deleted else rules.snapshot(after)
-            event = rules.wire_event(
-                transition,
-                snapshot,
+            model, data = rules.wire_event(transition, snapshot)
+            event_type = literal_type(model)
+            body = in_field_order(
+                model,
                 {
                     "event_id": event_id,
                     "tenant_id": tenant_id,
-                    id_field: document_id,
                     "version": after.version,
                     "command_id": cmd.command_id,
                     "occurred_at": now,
                     "actor": actor,
+                    id_field: document_id,
+                    "type": event_type,
+                    "data": data,
                 },
             )
+            event = WireEvent(event_type, event_id, now, wire_json(body))
             output.messages.append(event_message(self._family, document_id, event))
-            output.events.append(EventRef(event_id, event.type, after.version, document_id))
-            snapshot_json = None if snapshot is None else snapshot.model_dump_json().encode()
+            output.events.append(EventRef(event_id, event_type, after.version, document_id))
+            snapshot_json = None if snapshot is None else wire_json(snapshot)
             if rules.state is not None:
                 # After its event, through the same outbox: states leave in version order.
                 state = state_message(
@@ -259,29 +275,27 @@ class DocumentDecider(Generic[C]):
                     transition,
                     snapshot_json,
                     event_id,
-                    event.type,
+                    event_type,
                     now,
                 )
                 if state is not None:
                     output.messages.append(state)
             if snapshot_json is not None:
                 entry = HistoryEntry(
-                    after.version, cmd.command_id, event_id, event.type, snapshot_json, cmd.actor
+                    after.version, cmd.command_id, event_id, event_type, snapshot_json, cmd.actor
                 )
                 output.versions.append(Version(after, entry))
             moved = rules.movements(transition.before, after)
             if not moved:
                 continue
-            source = MovementSource(
-                type=rules.movement_source, id=document_id, version=after.version, event_id=event_id
-            )
+            source = movement_source(rules.movement_source, document_id, after.version, event_id)
             for movement in moved:
                 output.stock_keys.append(
                     movement_key(tenant_id, movement.warehouse_id, movement.sku)
                 )
                 output.messages.append(
                     movement_message(
-                        self._movements_topic, tenant_id, movement, source, event.type, now
+                        self._movements_topic, tenant_id, movement, source, event_type, now
                     )
                 )
         return output

@@ -6,12 +6,13 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache, lru_cache
 from typing import Any, Protocol
 from uuid import UUID, uuid5
 
-from contracts.common import ErrorDetail, EventActor
+from contracts.common import ErrorDetail
 from contracts.headers import (
     AUTHORIZATION,
     CE_ID,
@@ -33,12 +34,13 @@ from contracts.headers import (
     JSON_CONTENT_TYPE,
     cloudevents_source,
 )
-from contracts.inventory import InventoryMovement, MovementSource, movement_key
+from contracts.inventory import movement_key
 from service.app import provenance
 from service.app.family import Decided, Family
 from service.app.incoming import IncomingMessage
 from service.app.parse import Identity, ValidCommand
 from service.app.ports import Claims, OutboxMessage, RecordedActor
+from service.app.wire_json import Fields, wire_json
 from service.domain.problems import Problem
 from service.domain.stock import Movement
 
@@ -200,21 +202,19 @@ def preview_message(
     )
 
 
-def event_actor(actor: RecordedActor | None) -> EventActor | None:
-    """Who acted, as events tell it: type, id and whether a token proved it (the issuer stays
-    in history)."""
+def event_actor(actor: RecordedActor | None) -> Fields | None:
+    """Who acted, as events tell it (contracts.common.EventActor): type, id and whether a token
+    proved it (the issuer stays in history)."""
     if actor is None:
         return None
-    return EventActor.model_validate(
-        {"type": actor.type, "id": actor.id, "verified": actor.issuer is not None}
-    )
+    return {"type": actor.type, "id": actor.id, "verified": actor.issuer is not None}
 
 
 Headers = tuple[tuple[str, bytes], ...]
 
 
-class PublishedEvent(Protocol):
-    """An event as published: a contract model (contracts.common.EventMetadata and a type)."""
+class EventModel(Protocol):
+    """A contract event model instance (contracts.common.EventMetadata and a type)."""
 
     @property
     def event_id(self) -> UUID: ...
@@ -228,18 +228,31 @@ class PublishedEvent(Protocol):
     def model_dump_json(self) -> str: ...
 
 
-def event_message(family: Family[Any], document_id: str, event: PublishedEvent) -> OutboxMessage:
+@dataclass(frozen=True, slots=True)
+class WireEvent:
+    """An event ready to publish: the facts its headers repeat, and its JSON body."""
+
+    type: str
+    event_id: UUID
+    occurred_at: datetime
+    body: bytes
+
+    @classmethod
+    def of(cls, event: EventModel) -> WireEvent:
+        """An event built as its contract model (rare ones, such as erasure receipts)."""
+        body = event.model_dump_json().encode()
+        return cls(event.type, event.event_id, event.occurred_at, body)
+
+
+def event_message(family: Family[Any], document_id: str, event: WireEvent) -> OutboxMessage:
     """An event on its family's events topic, keyed by its document, with event_headers."""
     key = document_id.encode()
     return OutboxMessage(
-        family.topics.events,
-        key,
-        event.model_dump_json().encode(),
-        event_headers(family.name, key, event),
+        family.topics.events, key, event.body, event_headers(family.name, key, event)
     )
 
 
-def event_headers(family: str, document_id: bytes, event: PublishedEvent) -> Headers:
+def event_headers(family: str, document_id: bytes, event: WireEvent) -> Headers:
     """Its type, for routing without parsing (EVENT_TYPE, kept for the consumers that read it),
     then the same facts as CloudEvents attributes."""
     event_type = event.type.encode()
@@ -306,30 +319,38 @@ def uuid_text(value: UUID) -> bytes:
     return f"{digits[:8]}-{digits[8:12]}-{digits[12:16]}-{digits[16:20]}-{digits[20:]}".encode()
 
 
+def movement_source(source_type: str, document_id: str, version: int, event_id: UUID) -> Fields:
+    """A movement's source (contracts.inventory.MovementSource): the change that caused it."""
+    return {"type": source_type, "id": document_id, "version": version, "event_id": event_id}
+
+
 def movement_message(
     topic: str,
     tenant_id: str,
     movement: Movement,
-    source: MovementSource,
+    source: Fields,
     reason: str,
     occurred_at: datetime,
 ) -> OutboxMessage:
-    """A movement keyed by its stock item, with CloudEvents headers like an event's."""
+    """A movement (contracts.inventory.InventoryMovement) keyed by its stock item, with
+    CloudEvents headers like an event's; `source` from movement_source."""
     key = movement_key(tenant_id, movement.warehouse_id, movement.sku)
     # Derived from the event, so a movement keeps its id however often it is published.
     movement_id = uuid5(
-        source.event_id, f"{movement.bucket}/{movement.warehouse_id}/{movement.sku}"
+        source["event_id"], f"{movement.bucket}/{movement.warehouse_id}/{movement.sku}"
     )
-    body = InventoryMovement(
-        movement_id=movement_id,
-        tenant_id=tenant_id,
-        warehouse_id=movement.warehouse_id,
-        sku=movement.sku,
-        bucket=movement.bucket.value,
-        quantity=movement.quantity,
-        reason=reason,
-        source=source,
-        occurred_at=occurred_at,
+    body = wire_json(
+        {
+            "movement_id": movement_id,
+            "tenant_id": tenant_id,
+            "warehouse_id": movement.warehouse_id,
+            "sku": movement.sku,
+            "bucket": movement.bucket.value,
+            "quantity": movement.quantity,
+            "reason": reason,
+            "source": source,
+            "occurred_at": occurred_at,
+        }
     )
     headers = _cloudevent(
         uuid_text(movement_id),
@@ -338,4 +359,4 @@ def movement_message(
         occurred_at,
         f"{movement.warehouse_id}/{movement.sku}".encode(),
     )
-    return OutboxMessage(topic, key.encode(), body.model_dump_json().encode(), headers)
+    return OutboxMessage(topic, key.encode(), body, headers)

@@ -10,6 +10,7 @@ from contracts.topics import INVENTORY_MOVEMENTS, ORDERS, PURCHASE_ORDERS
 from service.adapters import views
 from service.app import registry
 from service.app.family import Family
+from service.app.wire_json import wire_json
 from service.entrypoints.families import registered
 from service.settings import Settings
 
@@ -191,7 +192,7 @@ async def _show_document(
     # database keeps JSON keys in an order of its own).
     assert family.codec is not None
     state = family.codec.load(tenant, document_id, stored.version, stored.document)
-    echo(family.rules.snapshot(state).model_dump_json(indent=2))
+    echo(wire_json(family.rules.snapshot(state), indent=True).decode())
     await _echo_history(conn, kind, tenant, document_id, echo)
     return True
 

@@ -33,6 +33,7 @@ from service.app.ports import (
     Version,
 )
 from service.app.purchase_orders.family import purchase_order_family
+from service.app.wire_json import wire_json
 from service.domain import purchase_orders as po
 
 KIND = purchase_order_family().kind
@@ -83,7 +84,7 @@ def purchase_order(document_id: str, version: int, status: str = "draft") -> po.
 
 
 def version_of(state: Any) -> Version[Any]:
-    snapshot = purchase_order_family().rules.snapshot(state).model_dump_json().encode()
+    snapshot = wire_json(purchase_order_family().rules.snapshot(state))
     entry = HistoryEntry(state.version, uuid4(), uuid4(), "purchase_order.created", snapshot)
     return Version(state, entry)
 

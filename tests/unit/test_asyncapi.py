@@ -12,7 +12,7 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from contracts import headers
-from contracts.inventory import InventoryMovement, MovementSource
+from contracts.inventory import InventoryMovement
 from contracts.orders import ORDER_EVENT
 from contracts.purchase_orders import PURCHASE_ORDER_EVENT
 from contracts.topics import INVENTORY_MOVEMENTS, ORDERS, PURCHASE_ORDERS, DocumentTopics
@@ -109,7 +109,7 @@ def test_movements_declare_exactly_the_headers_the_builder_writes() -> None:
         INVENTORY_MOVEMENTS,
         body.tenant_id,
         Movement(body.warehouse_id, body.sku, Bucket(body.bucket), body.quantity),
-        MovementSource.model_validate(body.source.model_dump()),
+        body.source.model_dump(),
         body.reason,
         body.occurred_at,
     )

@@ -24,7 +24,7 @@ from service.adapters.memory_store import MemoryStore
 from service.app.family import Family
 from service.app.incoming import IncomingMessage
 from service.app.kernel import DocumentDecider
-from service.app.messages import event_message, movement_message
+from service.app.messages import WireEvent, event_message, movement_message
 from service.app.orders.family import order_family
 from service.app.ports import OutboxMessage, Outcome
 from service.app.processor import CommandProcessor
@@ -134,7 +134,9 @@ def status_changed(occurred_at: datetime) -> wire.PurchaseOrderStatusChanged:
 
 
 def test_an_event_carries_exactly_these_headers_in_this_order() -> None:
-    message = event_message(purchase_order_family("u."), "PO-7", status_changed(OCCURRED))
+    message = event_message(
+        purchase_order_family("u."), "PO-7", WireEvent.of(status_changed(OCCURRED))
+    )
     assert (message.topic, message.key) == ("u.purchase-orders.events", b"PO-7")
     assert message.headers == (
         ("event_type", b"purchase_order.status_changed"),
@@ -152,7 +154,9 @@ def test_an_event_carries_exactly_these_headers_in_this_order() -> None:
 def test_a_movement_carries_its_id_the_inventory_source_and_its_stock_item() -> None:
     source = MovementSource(type="order", id="O-3", version=2, event_id=EVENT_ID)
     movement = Movement("WH-1", "MUG-RED", Bucket.RESERVED, 2)
-    message = movement_message(MOVEMENTS, "tenant-a", movement, source, "order.x", OCCURRED)
+    message = movement_message(
+        MOVEMENTS, "tenant-a", movement, source.model_dump(), "order.x", OCCURRED
+    )
     body = json.loads(message.value or b"")
     assert message.key == b"tenant-a/WH-1/MUG-RED"
     assert dict(message.headers) == {
@@ -171,7 +175,7 @@ def test_a_movement_carries_its_id_the_inventory_source_and_its_stock_item() -> 
 
 def test_a_time_with_an_offset_keeps_it_and_matches_the_body() -> None:
     moment = OCCURRED.astimezone(timezone(timedelta(hours=2)))
-    message = event_message(purchase_order_family(), "PO-7", status_changed(moment))
+    message = event_message(purchase_order_family(), "PO-7", WireEvent.of(status_changed(moment)))
     headers = dict(message.headers)
     assert headers["ce_time"] == b"2025-03-01T14:30:05.250000+02:00"
     event = assert_cloudevent(

@@ -9,7 +9,7 @@ from uuid import uuid4
 
 from contracts import orders as wire
 from service.app.family import Decided, EventRef
-from service.app.messages import event_actor, event_message
+from service.app.messages import WireEvent, event_actor, event_message
 from service.app.orders.ports import order_repository
 from service.app.parse import ValidCommand
 from service.app.ports import Changes, OutboxMessage, UnitOfWork
@@ -85,6 +85,6 @@ async def redact_customer(
             completed_at=now,
         ),
     )
-    messages.append(event_message(kernel.family, command.customer_id, receipt))
+    messages.append(event_message(kernel.family, command.customer_id, WireEvent.of(receipt)))
     receipt_ref = EventRef(receipt.event_id, receipt.type, redactions, command.customer_id)
     return Decided(True, messages, [*refs, receipt_ref])

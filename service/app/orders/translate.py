@@ -1,8 +1,11 @@
-"""Conversions between the customer-order wire contract (pydantic) and the pure domain types."""
+"""Conversions between the customer-order wire contract and the pure domain types: commands
+are read through the contract models; what is written is laid out as they are
+(service/app/wire_json.py)."""
 
 from __future__ import annotations
 
 from contracts import orders as wire
+from service.app.wire_json import Fields
 from service.domain import orders
 
 
@@ -67,24 +70,29 @@ def command_from_wire(command: wire.OrderCommandMessage) -> orders.CommandForOrd
     raise AssertionError(f"unhandled command {type(command).__name__}")  # pragma: no cover
 
 
-def snapshot_to_wire(order: orders.Order) -> wire.OrderSnapshot:
-    """The order without personal data: what events and history carry."""
+def snapshot_to_wire(order: orders.Order) -> Fields:
+    """The order without personal data, as wire.OrderSnapshot lays it out: what events and
+    history carry (service/app/wire_json.py)."""
     d = order.details
-    return wire.OrderSnapshot(
-        customer_id=d.customer_id,
-        warehouse_id=d.warehouse_id,
-        status=wire.OrderStatus(order.status.value),
-        items=[
-            wire.OrderItem(
-                sku=i.sku, quantity=i.quantity, unit_price=i.unit_price, currency=i.currency
-            )
+    return {
+        "customer_id": d.customer_id,
+        "warehouse_id": d.warehouse_id,
+        "status": order.status.value,
+        "items": [
+            {
+                "sku": i.sku,
+                "quantity": i.quantity,
+                "unit_price": i.unit_price,
+                "currency": i.currency,
+            }
             for i in d.items
         ],
-        total=order.total(),
-        currency=d.items[0].currency,
-        voucher_code=d.voucher_code,
-    )
+        "total": order.total(),
+        "currency": d.items[0].currency,
+        "voucher_code": d.voucher_code,
+    }
 
 
-def groups_to_wire(groups: frozenset[orders.DataGroup]) -> wire.RedactionData:
-    return wire.RedactionData(groups=[wire.DataGroup(g.value) for g in sorted(groups)])
+def groups_to_wire(groups: frozenset[orders.DataGroup]) -> Fields:
+    """wire.RedactionData."""
+    return {"groups": [g.value for g in sorted(groups)]}

@@ -4,16 +4,13 @@ events it publishes, how its documents are stored)."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
-
-from pydantic import BaseModel
 
 from contracts import purchase_orders as wire
 from contracts.previews import PurchaseOrderPreview
 from contracts.state import PurchaseOrderState
 from contracts.topics import PURCHASE_ORDERS, DocumentTopics
 from service.app.family import Family
-from service.app.kernel import DocumentRules, stateless
+from service.app.kernel import DocumentRules, EventParts, stateless
 from service.app.parse import CommandSpec
 from service.app.personal_fields import unless_told_apart
 from service.app.purchase_orders.translate import (
@@ -25,6 +22,7 @@ from service.app.purchase_orders.translate import (
     snapshot_to_wire,
 )
 from service.app.state_topic import StateRules, shown_until_deleted
+from service.app.wire_json import Fields
 from service.domain import purchase_orders as po
 from service.domain.permissions import PURCHASE_ORDERS_AUTHORITY, Access
 from service.domain.purchase_orders.stock import movements
@@ -50,9 +48,7 @@ class PurchaseOrderCodec:
 RULES: DocumentRules[po.PurchaseOrderCommand, po.State, po.PurchaseOrderEvent] = DocumentRules(
     begin_run=stateless(po.decide),
     fold=po.fold,
-    wire_event=lambda transition, snapshot, metadata: _wire_event(
-        transition, _snapshot_of(snapshot), **metadata
-    ),
+    wire_event=lambda transition, snapshot: _wire_event(transition, snapshot),
     snapshot=lambda state: snapshot_to_wire(_live(state)),
     movements=movements,
     movement_source="purchase_order",
@@ -81,64 +77,44 @@ def purchase_order_family(prefix: str = "") -> Family[po.PurchaseOrderCommand]:
     )
 
 
-def _wire_event(
-    transition: po.Transition, snapshot: wire.PurchaseOrderSnapshot | None, **metadata: Any
-) -> wire.PurchaseOrderEventMessage:
+def _wire_event(transition: po.Transition, snapshot: Fields | None) -> EventParts:
     after = transition.after
     match transition.event:
         case po.PurchaseOrderCreated():
             assert snapshot is not None
-            return wire.PurchaseOrderCreated(
-                type="purchase_order.created", data=snapshot, **metadata
-            )
+            return EventParts(wire.PurchaseOrderCreated, snapshot)
         case po.PurchaseOrderUpdated():
             assert snapshot is not None
-            return wire.PurchaseOrderUpdated(
-                type="purchase_order.updated", data=snapshot, **metadata
-            )
+            return EventParts(wire.PurchaseOrderUpdated, snapshot)
         case po.ShippingDetailsUpdated(changes=changes):
             assert isinstance(after, po.PurchaseOrder)
-            change = wire.ShippingDetailsChange(
-                changed_fields=[name for name, _ in changes],
-                shipping_details=shipping_details_to_wire(after.details),
-            )
-            return wire.PurchaseOrderShippingDetailsUpdated(
-                type="purchase_order.shipping_details_updated", data=change, **metadata
-            )
+            change = {
+                "changed_fields": [name for name, _ in changes],
+                "shipping_details": shipping_details_to_wire(after.details),
+            }
+            return EventParts(wire.PurchaseOrderShippingDetailsUpdated, change)
         case po.PurchaseOrderStatusChanged(from_status=old, to_status=new, reason=reason):
-            data = wire.StatusChangeData(from_status=old, to_status=new, reason=reason)
-            return wire.PurchaseOrderStatusChanged(
-                type="purchase_order.status_changed", data=data, **metadata
-            )
+            data = {"from_status": old.value, "to_status": new.value, "reason": reason}
+            return EventParts(wire.PurchaseOrderStatusChanged, data)
         case po.ReceiptRecorded(receipt=receipt):
             assert isinstance(after, po.PurchaseOrder)
             received = after.received()
             progress = [
-                wire.LineProgress(sku=line.sku, ordered=line.quantity, received=received[line.sku])
+                {"sku": line.sku, "ordered": line.quantity, "received": received[line.sku]}
                 for line in after.details.products
             ]
-            return wire.PurchaseOrderReceiptRecorded(
-                type="purchase_order.receipt_recorded",
-                data=wire.ReceiptData(receipt=receipt_to_wire(receipt), progress=progress),
-                **metadata,
-            )
+            recorded: Fields = {"receipt": receipt_to_wire(receipt), "progress": progress}
+            return EventParts(wire.PurchaseOrderReceiptRecorded, recorded)
         case po.InvoiceLinked(invoice=invoice):
-            return wire.PurchaseOrderInvoiceLinked(
-                type="purchase_order.invoice_linked", data=invoice_to_wire(invoice), **metadata
-            )
+            return EventParts(wire.PurchaseOrderInvoiceLinked, invoice_to_wire(invoice))
         case po.PurchaseOrderDeleted():
-            return wire.PurchaseOrderDeleted(type="purchase_order.deleted", **metadata)
+            return EventParts(wire.PurchaseOrderDeleted, {})
     raise AssertionError(f"unhandled event {transition.event!r}")  # pragma: no cover
 
 
 def _live(state: po.State) -> po.PurchaseOrder:
     assert isinstance(state, po.PurchaseOrder), "only a live order has a snapshot"
     return state
-
-
-def _snapshot_of(snapshot: BaseModel | None) -> wire.PurchaseOrderSnapshot | None:
-    assert snapshot is None or isinstance(snapshot, wire.PurchaseOrderSnapshot)
-    return snapshot
 
 
 def _access(command_type: str, command: po.PurchaseOrderCommand) -> Access:

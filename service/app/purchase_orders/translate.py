@@ -1,8 +1,11 @@
-"""Conversions between the wire contract (pydantic) and the pure domain types."""
+"""Conversions between the wire contract and the pure domain types: commands and stored
+snapshots are read through the contract models; what is written is laid out as they are
+(service/app/wire_json.py)."""
 
 from __future__ import annotations
 
 from contracts import purchase_orders as wire
+from service.app.wire_json import Fields
 from service.domain import purchase_orders as po
 
 
@@ -31,12 +34,13 @@ def receipt_from_wire(receipt: wire.Receipt) -> po.Receipt:
     return po.Receipt(receipt.receipt_id, lines, receipt.received_at)
 
 
-def receipt_to_wire(receipt: po.Receipt) -> wire.Receipt:
-    return wire.Receipt(
-        receipt_id=receipt.receipt_id,
-        lines=[wire.ReceiptLine(sku=line.sku, quantity=line.quantity) for line in receipt.lines],
-        received_at=receipt.received_at,
-    )
+def receipt_to_wire(receipt: po.Receipt) -> Fields:
+    """A receipt as wire.Receipt lays it out."""
+    return {
+        "receipt_id": receipt.receipt_id,
+        "lines": [{"sku": line.sku, "quantity": line.quantity} for line in receipt.lines],
+        "received_at": receipt.received_at,
+    }
 
 
 def invoice_from_wire(invoice: wire.Invoice) -> po.Invoice:
@@ -45,27 +49,43 @@ def invoice_from_wire(invoice: wire.Invoice) -> po.Invoice:
     )
 
 
-def invoice_to_wire(invoice: po.Invoice) -> wire.Invoice:
-    return wire.Invoice.model_validate(vars(invoice))
+def invoice_to_wire(invoice: po.Invoice) -> Fields:
+    """An invoice as wire.Invoice lays it out."""
+    return {
+        "invoice_id": invoice.invoice_id,
+        "amount": invoice.amount,
+        "currency_code": invoice.currency_code,
+        "invoiced_at": invoice.invoiced_at,
+    }
 
 
-def shipping_details_to_wire(details: po.PurchaseOrderDetails) -> wire.ShippingDetails:
-    return wire.ShippingDetails.model_validate(
-        {name: getattr(details, name) for name in wire.ShippingDetails.model_fields}
-    )
+_SHIPPING_FIELDS = tuple(wire.ShippingDetails.model_fields)
+_DETAILS_FIELDS = tuple(wire.PurchaseOrderDetails.model_fields)
 
 
-def snapshot_to_wire(order: po.PurchaseOrder) -> wire.PurchaseOrderSnapshot:
+def shipping_details_to_wire(details: po.PurchaseOrderDetails) -> Fields:
+    """The shipping details as wire.ShippingDetails lays them out."""
+    return {name: getattr(details, name) for name in _SHIPPING_FIELDS}
+
+
+def snapshot_to_wire(order: po.PurchaseOrder) -> Fields:
+    """The order as wire.PurchaseOrderSnapshot lays it out (service/app/wire_json.py)."""
     d = order.details
-    return wire.PurchaseOrderSnapshot.model_validate(
-        {
-            **{name: getattr(d, name) for name in wire.PurchaseOrderDetails.model_fields},
-            "products": [vars(line) for line in d.products],
-            "status": order.status.value,
-            "receipts": [receipt_to_wire(r) for r in order.receipts],
-            "invoices": [invoice_to_wire(i) for i in order.invoices],
-        }
-    )
+    return {
+        **{name: getattr(d, name) for name in _DETAILS_FIELDS},
+        "products": [
+            {
+                "sku": line.sku,
+                "quantity": line.quantity,
+                "supplier_sku": line.supplier_sku,
+                "cost": line.cost,
+            }
+            for line in d.products
+        ],
+        "status": order.status.value,
+        "receipts": [receipt_to_wire(r) for r in order.receipts],
+        "invoices": [invoice_to_wire(i) for i in order.invoices],
+    }
 
 
 def order_from_snapshot(

@@ -22,10 +22,9 @@ from contracts.headers import (
     REPLY_TO,
     TRACEPARENT,
 )
-from contracts.inventory import MovementSource
 from contracts.replies import CommandReply, EventReceipt, ReplyOutcome, request_digest
 from contracts.topics import INVENTORY_MOVEMENTS
-from service.app.messages import event_headers, movement_message
+from service.app.messages import WireEvent, event_headers, movement_message, movement_source
 from service.app.ports import OutboxMessage
 from service.entrypoints.asyncapi.families import FAMILIES, ORDER_CONTRACT, REPLIES, FamilyContract
 from service.entrypoints.asyncapi.headers import (
@@ -205,7 +204,8 @@ def _family_channels(family: FamilyContract) -> dict[str, Described]:
                 event.type,
                 "The event of that change.",
                 _json(event),
-                _decoded(event_headers(family.name, document_id.encode(), event)) | TRACE,
+                _decoded(event_headers(family.name, document_id.encode(), WireEvent.of(event)))
+                | TRACE,
             ),
         ),
         topics.rejections: Described(
@@ -252,14 +252,7 @@ def _family_channels(family: FamilyContract) -> dict[str, Described]:
 
 def _movement(family: FamilyContract) -> OutboxMessage:
     """The movement of the family's example change, built as the service builds it."""
-    source = MovementSource.model_validate(
-        {
-            "type": family.type_prefix,
-            "id": family.example_document,
-            "version": 2,
-            "event_id": EVENT_ID,
-        }
-    )
+    source = movement_source(family.type_prefix, family.example_document, 2, EVENT_ID)
     reason = f"{family.type_prefix}.status_changed"
     return movement_message(
         INVENTORY_MOVEMENTS, TENANT, family.example_movement, source, reason, AT
