@@ -4,10 +4,11 @@ document's messages keep one partition, and so their order, whoever produces the
 from __future__ import annotations
 
 from aiokafka.partitioner import DefaultPartitioner
+from aiokafka.partitioner import murmur2 as aiokafka_murmur2
 from hypothesis import given
 from hypothesis import strategies as st
 
-from service.adapters.kafka import RememberingPartitioner
+from service.adapters.kafka import RememberingPartitioner, murmur2
 
 remembering = RememberingPartitioner(remembered=16)
 
@@ -33,3 +34,17 @@ def test_a_long_key_is_hashed_each_time_not_remembered() -> None:
     assert remembering(key, partitions, partitions) == DefaultPartitioner()(
         key, partitions, partitions
     )
+
+
+@given(st.binary(max_size=300))
+def test_murmur2_is_aiokafkas(key: bytes) -> None:
+    assert murmur2(key) == aiokafka_murmur2(key)
+
+
+def test_keys_land_where_javas_producer_puts_them() -> None:
+    # Partitions of 1,000 for these keys under Java's Utils.murmur2, the compatibility values
+    # kafka-python's partitioner tests check.
+    keys = [b"", b"a", b"ab", b"abc", b"123456789", b"\x00 "]
+    partitions = list(range(1000))
+    chosen = [RememberingPartitioner()(key, partitions, partitions) for key in keys]
+    assert chosen == [681, 524, 434, 107, 566, 742]
