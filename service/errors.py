@@ -29,3 +29,18 @@ class BrokerUnavailableError(TransientError):
 
 class ProcessingAbandonedError(ServiceError):
     """The service is stopping while a command waits to be retried; its offset stays uncommitted."""
+
+
+class PersonalDataNotOpenedError(ServiceError):
+    """A change to an order's personal data that cannot be stored as it is: the order was loaded
+    sealed (its commands never read that data: domain.orders.reads_personal_data) and one
+    changed it, or a sealed stand-in reached an order loaded opened. A defect: the batch fails
+    before anything is written, and the command is parked if it persists."""
+
+    def __init__(self, order: tuple[str, str], role: str) -> None:
+        self.order = order
+        self.role = role
+        super().__init__(
+            f"order {order[1]} of tenant {order[0]}: its {role} was loaded sealed and changed,"
+            " or a sealed stand-in reached an order loaded opened"
+        )

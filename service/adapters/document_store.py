@@ -68,7 +68,10 @@ class JsonDocuments(Generic[S]):
         self._kind = kind
         self._codec = codec
 
-    async def load_many(self, keys: Sequence[DocumentKey]) -> dict[DocumentKey, S]:
+    async def load_many(
+        self, keys: Sequence[DocumentKey], *, personal_data: bool = True
+    ) -> dict[DocumentKey, S]:
+        # Documents stored as snapshots hold no personal data: `personal_data` changes nothing.
         rows = await self._conn.fetch(
             _LOAD, self._kind, [tenant for tenant, _ in keys], [document for _, document in keys]
         )

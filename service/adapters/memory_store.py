@@ -13,7 +13,7 @@ import asyncio
 import copy
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar, cast
 from uuid import UUID, uuid4
 
@@ -33,7 +33,7 @@ from service.app.ports import (
 )
 from service.domain import orders
 from service.domain.documents import Document
-from service.errors import ConfigurationError
+from service.errors import ConfigurationError, PersonalDataNotOpenedError
 
 S = TypeVar("S", bound=Document)
 
@@ -69,7 +69,9 @@ class MemoryDocuments:
         self._states = data.documents.setdefault(kind, {})
         self._history = data.history.setdefault(kind, {})
 
-    async def load_many(self, keys: Sequence[DocumentKey]) -> dict[DocumentKey, Any]:
+    async def load_many(
+        self, keys: Sequence[DocumentKey], *, personal_data: bool = True
+    ) -> dict[DocumentKey, Any]:
         return {key: self._states[key] for key in keys if key in self._states}
 
     async def save_many(self, changes: Changes[Any]) -> None:
@@ -92,6 +94,20 @@ class MemoryOrders(MemoryDocuments):
     def __init__(self, data: MemoryData) -> None:
         super().__init__(data, ORDERS)
         self._data = data
+
+    async def load_many(
+        self, keys: Sequence[DocumentKey], *, personal_data: bool = True
+    ) -> dict[DocumentKey, Any]:
+        """As in Postgres: loaded sealed, an order's addresses are orders.SEALED."""
+        loaded = await super().load_many(keys)
+        if personal_data:
+            return loaded
+        return {
+            key: replace(state, details=_sealed(state.details))
+            if isinstance(state, orders.Order)
+            else state
+            for key, state in loaded.items()
+        }
 
     def _live(self) -> list[orders.Order]:
         return [s for s in self._states.values() if isinstance(s, orders.Order)]
@@ -142,6 +158,7 @@ class MemoryOrders(MemoryDocuments):
         return self._data.erased_customers[customer]
 
     async def save_many(self, changes: Changes[Any]) -> None:
+        _refuse_unopened_changes(changes)
         gone = [
             (state.tenant_id, state.order_id)
             for state in changes.final.values()
@@ -152,7 +169,43 @@ class MemoryOrders(MemoryDocuments):
         for key_id, letter in list(self._data.dead_letters.items()):
             if (letter.tenant_id, letter.order_id) in gone:
                 del self._data.dead_letters[key_id]
-        await super().save_many(changes)
+        await super().save_many(_opened_again(changes, self._states))
+
+
+def _sealed(details: orders.OrderDetails) -> orders.OrderDetails:
+    return replace(details, shipping_address=orders.SEALED, billing_address=orders.SEALED)
+
+
+def _refuse_unopened_changes(changes: Changes[Any]) -> None:
+    for save in changes.saves():
+        loaded = save.previous.details if isinstance(save.previous, orders.Order) else None
+        for version in save.versions:
+            if role := orders.unopened_change(loaded, version.state.details):
+                raise PersonalDataNotOpenedError(_key(version.state), role)
+
+
+def _opened_again(changes: Changes[Any], stored: dict[DocumentKey, Any]) -> Changes[Any]:
+    """The changes with the stored addresses in place of orders.SEALED, kept as they were."""
+
+    def opened(state: Any) -> Any:
+        if isinstance(state, orders.Order) and state.details.shipping_address is orders.SEALED:
+            kept = stored[_key(state)].details
+            details = replace(
+                state.details,
+                shipping_address=kept.shipping_address,
+                billing_address=kept.billing_address,
+            )
+            return replace(state, details=details)
+        return state
+
+    return Changes(
+        {key: opened(state) for key, state in changes.loaded.items()},
+        {key: opened(state) for key, state in changes.final.items()},
+        {
+            key: [replace(version, state=opened(version.state)) for version in versions]
+            for key, versions in changes.versions.items()
+        },
+    )
 
 
 class _PreviewDocuments(MemoryDocuments):

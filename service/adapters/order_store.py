@@ -25,6 +25,7 @@ from service.adapters.personal_data import (
 from service.app.ports import Changes, DocumentKey, Version
 from service.domain import orders
 from service.domain.orders import DataGroup
+from service.errors import PersonalDataNotOpenedError
 
 RECORD_COLUMNS = {
     DataGroup.SHIPPING_ADDRESS: "shipping_record",
@@ -73,8 +74,12 @@ class PostgresOrders:
         self._conn = conn
         self._vault = PersonalDataVault(conn, master)
 
-    async def load_many(self, keys: Sequence[DocumentKey]) -> dict[DocumentKey, orders.State]:
-        found: dict[DocumentKey, orders.State] = dict(await self._load_live(keys))
+    async def load_many(
+        self, keys: Sequence[DocumentKey], *, personal_data: bool = True
+    ) -> dict[DocumentKey, orders.State]:
+        """`personal_data` False: no key is unwrapped and nothing decrypted; both addresses of
+        every order are `orders.SEALED`, which `save_many` never writes."""
+        found: dict[DocumentKey, orders.State] = dict(await self._load_live(keys, personal_data))
         missing = [key for key in keys if key not in found]
         if missing:
             rows = await self._conn.fetch(
@@ -89,10 +94,19 @@ class PostgresOrders:
                 )
         return found
 
-    async def _load_live(self, keys: Sequence[DocumentKey]) -> dict[DocumentKey, orders.Order]:
+    async def _load_live(
+        self, keys: Sequence[DocumentKey], personal_data: bool
+    ) -> dict[DocumentKey, orders.Order]:
         if not keys:
             return {}
         rows = await self._conn.fetch(_LOAD, *_split(keys))
+        if not personal_data:
+            return {
+                (key := (row["tenant_id"], row["order_id"])): _order_from_row(
+                    key, row, orders.SEALED, orders.SEALED
+                )
+                for row in rows
+            }
         records = {
             (row["tenant_id"], row["order_id"]): {
                 group: row[column] for group, column in RECORD_COLUMNS.items()
@@ -364,7 +378,10 @@ class PostgresOrders:
         for save in saves:
             key = _key(save.order)
             before = groups_of(save.previous.details) if key in current and save.previous else {}
+            loaded = save.previous.details if save.previous else None
             for version in save.versions:
+                if role := orders.unopened_change(loaded, version.state.details):
+                    raise PersonalDataNotOpenedError(key, role)
                 values = groups_of(version.state.details)
                 changed = {g: v for g, v in values.items() if before.get(g) != v}
                 requests.append(

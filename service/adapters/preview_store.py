@@ -49,8 +49,10 @@ class ReadOnlyDocuments(Generic[S]):
     def __init__(self, reads: DocumentRepository[S]) -> None:
         self._reads = reads
 
-    async def load_many(self, keys: Sequence[DocumentKey]) -> dict[DocumentKey, S]:
-        return await self._reads.load_many(keys)
+    async def load_many(
+        self, keys: Sequence[DocumentKey], *, personal_data: bool = True
+    ) -> dict[DocumentKey, S]:
+        return await self._reads.load_many(keys, personal_data=personal_data)
 
     async def save_many(self, changes: Changes[S]) -> None:
         return None
@@ -61,8 +63,10 @@ class PreviewOrders:
         self._conn = conn
         self._reads = reads
 
-    async def load_many(self, keys: Sequence[DocumentKey]) -> dict[DocumentKey, orders.State]:
-        return await self._reads.load_many(keys)
+    async def load_many(
+        self, keys: Sequence[DocumentKey], *, personal_data: bool = True
+    ) -> dict[DocumentKey, orders.State]:
+        return await self._reads.load_many(keys, personal_data=personal_data)
 
     async def voucher_holders(
         self, vouchers: Sequence[tuple[str, str]]

@@ -122,6 +122,9 @@ class DocumentRules(Generic[C, S, E]):
     state: StateRules[S] | None = None
     """What the family's compacted state topic holds (service/app/state_topic.py); None: nothing,
     the topic stays empty."""
+    reads_personal_data: Callable[[C], bool] = lambda _: True
+    """Whether deciding a command reads its document's personal data; a run whose commands
+    all do not loads its documents with that data still sealed."""
     alone: Callable[[C], bool] = lambda _: False
     """Whether a command is decided on its own, by `decide_alone`, between runs."""
     decide_alone: AloneDecider[C] | None = None
@@ -207,7 +210,9 @@ class DocumentDecider(Generic[C]):
         stock_keys: set[str],
     ) -> list[Decided]:
         repository = self.repository(uow)
-        states = await repository.load_many(sorted({_key(cmd) for cmd in run}))
+        keys = sorted({_key(cmd) for cmd in run})
+        opened = any(self._rules.reads_personal_data(cmd.command) for cmd in run)
+        states = await repository.load_many(keys, personal_data=opened)
         changes: Changes[Any] = Changes(dict(states))
         deciding: RunDecider[C, Any] = await self._rules.begin_run(uow, repository, run, states)
         decided = []

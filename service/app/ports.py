@@ -183,9 +183,13 @@ class DocumentKind(Generic[S]):
 class DocumentRepository(Protocol[S]):
     """The documents of one kind: every family's storage does at least this."""
 
-    async def load_many(self, keys: Sequence[DocumentKey]) -> dict[DocumentKey, S]:
+    async def load_many(
+        self, keys: Sequence[DocumentKey], *, personal_data: bool = True
+    ) -> dict[DocumentKey, S]:
         """The live documents and tombstones among `keys`; those that never existed are
-        absent. A few statements, however many keys."""
+        absent. A few statements, however many keys. `personal_data` False: the decisions
+        will not read the documents' personal data, so it stays sealed (kinds without any
+        ignore it)."""
 
     async def save_many(self, changes: Changes[S]) -> None:
         """Write every final state: live documents with their new versions; deleted ones go for

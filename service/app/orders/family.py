@@ -70,6 +70,7 @@ RULES: DocumentRules[orders.CommandForOrders, orders.State, orders.OrderEvent] =
     movements=movements,
     movement_source="order",
     state=StateRules(shown=_shown, model=OrderState),
+    reads_personal_data=orders.reads_personal_data,
     alone=lambda command: isinstance(command, orders.RedactCustomer),
     decide_alone=redact_customer,
 )

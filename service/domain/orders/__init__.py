@@ -5,6 +5,7 @@ from service.domain.orders.decide import Decision, decide
 from service.domain.orders.erasure import EVERY_GROUP, CustomerErasure, decide_customer_redaction
 from service.domain.orders.evolve import Transition, evolve, fold
 from service.domain.orders.model import (
+    SEALED,
     Actor,
     Address,
     CancelReason,
@@ -31,12 +32,15 @@ from service.domain.orders.model import (
     State,
     Status,
     UpdateOrder,
+    reads_personal_data,
+    unopened_change,
 )
 from service.domain.orders.rules import TRANSITIONS
 from service.domain.orders.vouchers import held_voucher
 
 __all__ = [
     "EVERY_GROUP",
+    "SEALED",
     "TRANSITIONS",
     "Accepted",
     "Actor",
@@ -74,4 +78,6 @@ __all__ = [
     "evolve",
     "fold",
     "held_voucher",
+    "reads_personal_data",
+    "unopened_change",
 ]

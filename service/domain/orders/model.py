@@ -192,6 +192,34 @@ CommandForOrders = OrderCommand | RedactCustomer
 """Everything on the orders command topic."""
 
 
+SEALED = Address("", (), "", "", "")
+"""Stands in for both addresses of an order loaded for commands that never read its personal
+data: it stays encrypted, and the decision sees this instead. Known by identity (`is`), never
+stored: a store refuses to write personal data taken from it."""
+
+
+def unopened_change(loaded: OrderDetails | None, changed: OrderDetails) -> str | None:
+    """The address role (`shipping_address`, `billing_address`) whose change cannot be stored,
+    or None. An order loaded sealed must keep both addresses SEALED: without its data, no group
+    that mixes a new value with a sealed one (contact holds both addresses' phone and e-mail)
+    can be worked out. And an order loaded opened, or new, never holds SEALED."""
+    loaded_sealed = loaded is not None and loaded.shipping_address is SEALED
+    for role, address in (
+        ("shipping_address", changed.shipping_address),
+        ("billing_address", changed.billing_address),
+    ):
+        if (address is SEALED) is not loaded_sealed:
+            return role
+    return None
+
+
+def reads_personal_data(command: CommandForOrders) -> bool:
+    """Whether deciding `command` reads or rewrites an order's addresses, so they must be
+    opened. A status change, a deletion and an order's erasure never do (erasing destroys
+    keys, it reads nothing); whatever else arrives is opened."""
+    return not isinstance(command, ChangeOrderStatus | DeleteOrder | RedactOrder)
+
+
 # Events.
 
 
