@@ -173,13 +173,14 @@ def request_hash(canonical: dict[str, Any]) -> bytes:
 def canonical_json(value: dict[str, Any]) -> bytes:
     """JSON with sorted keys, compact, non-ASCII escaped. Inboxes keep the hash of it to tell a
     resent command from a reused id, so these bytes never change. orjson writes exactly them for
-    ASCII content at a fraction of json's cost (contracts carry no floats, whose text would
-    differ: tests/unit/test_request_hash.py); json writes the rest, and integers past 64 bits."""
+    printable ASCII content at a fraction of json's cost (contracts carry no floats, whose text
+    would differ: tests/unit/test_request_hash.py); json writes the rest: non-ASCII, DEL (which
+    json escapes and orjson does not), and integers past 64 bits."""
     try:
         fast = orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
     except orjson.JSONEncodeError:
         fast = None
-    if fast is not None and fast.isascii():
+    if fast is not None and fast.isascii() and b"\x7f" not in fast:
         return fast
     return json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
 

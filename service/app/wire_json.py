@@ -39,9 +39,13 @@ def wire_json(fields: Fields, *, indent: bool = False) -> bytes:
 
 
 def in_field_order(model: type[BaseModel], fields: Fields) -> Fields:
-    """`fields` laid out as `model` declares them; a field not given is null, the default of
-    every optional contract field."""
-    return {name: fields.get(name) for name in _field_names(model)}
+    """`fields`, every one of `model`'s and no other, laid out as `model` declares them."""
+    names = _field_names(model)
+    if len(fields) != len(names) or not fields.keys() >= set(names):
+        raise ValueError(
+            f"{model.__name__} has the fields {', '.join(names)}, not {', '.join(fields)}"
+        )
+    return {name: fields[name] for name in names}
 
 
 @cache

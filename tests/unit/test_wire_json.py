@@ -18,7 +18,11 @@ from pydantic import BaseModel, TypeAdapter
 
 from contracts.inventory import InventoryMovement
 from contracts.orders import ORDER_EVENT, OrderSnapshot
-from contracts.purchase_orders import PURCHASE_ORDER_EVENT, PurchaseOrderSnapshot
+from contracts.purchase_orders import (
+    PURCHASE_ORDER_EVENT,
+    PurchaseOrderDeleted,
+    PurchaseOrderSnapshot,
+)
 from contracts.state import OrderState, PurchaseOrderState
 from service.adapters.crypto import new_key
 from service.adapters.memory_store import MemoryStore
@@ -29,7 +33,7 @@ from service.app.orders.family import order_family
 from service.app.processor import CommandProcessor
 from service.app.provenance import Signer
 from service.app.purchase_orders.family import purchase_order_family
-from service.app.wire_json import wire_json
+from service.app.wire_json import in_field_order, wire_json
 from tests.support import (
     address,
     change_status,
@@ -238,3 +242,13 @@ async def test_order_outputs_are_what_the_contract_models_write(
 def test_a_type_no_contract_uses_is_refused_by_name() -> None:
     with pytest.raises(TypeError, match="not JSON serializable: object"):
         wire_json({"at": object()})
+
+
+def test_an_event_laid_out_with_a_field_missing_or_unknown_is_refused() -> None:
+    fields = {name: None for name in PurchaseOrderDeleted.model_fields}
+    assert list(in_field_order(PurchaseOrderDeleted, fields)) == list(fields)
+    without_data = {name: value for name, value in fields.items() if name != "data"}
+    with pytest.raises(ValueError, match="PurchaseOrderDeleted has the fields"):
+        in_field_order(PurchaseOrderDeleted, without_data)
+    with pytest.raises(ValueError, match="not event_id"):
+        in_field_order(PurchaseOrderDeleted, {**without_data, "extra": 1})
