@@ -38,9 +38,12 @@ class PersonalDataNotOpenedError(ServiceError):
     before anything is written, and the command is parked if it persists."""
 
     def __init__(self, order: tuple[str, str], role: str) -> None:
+        """`role`: the address (`shipping_address`, `billing_address`) that cannot be stored, or
+        `records` when an order loaded sealed has no records to keep."""
         self.order = order
         self.role = role
         super().__init__(
-            f"order {order[1]} of tenant {order[0]}: its {role} was loaded sealed and changed,"
-            " or a sealed stand-in reached an order loaded opened"
+            f"order {order[1]} of tenant {order[0]}: {role} cannot be stored; its personal"
+            " data was loaded sealed and changed, or a sealed stand-in reached an order loaded"
+            " opened"
         )

@@ -19,6 +19,7 @@ from uuid import UUID, uuid4
 
 from contracts.topics import ORDERS
 from service.adapters.preview_store import WriteInPreviewError
+from service.app.orders.ports import refuse_unopened_changes
 from service.app.ports import (
     Answer,
     Changes,
@@ -33,7 +34,7 @@ from service.app.ports import (
 )
 from service.domain import orders
 from service.domain.documents import Document
-from service.errors import ConfigurationError, PersonalDataNotOpenedError
+from service.errors import ConfigurationError
 
 S = TypeVar("S", bound=Document)
 
@@ -158,7 +159,7 @@ class MemoryOrders(MemoryDocuments):
         return self._data.erased_customers[customer]
 
     async def save_many(self, changes: Changes[Any]) -> None:
-        _refuse_unopened_changes(changes)
+        refuse_unopened_changes(changes)
         gone = [
             (state.tenant_id, state.order_id)
             for state in changes.final.values()
@@ -174,14 +175,6 @@ class MemoryOrders(MemoryDocuments):
 
 def _sealed(details: orders.OrderDetails) -> orders.OrderDetails:
     return replace(details, shipping_address=orders.SEALED, billing_address=orders.SEALED)
-
-
-def _refuse_unopened_changes(changes: Changes[Any]) -> None:
-    for save in changes.saves():
-        loaded = save.previous.details if isinstance(save.previous, orders.Order) else None
-        for version in save.versions:
-            if role := orders.unopened_change(loaded, version.state.details):
-                raise PersonalDataNotOpenedError(_key(version.state), role)
 
 
 def _opened_again(changes: Changes[Any], stored: dict[DocumentKey, Any]) -> Changes[Any]:
@@ -220,7 +213,7 @@ class _PreviewOrders(MemoryOrders):
     decision uses from reads, as the Postgres preview does."""
 
     async def save_many(self, changes: Changes[Any]) -> None:
-        return None
+        refuse_unopened_changes(changes)
 
     async def record_customer_erasure(self, tenant_id: str, customer_id: str) -> int:
         return self._data.erased_customers.get((tenant_id, customer_id), 0) + 1

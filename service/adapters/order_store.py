@@ -22,6 +22,7 @@ from service.adapters.personal_data import (
     destroy_dead_letters_of_orders,
     groups_of,
 )
+from service.app.orders.ports import refuse_unopened_changes
 from service.app.ports import Changes, DocumentKey, Version
 from service.domain import orders
 from service.domain.orders import DataGroup
@@ -182,6 +183,7 @@ class PostgresOrders:
 
     async def save_many(self, changes: Changes[orders.State]) -> None:
         """The live orders with their versions, then the deleted ones."""
+        refuse_unopened_changes(changes)  # before anything is written
         await self._save_live(
             [
                 OrderSave(
@@ -377,11 +379,16 @@ class PostgresOrders:
         requests = []
         for save in saves:
             key = _key(save.order)
+            if save.previous and save.previous.details.shipping_address is orders.SEALED:
+                # Loaded sealed, kept so (refuse_unopened_changes): every group keeps its
+                # record, and nothing is read from the stand-in.
+                if key not in current:
+                    raise PersonalDataNotOpenedError(key, "records")
+                customer = save.order.details.customer_id
+                requests += [SealRequest(*key, customer, {}, False) for _ in save.versions]
+                continue
             before = groups_of(save.previous.details) if key in current and save.previous else {}
-            loaded = save.previous.details if save.previous else None
             for version in save.versions:
-                if role := orders.unopened_change(loaded, version.state.details):
-                    raise PersonalDataNotOpenedError(key, role)
                 values = groups_of(version.state.details)
                 changed = {g: v for g, v in values.items() if before.get(g) != v}
                 requests.append(

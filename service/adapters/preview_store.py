@@ -17,7 +17,7 @@ from uuid import UUID
 import asyncpg
 
 from service.adapters.personal_data import count_dead_letters_of_customer
-from service.app.orders.ports import OrderRepository
+from service.app.orders.ports import OrderRepository, refuse_unopened_changes
 from service.app.ports import (
     Answer,
     Changes,
@@ -98,7 +98,8 @@ class PreviewOrders:
 
     async def save_many(self, changes: Changes[orders.State]) -> None:
         # Sealing would write the personal data and make data keys: the very thing to avoid.
-        return None
+        # What the real save would refuse, the preview refuses too.
+        refuse_unopened_changes(changes)
 
 
 class PreviewUnitOfWork:

@@ -123,8 +123,8 @@ class DocumentRules(Generic[C, S, E]):
     """What the family's compacted state topic holds (service/app/state_topic.py); None: nothing,
     the topic stays empty."""
     reads_personal_data: Callable[[C], bool] = lambda _: True
-    """Whether deciding a command reads its document's personal data; a run whose commands
-    all do not loads its documents with that data still sealed."""
+    """Whether deciding a command reads its document's personal data. When no command of a
+    run does, the run's documents are loaded with that data left sealed."""
     alone: Callable[[C], bool] = lambda _: False
     """Whether a command is decided on its own, by `decide_alone`, between runs."""
     decide_alone: AloneDecider[C] | None = None

@@ -26,7 +26,14 @@ from service.app.processor import CommandProcessor
 from service.app.provenance import Signer
 from service.domain import orders
 from service.errors import PersonalDataNotOpenedError
-from tests.support import address, create_order, order_command, order_status, update_order
+from tests.support import (
+    address,
+    create_order,
+    order_command,
+    order_status,
+    redact_customer,
+    update_order,
+)
 
 FAMILY = order_family("it.")
 MASTER = MasterKey(new_key())
@@ -35,9 +42,15 @@ offsets = count()
 
 
 def message(*bodies: dict[str, Any]) -> list[IncomingMessage]:
+    """Keyed by the order, or by the customer for a customer.redact."""
     return [
         IncomingMessage(
-            "it.orders", 0, next(offsets), 1, str(b["order_id"]).encode(), json.dumps(b).encode()
+            "it.orders",
+            0,
+            next(offsets),
+            1,
+            str(b.get("order_id") or b["customer_id"]).encode(),
+            json.dumps(b).encode(),
         )
         for b in bodies
     ]
@@ -155,3 +168,21 @@ async def test_a_change_to_data_loaded_sealed_is_refused_before_anything_is_writ
     assert await db.fetchval("SELECT version FROM orders WHERE order_id = 'O-1'") == 1
     order = await opened_order(pool)
     assert order.details.shipping_address.name == "Ada Lovelace", "the stored data is untouched"
+
+
+async def test_erasing_a_customer_decrypts_nothing_and_leaves_nothing_readable(
+    processor: CommandProcessor[Any], pool: asyncpg.Pool, decrypted: list[str]
+) -> None:
+    assert await processor.process_batch(message(create_order("O-1"))) == [Outcome.ACCEPTED]
+    assert await processor.process_batch(message(order_status("O-1", "cancelled"))) == [
+        Outcome.ACCEPTED
+    ]
+    decrypted.clear()
+    erase = redact_customer("CUST-1")
+    assert await processor.process_batch(message(erase)) == [Outcome.ACCEPTED]
+    assert decrypted == [], "an erasure destroys keys and reads nothing"
+
+    order = await opened_order(pool)
+    assert order.redacted == frozenset(orders.DataGroup)
+    for role in (order.details.shipping_address, order.details.billing_address):
+        assert (role.name, role.email) == (personal_data.REDACTED, personal_data.REDACTED)

@@ -34,7 +34,11 @@ async def redact_customer(
     order_ids = await repository.orders_of_customer(tenant, command.customer_id)
     # Order locks first, then the customer's: the order every writer takes them in.
     await uow.lock_documents([(tenant, order_id) for order_id in order_ids])
-    states = await repository.load_many([(tenant, order_id) for order_id in order_ids])
+    # Erasing destroys keys and reads nothing: the orders stay sealed.
+    states = await repository.load_many(
+        [(tenant, order_id) for order_id in order_ids],
+        personal_data=orders.reads_personal_data(command),
+    )
     loaded = {
         order.order_id: order
         for order in states.values()

@@ -6,8 +6,9 @@ from collections.abc import Sequence
 from typing import Protocol, cast
 
 from contracts.topics import ORDERS
-from service.app.ports import DocumentKind, DocumentRepository, UnitOfWork
+from service.app.ports import Changes, DocumentKind, DocumentRepository, UnitOfWork
 from service.domain import orders
+from service.errors import PersonalDataNotOpenedError
 
 ORDER_DOCUMENTS: DocumentKind[orders.State] = DocumentKind(ORDERS)
 """Customer orders are stored by a repository of their own (relational rows and encrypted
@@ -41,3 +42,16 @@ class OrderRepository(DocumentRepository[orders.State], Protocol):
 def order_repository(uow: UnitOfWork) -> OrderRepository:
     """The family's repository, with the reads and locks only orders need."""
     return cast(OrderRepository, uow.documents(ORDER_DOCUMENTS))
+
+
+def refuse_unopened_changes(changes: Changes[orders.State]) -> None:
+    """Every order store calls this before it writes anything (previews too, so that a preview
+    answers as the command would): an order loaded sealed keeps both addresses as loaded, and
+    no other order holds orders.SEALED (orders.unopened_change)."""
+    for save in changes.saves():
+        loaded = save.previous.details if isinstance(save.previous, orders.Order) else None
+        for version in save.versions:
+            state = version.state
+            assert isinstance(state, orders.Order), "a saved order is live"
+            if role := orders.unopened_change(loaded, state.details):
+                raise PersonalDataNotOpenedError((state.tenant_id, state.order_id), role)
