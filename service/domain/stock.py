@@ -7,7 +7,6 @@ produced gives exactly its current position: consumers never re-derive a state m
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -26,14 +25,14 @@ class Movement:
     quantity: int
 
 
-Position = Counter[tuple[str, Bucket, str]]
-"""(warehouse, bucket, sku) -> quantity."""
+Position = dict[tuple[str, Bucket, str], int]
+"""(warehouse, bucket, sku) -> quantity; a key not there is none."""
 
 
 def difference(before: Position, after: Position) -> tuple[Movement, ...]:
     changes = []
     for key in sorted(before.keys() | after.keys()):
-        delta = after[key] - before[key]
+        delta = after.get(key, 0) - before.get(key, 0)
         if delta:
             warehouse, bucket, sku = key
             changes.append(Movement(warehouse, sku, bucket, delta))

@@ -2,23 +2,22 @@
 
 from __future__ import annotations
 
-from collections import Counter
-
 from service.domain.orders.model import Order, State
 from service.domain.orders.rules import RESERVES_STOCK, SHIPPED
 from service.domain.stock import Bucket, Movement, Position, difference
 
 
 def position(state: State | None) -> Position:
-    result: Position = Counter()
+    result: Position = {}
     if not isinstance(state, Order):
         return result
     warehouse = state.details.warehouse_id
-    for sku, quantity in state.quantities().items():
-        if state.status in RESERVES_STOCK:
-            result[(warehouse, Bucket.RESERVED, sku)] += quantity
-        if state.status in SHIPPED:
-            result[(warehouse, Bucket.ON_HAND, sku)] -= quantity
+    # As Order.quantities() counts them, without building a Counter twice per change.
+    quantities = {item.sku: item.quantity for item in state.details.items}
+    if state.status in RESERVES_STOCK:
+        result.update(((warehouse, Bucket.RESERVED, sku), n) for sku, n in quantities.items())
+    if state.status in SHIPPED:
+        result.update(((warehouse, Bucket.ON_HAND, sku), -n) for sku, n in quantities.items())
     return result
 
 
