@@ -1,0 +1,136 @@
+"""Hostile input to the paths made leaner for CPU, sent over Kafka to the real service by
+whoever may write to the commands topics.
+
+- Free text is the sender's: any storable character, DEL and JSON's escapes included. It comes
+  back in the event exactly as sent (outputs are written without models), and the request hash
+  the inbox keeps is the one json always wrote, so a resend is a duplicate and a changed
+  command under the same id is refused, across the upgrade as within it.
+- Order commands that never read personal data leave it sealed: status changes around an
+  address update, then a customer erasure, keep every group right and publish no address.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+import asyncpg
+
+from contracts.purchase_orders import PURCHASE_ORDER_COMMAND
+from contracts.topics import PURCHASE_ORDERS
+from service.adapters.personal_data import REDACTED
+from service.adapters.unit_of_work import PostgresStore
+from service.app.orders.ports import order_repository
+from service.app.received import command_key
+from service.domain import orders
+from service.settings import Settings
+from tests.support import (
+    Record,
+    WireProbe,
+    address,
+    change_status,
+    create,
+    create_order,
+    details,
+    order_status,
+    redact_customer,
+    running_service,
+    update_order,
+)
+
+NASTY = 'dock 7\x7f\x1f\t"quoted"\\ \u2028 é 漢 \U0001f4e6 </script>'
+
+
+def hash_as_json_always_wrote(body: dict[str, Any]) -> bytes:
+    canonical = PURCHASE_ORDER_COMMAND.validate_python(body).model_dump(
+        mode="json", exclude={"issued_at"}
+    )
+    return hashlib.sha256(
+        json.dumps(canonical, sort_keys=True, separators=(",", ":")).encode()
+    ).digest()
+
+
+async def test_sender_text_comes_back_as_sent_and_its_hash_is_the_one_inboxes_always_kept(
+    settings: Settings, probe: WireProbe, db: asyncpg.Connection
+) -> None:
+    body = create("PO-TEXT") | {"payload": details(note_to_supplier=NASTY, tracking_number=NASTY)}
+    async with running_service(settings):
+        [created] = await probe.events_of(body)
+        assert created["data"]["note_to_supplier"] == NASTY
+        assert created["data"]["tracking_number"] == NASTY
+
+        stored = await db.fetchval(
+            "SELECT request_hash FROM inbox WHERE message_key = $1",
+            command_key(PURCHASE_ORDERS, body["tenant_id"], body["command_id"]),
+        )
+        assert stored == hash_as_json_always_wrote(body), "the hash json always wrote"
+
+        # The same command again is a duplicate; the same id with other text is refused.
+        await probe.send(body)
+        changed = body | {"payload": details(note_to_supplier=NASTY.replace("\x7f", ""))}
+        await probe.send(changed)
+        rejections = probe.topics.rejections
+
+        def refused() -> list[Record]:
+            return [r for r in probe.on(rejections) if r.body["command_id"] == body["command_id"]]
+
+        await probe.wait_for(lambda _: bool(refused()))
+        [rejection] = refused()
+        errors = [(e["error_code"], e["field"]) for e in rejection.body["errors"]]
+        assert errors == [("idempotency_key_reused", "command_id")]
+        await probe.events_of(change_status("PO-TEXT", "open"))
+        versions = [
+            r.body["version"]
+            for r in probe.on(probe.topics.events)
+            if r.body.get("purchase_order_id") == "PO-TEXT"
+        ]
+        assert versions == [1, 2], "the resend changed nothing"
+
+
+CANARY = "Canary 5e1d"
+
+
+async def test_sealed_commands_keep_every_group_and_publish_no_address(
+    settings: Settings, order_probe: WireProbe, database_url: str
+) -> None:
+    shipping = address(f"{CANARY} Ship", phone="+44 1 1111", email="ship.5e1d@example.org")
+    billing = address(f"{CANARY} Bill", phone="+44 2 2222", email="bill.5e1d@example.org")
+    moved = address(f"{CANARY} Moved", city=f"{CANARY}ville")
+    create_it = create_order(
+        "O-SEAL", details={"shipping_address": shipping, "billing_address": billing}
+    )
+    async with running_service(settings):
+        await order_probe.events_of(create_it)
+        await order_probe.events_of(order_status("O-SEAL", "ready"))
+        await order_probe.events_of(update_order("O-SEAL", {"shipping_address": moved}))
+
+        pool = await asyncpg.create_pool(database_url, min_size=1, max_size=1)
+        try:
+            order = await _opened(pool, settings)
+            assert order.details.shipping_address.name == f"{CANARY} Moved"
+            assert order.details.billing_address.name == f"{CANARY} Bill"
+            assert order.details.billing_address.email == "bill.5e1d@example.org"
+
+            await order_probe.events_of(order_status("O-SEAL", "cancelled", "customer"))
+            erase = redact_customer("CUST-1")
+            await order_probe.send(erase, key="CUST-1")
+            await order_probe.wait_for(
+                lambda records: any(r.body.get("type") == "customer.redacted" for r in records)
+            )
+            order = await _opened(pool, settings)
+            assert order.redacted == frozenset(orders.DataGroup)
+            assert order.details.billing_address.name == REDACTED
+        finally:
+            await pool.close()
+    published = json.dumps([r.body for r in order_probe.records])
+    assert CANARY not in published
+    assert "5e1d@example.org" not in published
+
+
+async def _opened(pool: asyncpg.Pool, settings: Settings) -> orders.Order:
+    key = ("tenant-a", "O-SEAL")
+    async with PostgresStore(pool, settings.load_master_key()).unit_of_work() as uow:
+        order = (await order_repository(uow).load_many([key]))[key]
+    assert isinstance(order, orders.Order)
+    return order
