@@ -12,8 +12,7 @@ def position(state: State | None) -> Position:
     if not isinstance(state, Order):
         return result
     warehouse = state.details.warehouse_id
-    # As Order.quantities() counts them, without building a Counter twice per change.
-    quantities = {item.sku: item.quantity for item in state.details.items}
+    quantities = state.quantities()
     if state.status in RESERVES_STOCK:
         result.update(((warehouse, Bucket.RESERVED, sku), n) for sku, n in quantities.items())
     if state.status in SHIPPED:

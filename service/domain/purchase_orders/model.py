@@ -97,7 +97,15 @@ class PurchaseOrder:
 
     def outstanding(self) -> Counter[str]:
         """Ordered and not yet received, per sku (never negative)."""
-        return self.ordered() - self.received()
+        # Not `ordered() - received()`: two Counters fewer, on every change of every order.
+        received = self.received()
+        return Counter(
+            {
+                sku: left
+                for sku, quantity in self.ordered().items()
+                if (left := quantity - received[sku]) > 0
+            }
+        )
 
 
 @dataclass(frozen=True)
