@@ -41,7 +41,7 @@ from service.app.ports import (
     Version,
 )
 from service.app.state_topic import StateRules, state_message
-from service.app.wire_json import Fields, in_field_order, literal_type, wire_json
+from service.app.wire_json import Fields, Written, in_field_order, literal_type, wire_json
 from service.domain.decisions import Accepted, Rejected, Transition
 from service.domain.documents import Document
 from service.domain.problems import Problem
@@ -110,9 +110,10 @@ class DocumentRules(Generic[C, S, E]):
     begin_run: BeginRun[S, C]
     fold: Callable[[S | None, Sequence[E], str, str], Sequence[Transition[E, S]]]
     """The domain's evolve over events: (current, events, tenant_id, document_id)."""
-    wire_event: Callable[[Transition[E, S], Fields | None], EventParts]
-    """The event to publish for a transition, given the snapshot (None once deleted): its
-    contract model and its data; the kernel adds the metadata every event carries."""
+    wire_event: Callable[[Transition[E, S], Written | None], EventParts]
+    """The event to publish for a transition, given the snapshot as written (None once
+    deleted): its contract model and its data; the kernel adds the metadata every event
+    carries."""
     snapshot: Callable[[S], Fields]
     """What history keeps of a live document, and what the stored document is: the fields of
     the family's snapshot model, in its order (service/app/wire_json.py)."""
@@ -135,8 +136,8 @@ class EventParts(NamedTuple):
 
     model: type[BaseModel]
     """The event's contract model: its `type`, and the order of its fields."""
-    data: Fields
-    """Its `data`, laid out as the model's `data` field is."""
+    data: Fields | Written
+    """Its `data`, laid out as the model's `data` field is (or the snapshot as written)."""
 
 
 def stateless(decide_one: Callable[[C, S | None, str], Decision]) -> BeginRun[S, C]:
@@ -249,8 +250,9 @@ class DocumentDecider(Generic[C]):
             after = transition.after
             tenant_id, document_id = after.tenant_id, after.document_id
             event_id = self._new_event_id()
-            # Built once: the events that carry the document take it, and history keeps it.
-            snapshot = None if after.is_deleted else rules.snapshot(after)
+            # Written once: history keeps it, and the events and state that carry it embed it.
+            snapshot_json = None if after.is_deleted else wire_json(rules.snapshot(after))
+            snapshot = None if snapshot_json is None else Written(snapshot_json)
             model, data = rules.wire_event(transition, snapshot)
             event_type = literal_type(model)
             body = in_field_order(
@@ -270,7 +272,6 @@ class DocumentDecider(Generic[C]):
             event = WireEvent(event_type, event_id, now, wire_json(body))
             output.messages.append(event_message(self._family, document_id, event))
             output.events.append(EventRef(event_id, event_type, after.version, document_id))
-            snapshot_json = None if snapshot is None else wire_json(snapshot)
             if rules.state is not None:
                 # After its event, through the same outbox: states leave in version order.
                 state = state_message(

@@ -10,19 +10,18 @@ then on nothing is published for the key, so an erased order never reappears the
 
 from __future__ import annotations
 
-import json
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 from uuid import UUID
 
+import orjson
 from pydantic import BaseModel
 
 from contracts.state import state_key
-from service.app.messages import rfc3339, uuid_text
 from service.app.ports import OutboxMessage
+from service.app.wire_json import in_field_order, wire_json
 from service.domain.decisions import Transition
 from service.domain.documents import Document
 
@@ -41,17 +40,6 @@ class StateRules(Generic[S]):
     document id field, and `snapshot`, the snapshot events carry. Its schema is the contract;
     the kernel writes it from the snapshot already serialised for history (tests check that
     what it writes is exactly this model)."""
-
-
-_PLAIN = re.compile(r"[A-Za-z0-9._:/-]*")
-"""Text JSON writes as it is: identifiers and event types always are."""
-
-
-def _text(value: str) -> str:
-    """A JSON string, as pydantic writes it (UTF-8, not escaped to ASCII)."""
-    if _PLAIN.fullmatch(value):
-        return f'"{value}"'
-    return json.dumps(value, ensure_ascii=False)
 
 
 def shown_until_deleted(document: Document) -> bool:
@@ -75,15 +63,20 @@ def state_message(
     key = state_key(after.tenant_id, after.document_id).encode()
     if rules.shown(after):
         assert snapshot_json is not None, "a shown document is live, so it has a snapshot"
-        # The fields in the model's order around the snapshot JSON history keeps too: the
-        # snapshot is serialised once per version, not once more for its state.
-        head = (
-            f'{{"tenant_id":{_text(after.tenant_id)},"version":{after.version},'
-            f'"event_id":"{uuid_text(event_id).decode()}","event_type":{_text(event_type)},'
-            f'"updated_at":"{rfc3339(updated_at).decode()}",'
-            f'{_text(id_field)}:{_text(after.document_id)},"snapshot":'
+        # The snapshot JSON history keeps, embedded as it is: serialised once per version.
+        fields = in_field_order(
+            rules.model,
+            {
+                "tenant_id": after.tenant_id,
+                "version": after.version,
+                "event_id": event_id,
+                "event_type": event_type,
+                "updated_at": updated_at,
+                id_field: after.document_id,
+                "snapshot": orjson.Fragment(snapshot_json),
+            },
         )
-        value = b"".join((head.encode(), snapshot_json, b"}"))
+        value = wire_json(fields)
         return OutboxMessage(topic, key, value)
     if before is not None and rules.shown(before):
         return OutboxMessage(topic, key, None)

@@ -22,6 +22,10 @@ from pydantic import BaseModel
 
 Fields = dict[str, Any]
 
+Written = orjson.Fragment
+"""JSON already written, embedded as it is: a snapshot is written once per version, for its
+history, its state and the events that carry it."""
+
 _UTC_AS_Z = orjson.OPT_UTC_Z  # as pydantic writes UTC offsets
 
 

@@ -10,7 +10,7 @@ from service.app.family import Family
 from service.app.kernel import DocumentRules, EventParts, stateless
 from service.app.parse import CommandSpec
 from service.app.personal_fields import unless_told_apart
-from service.app.wire_json import Fields
+from service.app.wire_json import Fields, Written
 from service.domain.permissions import Allowed, Authority, Role
 from tests.transfers import domain, wire
 
@@ -48,7 +48,7 @@ def snapshot(state: domain.State) -> Fields:
     ).model_dump()
 
 
-def wire_event(transition: domain.Transition, data: Fields | None) -> EventParts:
+def wire_event(transition: domain.Transition, data: Written | None) -> EventParts:
     assert data is not None
     match transition.event:
         case domain.TransferRequested():

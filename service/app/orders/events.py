@@ -5,11 +5,11 @@ from __future__ import annotations
 from contracts import orders as wire
 from service.app.kernel import EventParts
 from service.app.orders.translate import groups_to_wire
-from service.app.wire_json import Fields
+from service.app.wire_json import Written
 from service.domain import orders
 
 
-def wire_event(transition: orders.Transition, snapshot: Fields | None) -> EventParts:
+def wire_event(transition: orders.Transition, snapshot: Written | None) -> EventParts:
     """The event for a transition; `snapshot` is the order after it (None once deleted)."""
     match transition.event:
         case orders.OrderCreated():

@@ -22,7 +22,7 @@ from service.app.purchase_orders.translate import (
     snapshot_to_wire,
 )
 from service.app.state_topic import StateRules, shown_until_deleted
-from service.app.wire_json import Fields
+from service.app.wire_json import Fields, Written
 from service.domain import purchase_orders as po
 from service.domain.permissions import PURCHASE_ORDERS_AUTHORITY, Access
 from service.domain.purchase_orders.stock import movements
@@ -77,7 +77,7 @@ def purchase_order_family(prefix: str = "") -> Family[po.PurchaseOrderCommand]:
     )
 
 
-def _wire_event(transition: po.Transition, snapshot: Fields | None) -> EventParts:
+def _wire_event(transition: po.Transition, snapshot: Written | None) -> EventParts:
     after = transition.after
     match transition.event:
         case po.PurchaseOrderCreated():
