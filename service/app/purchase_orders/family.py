@@ -100,7 +100,7 @@ def _wire_event(transition: po.Transition, snapshot: Written | None) -> EventPar
             assert isinstance(after, po.PurchaseOrder)
             received = after.received()
             progress = [
-                {"sku": line.sku, "ordered": line.quantity, "received": received[line.sku]}
+                {"sku": line.sku, "ordered": line.quantity, "received": received.get(line.sku, 0)}
                 for line in after.details.products
             ]
             recorded: Fields = {"receipt": receipt_to_wire(receipt), "progress": progress}

@@ -6,7 +6,6 @@ a missing order, so nobody can learn which order ids exist by probing.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Sequence
 
 from service.domain.decisions import (
@@ -46,6 +45,7 @@ from service.domain.orders.rules import (
     TRANSITIONS,
 )
 from service.domain.problems import ErrorCode, Problem
+from service.domain.stock import repeated
 
 Decision = Accepted[OrderEvent] | Rejected
 
@@ -182,7 +182,7 @@ def _voucher_in_use(code: str) -> Problem:
 
 def _items_problems(items: Sequence[Item], path: str) -> list[Problem]:
     """Rules across lines: each sku once, one currency per order."""
-    counts = Counter(item.sku for item in items)
+    twice = repeated(item.sku for item in items)
     problems = [
         Problem(
             ErrorCode.INVALID_REQUEST,
@@ -190,7 +190,7 @@ def _items_problems(items: Sequence[Item], path: str) -> list[Problem]:
             f"{path}.{index}.sku",
         )
         for index, item in enumerate(items)
-        if counts[item.sku] > 1
+        if item.sku in twice
     ]
     currency = items[0].currency
     problems += [

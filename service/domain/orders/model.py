@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
+
+from service.domain.stock import Quantities
 
 
 class Status(StrEnum):
@@ -102,8 +103,8 @@ class Order:
     def document_id(self) -> str:
         return self.order_id
 
-    def quantities(self) -> Counter[str]:
-        return Counter({item.sku: item.quantity for item in self.details.items})
+    def quantities(self) -> Quantities:
+        return {item.sku: item.quantity for item in self.details.items}
 
     def total(self) -> Decimal:
         return sum((i.unit_price * i.quantity for i in self.details.items), Decimal(0))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -48,6 +47,7 @@ from service.domain.purchase_orders.rules import (
     STATUSES_ACCEPTING_REASON,
     TRANSITIONS,
 )
+from service.domain.stock import repeated, tally
 
 Decision = Accepted["PurchaseOrderEvent"] | Rejected
 
@@ -213,12 +213,12 @@ def _receipt_problems(order: PurchaseOrder, receipt: Receipt) -> list[Problem]:
                     f"payload.lines.{index}.sku",
                 )
             )
-        elif received[line.sku] + line.quantity > ordered[line.sku]:
+        elif (already := received.get(line.sku, 0)) + line.quantity > ordered[line.sku]:
             problems.append(
                 Problem(
                     ErrorCode.INVALID_REQUEST,
                     f"receiving {line.quantity} of '{line.sku}' would exceed the ordered "
-                    f"{ordered[line.sku]} (already received {received[line.sku]})",
+                    f"{ordered[line.sku]} (already received {already})",
                     f"payload.lines.{index}.quantity",
                 )
             )
@@ -230,8 +230,8 @@ def _receipt_events(order: PurchaseOrder, receipt: Receipt) -> tuple[PurchaseOrd
     if order.status is Status.OPEN:
         events.append(PurchaseOrderStatusChanged(Status.OPEN, Status.RECEIVING))
     events.append(ReceiptRecorded(receipt))
-    received = order.received() + Counter({line.sku: line.quantity for line in receipt.lines})
-    if all(received[sku] >= quantity for sku, quantity in order.ordered().items()):
+    received = tally(((line.sku, line.quantity) for line in receipt.lines), order.received())
+    if all(received.get(sku, 0) >= quantity for sku, quantity in order.ordered().items()):
         events.append(PurchaseOrderStatusChanged(Status.RECEIVING, Status.RECEIVED))
     return tuple(events)
 
@@ -308,5 +308,5 @@ class _Line(Protocol):
 
 
 def _repeated_skus(lines: Sequence[_Line]) -> list[tuple[int, _Line]]:
-    counts = Counter(line.sku for line in lines)
-    return [(index, line) for index, line in enumerate(lines) if counts[line.sku] > 1]
+    twice = repeated(line.sku for line in lines)
+    return [(index, line) for index, line in enumerate(lines) if line.sku in twice]

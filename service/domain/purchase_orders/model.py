@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
+
+from service.domain.stock import Quantities, tally
 
 
 class Status(StrEnum):
@@ -85,27 +86,20 @@ class PurchaseOrder:
     def document_id(self) -> str:
         return self.purchase_order_id
 
-    def ordered(self) -> Counter[str]:
-        return Counter({line.sku: line.quantity for line in self.details.products})
+    def ordered(self) -> Quantities:
+        return {line.sku: line.quantity for line in self.details.products}
 
-    def received(self) -> Counter[str]:
-        total: Counter[str] = Counter()
-        for receipt in self.receipts:
-            for line in receipt.lines:
-                total[line.sku] += line.quantity
-        return total
+    def received(self) -> Quantities:
+        return tally((line.sku, line.quantity) for r in self.receipts for line in r.lines)
 
-    def outstanding(self) -> Counter[str]:
+    def outstanding(self) -> Quantities:
         """Ordered and not yet received, per sku (never negative)."""
-        # Not `ordered() - received()`: two Counters fewer, on every change of every order.
         received = self.received()
-        return Counter(
-            {
-                sku: left
-                for sku, quantity in self.ordered().items()
-                if (left := quantity - received[sku]) > 0
-            }
-        )
+        return {
+            sku: left
+            for sku, quantity in self.ordered().items()
+            if (left := quantity - received.get(sku, 0)) > 0
+        }
 
 
 @dataclass(frozen=True)
