@@ -1,0 +1,65 @@
+"""The inbox answer of a batch (the outcome written to each row the batch claimed) is a heap-only
+update on a real Postgres: no index of the inbox is given an entry per answer."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from itertools import count
+
+import asyncpg
+
+from service.adapters.crypto import MasterKey, new_key
+from service.adapters.unit_of_work import PostgresStore
+from service.app.incoming import IncomingMessage
+from service.app.kernel import DocumentDecider
+from service.app.ports import Outcome
+from service.app.processor import CommandProcessor
+from service.app.provenance import Signer
+from service.app.purchase_orders.family import purchase_order_family
+from tests.support import create
+
+FAMILY = purchase_order_family("it.")
+offsets = count()
+
+
+async def test_every_answer_of_a_batch_is_written_in_place(database_url: str) -> None:
+    commands = 300  # inbox rows over several pages
+    batch = [
+        IncomingMessage(
+            "it.cmds",
+            0,
+            next(offsets),
+            1,
+            f"PO-{i}".encode(),
+            json.dumps(create(f"PO-{i}")).encode(),
+        )
+        for i in range(commands)
+    ]
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
+    try:
+        processor = CommandProcessor(
+            PostgresStore(pool, MasterKey(new_key())),
+            DocumentDecider(FAMILY, "it.movements"),
+            max_command_bytes=65536,
+            signer=Signer(new_key(), "it"),
+        )
+        assert await processor.process_batch(batch) == [Outcome.ACCEPTED] * commands
+    finally:
+        await pool.close()  # a backend that ends reports its table statistics
+    db = await asyncpg.connect(database_url)
+    try:
+        for _ in range(100):
+            row = await db.fetchrow(
+                "SELECT n_tup_ins, n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables"
+                " WHERE relname = 'inbox'"
+            )
+            if row is not None and row["n_tup_upd"] >= commands:
+                break
+            await asyncio.sleep(0.1)
+            await db.execute("SELECT pg_stat_clear_snapshot()")
+        assert row is not None
+        assert (row["n_tup_ins"], row["n_tup_upd"]) == (commands, commands)
+        assert row["n_tup_hot_upd"] == commands
+    finally:
+        await db.close()
