@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 import asyncpg
+import orjson
 
 from service.adapters.crypto import Keyring
 from service.adapters.history import actor_columns
@@ -37,12 +38,7 @@ RECORD_COLUMNS = {
 _LOAD = """
 SELECT o.tenant_id, o.order_id, o.customer_id, o.warehouse_id, o.status, o.cancel_reason,
        o.version, o.voucher_code, o.shipping_record, o.billing_record, o.contact_record,
-       o.redacted_groups, o.redaction_pending,
-       (SELECT json_agg(json_build_object('sku', i.sku, 'quantity', i.quantity,
-                                          'unit_price', i.unit_price::text,
-                                          'currency', i.currency) ORDER BY i.line_no)
-        FROM order_items i WHERE i.tenant_id = o.tenant_id AND i.order_id = o.order_id
-       )::text AS items
+       o.redacted_groups, o.redaction_pending, o.items::text AS items
 FROM orders o JOIN unnest($1::text[], $2::text[]) AS k(tenant_id, order_id)
     USING (tenant_id, order_id)
 """
@@ -220,18 +216,20 @@ class PostgresOrders:
             INSERT INTO orders (tenant_id, order_id, customer_id, warehouse_id, status,
                                 cancel_reason, version, voucher_code, shipping_record,
                                 billing_record, contact_record, redacted_groups,
-                                redaction_pending)
+                                redaction_pending, items)
             SELECT tenant_id, order_id, customer_id, warehouse_id, status, cancel_reason,
                    version, voucher_code, shipping_record, billing_record, contact_record,
-                   string_to_array(redacted_groups, ','), string_to_array(redaction_pending, ',')
+                   string_to_array(redacted_groups, ','), string_to_array(redaction_pending, ','),
+                   items::jsonb
             FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
                         $6::text[], $7::bigint[], $8::text[], $9::uuid[], $10::uuid[],
-                        $11::uuid[], $12::text[], $13::text[])
+                        $11::uuid[], $12::text[], $13::text[], $14::text[])
                 AS o(tenant_id, order_id, customer_id, warehouse_id, status, cancel_reason,
                      version, voucher_code, shipping_record, billing_record, contact_record,
-                     redacted_groups, redaction_pending)
+                     redacted_groups, redaction_pending, items)
             ON CONFLICT (tenant_id, order_id) DO UPDATE
             SET status = EXCLUDED.status, cancel_reason = EXCLUDED.cancel_reason,
+                items = EXCLUDED.items,
                 version = EXCLUDED.version, shipping_record = EXCLUDED.shipping_record,
                 billing_record = EXCLUDED.billing_record,
                 contact_record = EXCLUDED.contact_record,
@@ -249,13 +247,7 @@ class PostgresOrders:
             *([r[i] for _, r in rows] for i in range(len(RECORD_COLUMNS))),
             [",".join(sorted(g.value for g in o.redacted)) for o, _ in rows],
             [",".join(sorted(g.value for g in o.redaction_pending)) for o, _ in rows],
-        )
-        await self._replace_items(
-            [
-                save
-                for save in saves
-                if save.previous is None or save.previous.details.items != save.order.details.items
-            ]
+            [_items_json(o.details.items) for o, _ in rows],
         )
         await self._move_vouchers(saves)
         entries = [
@@ -289,39 +281,6 @@ class PostgresOrders:
             *actor_columns([e for _, e, _ in entries]),
         )
 
-    async def _replace_items(self, saves: Sequence[OrderSave]) -> None:
-        """The item rows of orders that are new or whose items changed."""
-        replaced = [_key(save.order) for save in saves if save.previous is not None]
-        if replaced:
-            await self._conn.execute(
-                "DELETE FROM order_items i USING unnest($1::text[], $2::text[])"
-                " AS k(tenant_id, order_id)"
-                " WHERE i.tenant_id = k.tenant_id AND i.order_id = k.order_id",
-                *_split(replaced),
-            )
-        lines = [
-            (save.order, line_no, item)
-            for save in saves
-            for line_no, item in enumerate(save.order.details.items, start=1)
-        ]
-        if not lines:
-            return
-        await self._conn.execute(
-            """
-            INSERT INTO order_items (tenant_id, order_id, line_no, sku, quantity, unit_price,
-                                     currency)
-            SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::int[],
-                                 $6::numeric[], $7::text[])
-            """,
-            [order.tenant_id for order, _, _ in lines],
-            [order.order_id for order, _, _ in lines],
-            [line_no for _, line_no, _ in lines],
-            [item.sku for _, _, item in lines],
-            [item.quantity for _, _, item in lines],
-            [item.unit_price for _, _, item in lines],
-            [item.currency for _, _, item in lines],
-        )
-
     async def _move_vouchers(self, saves: Sequence[OrderSave]) -> None:
         """A voucher row follows whether its order holds the voucher; untouched otherwise."""
         moved = [
@@ -349,7 +308,7 @@ class PostgresOrders:
             )
 
     async def _delete(self, tombstones: Sequence[orders.State]) -> None:
-        """Remove the orders (their items and voucher rows go with them: ON DELETE CASCADE)
+        """Remove the orders (their voucher rows go with them: ON DELETE CASCADE)
         and their history, crypto-shred their personal data, and leave their tombstones."""
         if not tombstones:
             return
@@ -431,6 +390,22 @@ class PostgresOrders:
 
 def _key(order: orders.Order) -> tuple[str, str]:
     return (order.tenant_id, order.order_id)
+
+
+def _items_json(items: Sequence[orders.Item]) -> str:
+    """The `items` column: the items in line order, unit prices as the text they were decided
+    with (Decimal's own, so an order loaded back holds the very values it was saved with)."""
+    return orjson.dumps(
+        [
+            {
+                "sku": item.sku,
+                "quantity": item.quantity,
+                "unit_price": str(item.unit_price),
+                "currency": item.currency,
+            }
+            for item in items
+        ]
+    ).decode()
 
 
 def _order_from_row(

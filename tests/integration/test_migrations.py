@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import asyncpg
 import pytest
@@ -76,3 +77,60 @@ async def test_a_failing_migration_names_itself_and_stays_pending(
     with pytest.raises(MigrationError, match=rf"migration {first_name} failed \(DuplicateTable"):
         await migrate(database_url)
     assert await pending_migrations(database_url) == [first_name]
+
+
+async def test_order_items_move_into_their_orders_in_line_order(
+    stack_admin: asyncpg.Connection, stack: Endpoints
+) -> None:
+    """0021: the items of orders written before it are their rows' `items`, in line order with
+    their prices' text, and the order_items view reads them as the table did."""
+    await stack_admin.execute("DROP DATABASE IF EXISTS items_move WITH (FORCE)")
+    await stack_admin.execute("CREATE DATABASE items_move")
+    url = stack.database_url.rsplit("/", 1)[0] + "/items_move"
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(
+            "CREATE TABLE schema_migrations (version int PRIMARY KEY, name text NOT NULL,"
+            " applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        for version, name, sql in migrations():
+            if version >= 21:
+                break
+            await conn.execute(sql)
+            await conn.execute("INSERT INTO schema_migrations VALUES ($1, $2)", version, name)
+        await conn.execute(
+            "INSERT INTO orders (tenant_id, order_id, customer_id, warehouse_id, status, version,"
+            " shipping_record, billing_record, contact_record)"
+            " SELECT 't', o, 'CUST-1', 'WH-1', 'new', 1, gen_random_uuid(), gen_random_uuid(),"
+            " gen_random_uuid() FROM unnest(ARRAY['O-1', 'O-2']) AS o"
+        )
+        before = [
+            ("O-1", 2, "SKU-B", 1, "0.0100", "EUR"),
+            ("O-1", 1, "SKU-A", 3, "12.50", "EUR"),
+            ("O-2", 1, "SKU-C", 7, "5", "USD"),
+        ]
+        await conn.executemany(
+            "INSERT INTO order_items VALUES ('t', $1, $2, $3, $4, $5::numeric, $6)", before
+        )
+
+        assert await migrate(url) == [name for version, name, _ in migrations() if version >= 21]
+
+        items = {
+            row["order_id"]: json.loads(row["items"])
+            for row in await conn.fetch("SELECT order_id, items::text FROM orders")
+        }
+        assert items == {
+            "O-1": [
+                {"sku": "SKU-A", "quantity": 3, "unit_price": "12.50", "currency": "EUR"},
+                {"sku": "SKU-B", "quantity": 1, "unit_price": "0.0100", "currency": "EUR"},
+            ],
+            "O-2": [{"sku": "SKU-C", "quantity": 7, "unit_price": "5", "currency": "USD"}],
+        }
+        viewed = await conn.fetch(
+            "SELECT order_id, line_no, sku, quantity, unit_price::text, currency"
+            " FROM order_items ORDER BY order_id, line_no"
+        )
+        assert [tuple(row) for row in viewed] == sorted(before)
+    finally:
+        await conn.close()
+        await stack_admin.execute("DROP DATABASE items_move WITH (FORCE)")
