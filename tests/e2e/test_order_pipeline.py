@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import asyncpg
 import pytest
 
-from contracts.orders import ORDER_EVENT, OrderRejection
+from contracts.orders import ORDER_EVENT, OrderRejection, OrderSnapshot
 from contracts.topics import ORDERS
 from service.adapters.order_store import PostgresOrders
 from service.domain import orders
@@ -35,6 +35,42 @@ def events_and_movements_are_cloudevents(order_probe: WireProbe) -> Iterator[Non
     """After each test: every event and movement it read carries valid CloudEvents headers."""
     yield
     assert_cloudevents(order_probe, ORDERS)
+
+
+async def test_unit_prices_are_read_with_their_places_as_written(
+    settings: Settings, order_probe: WireProbe, db: asyncpg.Connection
+) -> None:
+    """A price whose trailing zeros or exponent take it past four places is refused at the edge:
+    stored as sent, it would break every read of the order_items view."""
+    hostile = ["12.500000000", "0E-16384", "0E-7"]
+    items = [
+        {"sku": f"SKU-{i}", "quantity": 1, "unit_price": price, "currency": "EUR"}
+        for i, price in enumerate(hostile)
+    ]
+    async with running_service(settings):
+        errors = await order_probe.errors_of(create_order("O-15", details={"items": items}))
+        accepted = await order_probe.send_and_wait(
+            create_order(
+                "O-16",
+                details={
+                    "items": [
+                        {"sku": "SKU-A", "quantity": 2, "unit_price": "1E+2", "currency": "EUR"},
+                        {"sku": "SKU-B", "quantity": 1, "unit_price": "7.5000", "currency": "EUR"},
+                    ]
+                },
+            )
+        )
+    assert errors == [
+        ("invalid_request", f"payload.items.{i}.unit_price") for i in range(len(hostile))
+    ]
+    snapshot = ORDER_EVENT.validate_json(accepted.value).data
+    assert isinstance(snapshot, OrderSnapshot)
+    assert [str(item.unit_price) for item in snapshot.items] == ["1E+2", "7.5000"]
+    assert await db.fetchval("SELECT count(*) FROM orders WHERE order_id = 'O-15'") == 0
+    viewed = await db.fetch(
+        "SELECT order_id, sku, unit_price::text FROM order_items ORDER BY order_id, line_no"
+    )
+    assert [tuple(row) for row in viewed] == [("O-16", "SKU-A", "100"), ("O-16", "SKU-B", "7.5000")]
 
 
 def moved(probe: WireProbe, order_id: str) -> list[tuple[str, str, int]]:

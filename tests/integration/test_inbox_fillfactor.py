@@ -1,5 +1,5 @@
-"""The inbox answer of a batch (the outcome written to each row the batch claimed) is a heap-only
-update on a real Postgres: no index of the inbox is given an entry per answer."""
+"""The inbox answers of a batch (the outcome written to each row the batch claimed) are heap-only
+updates on a real Postgres: nearly none gives the inbox's indexes an entry."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import json
 from itertools import count
 
 import asyncpg
+import pytest
 
 from service.adapters.crypto import MasterKey, new_key
 from service.adapters.unit_of_work import PostgresStore
@@ -23,7 +24,12 @@ FAMILY = purchase_order_family("it.")
 offsets = count()
 
 
-async def test_every_answer_of_a_batch_is_written_in_place(database_url: str) -> None:
+@pytest.mark.parametrize("tenant_id", ["t", "tenant-a", "tenant-of-16-abc", "t" * 32])
+async def test_the_answers_of_a_batch_are_written_in_place(
+    database_url: str, tenant_id: str
+) -> None:
+    # The key holds the tenant, so its length moves where a row's outcome lands in its
+    # alignment padding: whether an answer fits beside the claim on a half-full page.
     commands = 300  # inbox rows over several pages
     batch = [
         IncomingMessage(
@@ -32,7 +38,7 @@ async def test_every_answer_of_a_batch_is_written_in_place(database_url: str) ->
             next(offsets),
             1,
             f"PO-{i}".encode(),
-            json.dumps(create(f"PO-{i}")).encode(),
+            json.dumps(create(f"PO-{i}", tenant_id=tenant_id)).encode(),
         )
         for i in range(commands)
     ]
@@ -60,6 +66,7 @@ async def test_every_answer_of_a_batch_is_written_in_place(database_url: str) ->
             await db.execute("SELECT pg_stat_clear_snapshot()")
         assert row is not None
         assert (row["n_tup_ins"], row["n_tup_upd"]) == (commands, commands)
-        assert row["n_tup_hot_upd"] == commands
+        # Full pages (fillfactor 100) made none of them heap-only.
+        assert row["n_tup_hot_upd"] >= 0.9 * commands
     finally:
         await db.close()

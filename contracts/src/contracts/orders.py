@@ -12,7 +12,8 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import Field, StrictInt, StringConstraints, TypeAdapter
+from pydantic import AfterValidator, Field, StrictInt, StringConstraints, TypeAdapter
+from pydantic_core import PydanticCustomError
 from pydantic_extra_types.country import CountryAlpha2
 from pydantic_extra_types.currency_code import ISO4217
 
@@ -63,10 +64,34 @@ class Address(WireModel):
     email: EmailAddress | None = None
 
 
+PRICE_DECIMAL_PLACES = 4
+
+
+def _places_as_written(price: Decimal) -> Decimal:
+    """`decimal_places` counts a value's places with its trailing zeros dropped, so 12.500000000
+    and 0E-16384 pass it. A unit price keeps the text it was sent with (the order, its events
+    and the order_items view repeat it), so its places as written are what stay within four."""
+    exponent = price.as_tuple().exponent
+    if isinstance(exponent, int) and exponent < -PRICE_DECIMAL_PLACES:
+        raise PydanticCustomError(
+            "decimal_max_places",
+            "Decimal input should have no more than {decimal_places} decimal places, as written",
+            {"decimal_places": PRICE_DECIMAL_PLACES},
+        )
+    return price
+
+
+UnitPrice = Annotated[
+    Decimal,
+    Field(ge=0, max_digits=18, decimal_places=PRICE_DECIMAL_PLACES),
+    AfterValidator(_places_as_written),
+]
+
+
 class OrderItem(WireModel):
     sku: Identifier
     quantity: Annotated[StrictInt, Field(ge=1, le=1_000_000)] = Field(description="Minimum 1.")
-    unit_price: Annotated[Decimal, Field(ge=0, max_digits=18, decimal_places=4)]
+    unit_price: UnitPrice
     currency: ISO4217 = Field(description="The same for every item of an order.")
 
 
