@@ -1,7 +1,7 @@
 """Customer orders: types, rule tables, decisions, state changes and stock positions (pure)."""
 
 from service.domain.decisions import Accepted, Rejected
-from service.domain.orders.decide import Decision, decide
+from service.domain.orders.decide import Decision, decide, reads_personal_data
 from service.domain.orders.erasure import EVERY_GROUP, CustomerErasure, decide_customer_redaction
 from service.domain.orders.evolve import Transition, evolve, fold
 from service.domain.orders.model import (
@@ -32,7 +32,6 @@ from service.domain.orders.model import (
     State,
     Status,
     UpdateOrder,
-    reads_personal_data,
     unopened_change,
 )
 from service.domain.orders.rules import TRANSITIONS

@@ -18,6 +18,7 @@ from service.domain.decisions import (
 from service.domain.orders.model import (
     Actor,
     ChangeOrderStatus,
+    CommandForOrders,
     CreateOrder,
     DeletedOrder,
     DeleteOrder,
@@ -41,6 +42,7 @@ from service.domain.orders.rules import (
     BEING_FULFILLED,
     DELETABLE,
     EDITABLE_PARTS,
+    LEAVES_PERSONAL_DATA_SEALED,
     STATUSES_ACCEPTING_REASON,
     TRANSITIONS,
 )
@@ -277,3 +279,9 @@ def _not_found(order_id: str, current: State | None, actor: Actor | None) -> Pro
     else:
         message = f"Order '{order_id}' not found"
     return Problem(ErrorCode.NOT_FOUND, message, "order_id")
+
+
+def reads_personal_data(command: CommandForOrders) -> bool:
+    """Whether deciding `command` reads or rewrites an order's addresses, so they must be
+    opened (rules.LEAVES_PERSONAL_DATA_SEALED)."""
+    return not isinstance(command, LEAVES_PERSONAL_DATA_SEALED)

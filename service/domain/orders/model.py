@@ -214,13 +214,6 @@ def unopened_change(loaded: OrderDetails | None, changed: OrderDetails) -> str |
     return None
 
 
-def reads_personal_data(command: CommandForOrders) -> bool:
-    """Whether deciding `command` reads or rewrites an order's addresses, so they must be
-    opened. A status change, a deletion and an erasure (of an order or of a customer's) never
-    do: erasing destroys keys and reads nothing. Whatever else arrives is opened."""
-    return not isinstance(command, ChangeOrderStatus | DeleteOrder | RedactOrder | RedactCustomer)
-
-
 # Events.
 
 

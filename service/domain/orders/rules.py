@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from service.domain.orders.model import Part, Status
+from service.domain.orders.model import (
+    ChangeOrderStatus,
+    DeleteOrder,
+    Part,
+    RedactCustomer,
+    RedactOrder,
+    Status,
+)
 
 # EON's shipment statuses (seed 003) as a strict table.
 TRANSITIONS: Mapping[Status, frozenset[Status]] = {
@@ -39,3 +46,7 @@ SHIPPED = frozenset({Status.SENT, Status.DELIVERED})
 # Erasing the addresses of an order that is still being fulfilled would stop its shipping: the
 # erasure waits, and runs in the transaction that moves the order out of these statuses.
 BEING_FULFILLED = frozenset({Status.PLACED, Status.READY, Status.FULFILLED})
+
+# Commands whose decisions never read or rewrite an order's addresses, so its personal data
+# stays sealed for them: erasing destroys keys and reads nothing. Anything else is opened.
+LEAVES_PERSONAL_DATA_SEALED = (ChangeOrderStatus, DeleteOrder, RedactOrder, RedactCustomer)
