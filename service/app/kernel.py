@@ -279,7 +279,7 @@ class DocumentDecider(Generic[C]):
                     self._family.topics.state,
                     id_field,
                     transition,
-                    snapshot_json,
+                    snapshot,
                     event_id,
                     event_type,
                     now,

@@ -16,12 +16,11 @@ from datetime import datetime
 from typing import Any, Generic, TypeVar
 from uuid import UUID
 
-import orjson
 from pydantic import BaseModel
 
 from contracts.state import state_key
 from service.app.ports import OutboxMessage
-from service.app.wire_json import in_field_order, wire_json
+from service.app.wire_json import Written, in_field_order, wire_json
 from service.domain.decisions import Transition
 from service.domain.documents import Document
 
@@ -52,7 +51,7 @@ def state_message(
     topic: str,
     id_field: str,
     transition: Transition[Any, S],
-    snapshot_json: bytes | None,
+    snapshot: Written | None,
     event_id: UUID,
     event_type: str,
     updated_at: datetime,
@@ -62,7 +61,7 @@ def state_message(
     after, before = transition.after, transition.before
     key = state_key(after.tenant_id, after.document_id).encode()
     if rules.shown(after):
-        assert snapshot_json is not None, "a shown document is live, so it has a snapshot"
+        assert snapshot is not None, "a shown document is live, so it has a snapshot"
         # The snapshot JSON history keeps, embedded as it is: serialised once per version.
         fields = in_field_order(
             rules.model,
@@ -73,7 +72,7 @@ def state_message(
                 "event_type": event_type,
                 "updated_at": updated_at,
                 id_field: after.document_id,
-                "snapshot": orjson.Fragment(snapshot_json),
+                "snapshot": snapshot,
             },
         )
         value = wire_json(fields)
