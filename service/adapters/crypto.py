@@ -15,7 +15,7 @@ import binascii
 import hashlib
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import Protocol
 from uuid import UUID
@@ -23,6 +23,7 @@ from uuid import UUID
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from service.domain.values import frozen
 from service.errors import ConfigurationError, ServiceError
 
 KEY_BYTES = 32
@@ -60,7 +61,7 @@ def open_sealed(key: bytes, sealed: bytes, associated_data: bytes) -> bytes:
         raise DecryptionError("ciphertext does not match its key and context") from error
 
 
-@dataclass(frozen=True)
+@frozen
 class MasterKey:
     """Wraps data keys. Its id (a digest, not the key) records which master wrapped a data key."""
 
@@ -129,7 +130,7 @@ class Keyring(Protocol):
         ...
 
 
-@dataclass(frozen=True)
+@frozen
 class MasterKeyring:
     """Several master keys; the first is current."""
 

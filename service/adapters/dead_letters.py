@@ -17,7 +17,7 @@ import json
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import datetime
 
 import asyncpg
@@ -42,6 +42,7 @@ from service.app.provenance import (
     letter_is_authentic,
     replay_headers,
 )
+from service.domain.values import frozen
 from service.errors import ConfigurationError, ServiceError
 
 Headers = tuple[tuple[str, bytes], ...]
@@ -103,7 +104,7 @@ class NotAuthentic(ServiceError):
         self.letter = letter
 
 
-@dataclass(frozen=True)
+@frozen
 class Original:
     """A message as it arrived on the commands topic."""
 
@@ -112,7 +113,7 @@ class Original:
     headers: Headers
 
 
-@dataclass(frozen=True)
+@frozen
 class DeadLetter:
     topic: str
     partition: int

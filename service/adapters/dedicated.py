@@ -4,7 +4,6 @@ counterparts: customer orders, whose personal data is sealed field group by fiel
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -14,9 +13,10 @@ from service.adapters.crypto import Keyring
 from service.adapters.order_store import PostgresOrders
 from service.adapters.preview_store import PreviewOrders
 from service.app.ports import DocumentKind
+from service.domain.values import frozen
 
 
-@dataclass(frozen=True)
+@frozen
 class DedicatedStorage:
     repository: Callable[[asyncpg.Connection, Keyring], Any]
     preview: Callable[[asyncpg.Connection, Any], Any]

@@ -33,7 +33,6 @@ import logging
 import secrets
 import time
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
@@ -44,6 +43,7 @@ from service.adapters.database import OUTBOX_CHANNEL
 from service.adapters.kafka import RememberingPartitioner
 from service.app.ports import OutboxMessage
 from service.app.retry import RetryPolicy, described
+from service.domain.values import frozen
 
 if TYPE_CHECKING:
     from service.adapters.tracing import Tracing
@@ -70,7 +70,7 @@ Pair = tuple[str, bytes]
 """A topic and a message key: the unit of order."""
 
 
-@dataclass(frozen=True)
+@frozen
 class Committed:
     """A message whose outbox row committed, for this instance to publish."""
 

@@ -29,7 +29,6 @@ import os
 import time
 import unicodedata
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -49,6 +48,7 @@ from jwt import PyJWK
 from jwt.exceptions import InvalidJTIError, InvalidSubjectError
 
 from service.app.auth import ACTOR_TYPES, Claims, InvalidToken
+from service.domain.values import frozen
 from service.errors import ConfigurationError
 
 log = logging.getLogger(__name__)
@@ -78,7 +78,7 @@ class KeyFileError(ConfigurationError):
         self.reason = reason
 
 
-@dataclass(frozen=True)
+@frozen
 class FileKey:
     """One key of the file, with what it may be used for."""
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import struct
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from functools import lru_cache
 from typing import Any
 
@@ -26,6 +26,7 @@ from service.adapters.topic_plan import (
     differences,
     plan,
 )
+from service.domain.values import frozen
 from service.errors import ConfigurationError
 
 log = logging.getLogger(__name__)
@@ -107,7 +108,7 @@ def make_producer(
     )
 
 
-@dataclass(frozen=True)
+@frozen
 class TopicCheck:
     """What `ensure_topics` found: the cluster's size, the topics it created, and how existing
     ones differ from the settings (reported, never changed)."""

@@ -13,7 +13,7 @@ administration and an operator's CLI.
 from __future__ import annotations
 
 import ssl
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -28,6 +28,7 @@ from faststream.security import (
 )
 
 from service.adapters.oauth_tokens import TokenProvider
+from service.domain.values import frozen
 from service.errors import ConfigurationError
 
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
@@ -43,7 +44,7 @@ DEFAULT_CLIENT_ID = "order-lifecycle-service"
 _SASL = {"PLAIN": SASLPlaintext, "SCRAM-SHA-256": SASLScram256, "SCRAM-SHA-512": SASLScram512}
 
 
-@dataclass(frozen=True)
+@frozen
 class KafkaConnection:
     bootstrap_servers: str
     security_protocol: SecurityProtocol = "PLAINTEXT"

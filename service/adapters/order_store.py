@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
 from decimal import Decimal
 
 import asyncpg
@@ -27,6 +26,7 @@ from service.app.orders.ports import refuse_unopened_changes
 from service.app.ports import Changes, DocumentKey, Version
 from service.domain import orders
 from service.domain.orders import DataGroup
+from service.domain.values import frozen
 from service.errors import PersonalDataNotOpenedError
 
 RECORD_COLUMNS = {
@@ -44,7 +44,7 @@ FROM orders o JOIN unnest($1::text[], $2::text[]) AS k(tenant_id, order_id)
 """
 
 
-@dataclass(frozen=True)
+@frozen
 class OrderSave:
     """A live order to write: the order it was loaded as (None when new) and its versions."""
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -18,6 +17,7 @@ from service.adapters.crypto import Keyring, new_key, open_sealed, seal
 from service.app.ports import DocumentKey
 from service.domain import orders
 from service.domain.orders import DataGroup
+from service.domain.values import frozen
 
 
 def groups_of(details: orders.OrderDetails) -> dict[DataGroup, dict[str, Any]]:
@@ -90,7 +90,7 @@ def _context(tenant_id: str, order_id: str, group: DataGroup, record_id: uuid.UU
     return "\x1f".join((tenant_id, order_id, group.value, str(record_id))).encode()
 
 
-@dataclass(frozen=True)
+@frozen
 class SealRequest:
     """Values of some groups of one order, each to be sealed in a new record."""
 

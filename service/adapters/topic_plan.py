@@ -14,10 +14,11 @@ Topics are of four kinds, each with its own retention and cleanup policy:
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from enum import StrEnum
 
 from contracts.topics import DocumentTopics
+from service.domain.values import frozen
 
 PRODUCTION_REPLICATION_FACTOR = 3
 """Replicas of every topic on a cluster of three brokers or more: one broker may be lost (and
@@ -54,7 +55,7 @@ class TopicKind(StrEnum):
     STATE = "state"
 
 
-@dataclass(frozen=True)
+@frozen
 class TopicSpec:
     """How a topic should be: partitions, replicas and the topic configs the service sets."""
 
@@ -64,7 +65,7 @@ class TopicSpec:
     configs: Mapping[str, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
+@frozen
 class FoundTopic:
     """How an existing topic is, as the cluster describes it. `configs` holds what the broker
     reported; a config it did not report (some brokers list only those set on the topic) is
@@ -75,7 +76,7 @@ class FoundTopic:
     configs: Mapping[str, str]
 
 
-@dataclass(frozen=True)
+@frozen
 class TopicSettings:
     """The deployment's topic settings (TOPIC_* in service.settings). `None` for replication
     factor or min.insync.replicas means: from the cluster's size."""

@@ -19,9 +19,9 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, TypeGuard, get_args
 
+from service.domain.values import frozen
 from service.errors import ConfigurationError
 
 if TYPE_CHECKING:
@@ -46,7 +46,7 @@ DEFAULT_OTLP_PROTOCOL: OtlpProtocol = "http/protobuf"
 has always sent."""
 
 
-@dataclass(frozen=True)
+@frozen
 class TracingConfig:
     exporters: tuple[TraceExporter, ...]
     """At least one; in the order OTEL_TRACES_EXPORTER names them."""

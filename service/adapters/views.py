@@ -10,13 +10,13 @@ so only their tombstones and history are here.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeAlias
 
 import asyncpg
 
 from contracts.topics import ORDERS
+from service.domain.values import frozen
 
 Queryable: TypeAlias = asyncpg.Connection | asyncpg.Pool
 """A connection, or a pool that lends one for the query."""
@@ -51,7 +51,7 @@ _OUTBOX_BACKLOG = (
 )
 
 
-@dataclass(frozen=True)
+@frozen
 class StoredDocument:
     status: str
     version: int
@@ -59,13 +59,13 @@ class StoredDocument:
     """The stored snapshot of its last version, as JSON text."""
 
 
-@dataclass(frozen=True)
+@frozen
 class Tombstone:
     last_version: int
     deleted_at: datetime
 
 
-@dataclass(frozen=True)
+@frozen
 class HistoryEntry:
     version: int
     event_type: str
@@ -77,7 +77,7 @@ class HistoryEntry:
     """Set when a token's issuer proved the actor; None when the actor was only claimed."""
 
 
-@dataclass(frozen=True)
+@frozen
 class OutboxBacklog:
     pending: int
     """Outcome messages not yet published."""

@@ -14,7 +14,7 @@ admitted with (recorded, signed, in the letter), never on the operator's.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from enum import StrEnum
 from typing import Generic, Protocol, TypeVar
 from uuid import UUID
@@ -25,6 +25,7 @@ from service.app.ports import Claims as Claims  # re-exported: verifiers build t
 from service.app.ports import RecordedActor
 from service.domain.permissions import Role
 from service.domain.problems import ErrorCode, Problem
+from service.domain.values import frozen
 
 C = TypeVar("C")
 
@@ -82,7 +83,7 @@ class Refusal(StrEnum):
     """The command names a reply topic (or correlation_id) it may not."""
 
 
-@dataclass(frozen=True)
+@frozen
 class Unauthorized:
     """A well-formed command that its sender may not send: answered with a rejection and
     otherwise ignored (its command_id is not claimed, so it can be sent again with a valid

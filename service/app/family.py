@@ -9,7 +9,6 @@ documents are stored, and its rules (see service/app/kernel.py). Everything that
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 from uuid import UUID
@@ -20,6 +19,7 @@ from contracts.topics import DocumentTopics
 from service.app.parse import CommandSpec, ValidCommand
 from service.app.ports import DocumentCodec, DocumentKind, OutboxMessage, UnitOfWork
 from service.domain.problems import Problem
+from service.domain.values import frozen
 
 if TYPE_CHECKING:
     from service.app.kernel import DocumentRules
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 C = TypeVar("C")
 
 
-@dataclass(frozen=True)
+@frozen
 class Family(Generic[C]):
     """Where a family's messages go, how its commands are read and how refusals are shaped."""
 
@@ -56,7 +56,7 @@ class Family(Generic[C]):
         return f"{base}.{self.name}"
 
 
-@dataclass(frozen=True)
+@frozen
 class EventRef:
     """An event a command caused, by reference: what a reply names of it."""
 
@@ -66,7 +66,7 @@ class EventRef:
     document_id: str
 
 
-@dataclass(frozen=True)
+@frozen
 class Decided:
     accepted: bool
     messages: list[OutboxMessage]

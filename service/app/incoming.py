@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from service.domain.values import frozen
 
 
-@dataclass(frozen=True)
+@frozen
 class IncomingMessage:
     topic: str
     partition: int

@@ -46,6 +46,7 @@ from service.domain.decisions import Accepted, Rejected, Transition
 from service.domain.documents import Document
 from service.domain.problems import Problem
 from service.domain.stock import Movement
+from service.domain.values import frozen
 
 C = TypeVar("C")
 S = TypeVar("S", bound=Document)
@@ -80,7 +81,7 @@ class AloneDecider(Protocol[C]):
     ) -> Decided: ...
 
 
-@dataclass(frozen=True)
+@frozen
 class Stateless(Generic[C, S]):
     """A run decider for families whose decisions need nothing but the document."""
 
@@ -102,7 +103,7 @@ the decisions need besides the documents. (Its type arguments go in order of app
 BeginRun[S, C].)"""
 
 
-@dataclass(frozen=True)
+@frozen
 class DocumentRules(Generic[C, S, E]):
     """Everything about a family the kernel does not know: pure functions, and the preloads
     and special commands of families that need them."""

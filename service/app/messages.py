@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache, lru_cache
 from typing import Any, Protocol
@@ -43,6 +42,7 @@ from service.app.ports import Claims, OutboxMessage, RecordedActor
 from service.app.wire_json import Fields, wire_json
 from service.domain.problems import Problem
 from service.domain.stock import Movement
+from service.domain.values import frozen
 
 
 def rejection_message(
@@ -228,7 +228,7 @@ class EventModel(Protocol):
     def model_dump_json(self) -> str: ...
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class WireEvent:
     """An event ready to publish: the facts its headers repeat, and its JSON body."""
 

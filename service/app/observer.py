@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
 from service.app.auth import Refusal
 from service.app.ports import Outcome
+from service.domain.values import frozen
 
 
 class RetryCause(StrEnum):
@@ -22,7 +22,7 @@ class RetryCause(StrEnum):
     """Parking a message failed; its offset waits until parking succeeds."""
 
 
-@dataclass(frozen=True)
+@frozen
 class Settled:
     """One message of a committed batch."""
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any, Generic, TypeVar
 from uuid import UUID
 
@@ -21,11 +21,12 @@ from service.app.ports import Claims, RecordedActor
 from service.app.strict_json import UnreadableBody, is_storable, read_json, unstorable_text
 from service.domain.permissions import Access, Authority
 from service.domain.problems import ErrorCode, Problem
+from service.domain.values import frozen
 
 C = TypeVar("C")
 
 
-@dataclass(frozen=True)
+@frozen
 class CommandSpec(Generic[C]):
     """How one document family's commands are read: its id field, wire union and translation."""
 
@@ -49,7 +50,7 @@ class CommandSpec(Generic[C]):
         return self.id_fields.get(command_type or "", self.id_field)
 
 
-@dataclass(frozen=True)
+@frozen
 class Identity:
     """What could be read of a command's envelope, even when the rest is invalid."""
 
@@ -66,7 +67,7 @@ class Identity:
 UNREADABLE = Identity(None, None, None, None)
 
 
-@dataclass(frozen=True)
+@frozen
 class ValidCommand(Generic[C]):
     identity: Identity
     command_id: UUID
@@ -81,7 +82,7 @@ class ValidCommand(Generic[C]):
     """Decide and answer with a preview; write nothing."""
 
 
-@dataclass(frozen=True)
+@frozen
 class InvalidCommand:
     identity: Identity
     problems: tuple[Problem, ...]

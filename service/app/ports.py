@@ -11,6 +11,7 @@ from typing import Generic, Protocol, TypeVar
 from uuid import UUID
 
 from service.domain.documents import Document
+from service.domain.values import frozen
 
 
 class Claim(StrEnum):
@@ -33,7 +34,7 @@ class Outcome(StrEnum):
     """A dry run: answered with a preview; never recorded in the inbox."""
 
 
-@dataclass(frozen=True)
+@frozen
 class OutboxMessage:
     """A message to publish. Key, value and headers are bytes: a dead letter carries what it
     arrived with, whatever that holds. A null value is a tombstone (state topics only): Kafka
@@ -45,7 +46,7 @@ class OutboxMessage:
     headers: tuple[tuple[str, bytes], ...] = ()
 
 
-@dataclass(frozen=True)
+@frozen
 class Answer:
     """The outcome of one claimed inbox key and the messages that carry it."""
 
@@ -57,7 +58,7 @@ class Answer:
     duplicate is answered as the original was."""
 
 
-@dataclass(frozen=True)
+@frozen
 class StoredAnswer:
     """What the inbox recorded of an answered key."""
 
@@ -66,7 +67,7 @@ class StoredAnswer:
     """None for keys answered before summaries were kept."""
 
 
-@dataclass(frozen=True)
+@frozen
 class RecordedActor:
     """Who acted: proven by a token (with its issuer), or as the envelope claimed (no issuer)."""
 
@@ -75,7 +76,7 @@ class RecordedActor:
     issuer: str | None = None
 
 
-@dataclass(frozen=True)
+@frozen
 class Claims:
     """What a verified actor token says: who acts, for which tenant, with which scopes."""
 
@@ -89,7 +90,7 @@ class Claims:
     key that accepts unbound tokens (the verifier checked its age)."""
 
 
-@dataclass(frozen=True)
+@frozen
 class HistoryEntry:
     version: int
     command_id: UUID
@@ -106,7 +107,7 @@ DocumentKey = tuple[str, str]
 S = TypeVar("S", bound=Document)
 
 
-@dataclass(frozen=True)
+@frozen
 class Version(Generic[S]):
     """A version of a live document a command produced, and its history entry."""
 
@@ -114,7 +115,7 @@ class Version(Generic[S]):
     entry: HistoryEntry
 
 
-@dataclass(frozen=True)
+@frozen
 class Save(Generic[S]):
     """A live document to write: the state it was loaded in (None for a new document) and the
     versions that followed, in order; the last is its new state."""
@@ -171,7 +172,7 @@ class DocumentCodec(Protocol[S]):
         """The state a deletion left."""
 
 
-@dataclass(frozen=True)
+@frozen
 class DocumentKind(Generic[S]):
     """A kind of document and how it is stored: as JSON with `codec` in the shared document
     tables, or (codec None) by a repository of its own that the store provides."""

@@ -22,7 +22,7 @@ import hashlib
 import hmac
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 from contracts.headers import (
@@ -33,6 +33,7 @@ from contracts.headers import (
 )
 from service.app.incoming import IncomingMessage
 from service.app.ports import Claims, OutboxMessage
+from service.domain.values import frozen
 
 # Purposes are part of what is signed, so a signature made for one kind of message can never
 # pass for another kind, even over the same parts.
@@ -209,7 +210,7 @@ def letter_is_authentic(
     return signer.verify(LETTER_PURPOSE, _letter_parts(topic, key, value, rest), signatures[0])
 
 
-@dataclass(frozen=True)
+@frozen
 class ReplayGrant:
     """What a verified replay header says: where the command was parked, the authority it was
     admitted with (None: none), and which operator replayed it."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
 from typing import Generic, TypeVar
 from uuid import UUID
 
@@ -14,11 +13,12 @@ from service.app.ports import Claims
 from service.app.provenance import ReplayGrant
 from service.app.replies import ReplyRoute
 from service.app.trace_context import trace_id
+from service.domain.values import frozen
 
 C = TypeVar("C")
 
 
-@dataclass(frozen=True)
+@frozen
 class Received(Generic[C]):
     """A consumed message and what the edge made of it."""
 

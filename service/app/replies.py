@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -26,6 +25,7 @@ from service.app.family import EventRef
 from service.app.parse import Identity
 from service.app.ports import OutboxMessage, Outcome
 from service.domain.problems import ErrorCode, Problem
+from service.domain.values import frozen
 from service.errors import ConfigurationError
 
 KAFKA_TOPIC = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
@@ -34,7 +34,7 @@ MAX_CORRELATION_ID = 128
 REPLY_FIELD = f"headers.{REPLY_TO}"
 
 
-@dataclass(frozen=True)
+@frozen
 class ReplyRoute:
     """Where a command's reply goes, and the correlation_id to write back on it."""
 
@@ -42,7 +42,7 @@ class ReplyRoute:
     correlation_id: bytes | None = None
 
 
-@dataclass(frozen=True)
+@frozen
 class ReplyPolicy:
     """Which reply topics a sender may name."""
 
@@ -125,7 +125,7 @@ def _printable(value: bytes) -> bool:
     return 0 < len(value) <= MAX_CORRELATION_ID and all(0x20 < byte < 0x7F for byte in value)
 
 
-@dataclass(frozen=True)
+@frozen
 class Summary:
     """What a reply says of an outcome; the inbox keeps it (small: event references and at
     most MAX_REPLY_ERRORS errors) so that a duplicate is answered as the original was."""

@@ -8,17 +8,18 @@ import asyncio
 import logging
 import random
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import TypeVar
 
 from service.app.observer import RetryCause
+from service.domain.values import frozen
 from service.errors import ProcessingAbandonedError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-@dataclass(frozen=True)
+@frozen
 class RetryPolicy:
     first_backoff_seconds: float = 0.05
     max_backoff_seconds: float = 5.0

@@ -11,7 +11,6 @@ then on nothing is published for the key, so an erased order never reappears the
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 from uuid import UUID
@@ -23,11 +22,12 @@ from service.app.ports import OutboxMessage
 from service.app.wire_json import Written, in_field_order, wire_json
 from service.domain.decisions import Transition
 from service.domain.documents import Document
+from service.domain.values import frozen
 
 S = TypeVar("S", bound=Document)
 
 
-@dataclass(frozen=True)
+@frozen
 class StateRules(Generic[S]):
     """What a family supplies for its state topic."""
 

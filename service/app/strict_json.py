@@ -22,9 +22,10 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
 from itertools import accumulate
 from typing import Any
+
+from service.domain.values import frozen
 
 MAX_NESTING = 32
 """Deepest nesting of objects and arrays a command may have; real commands need about five."""
@@ -166,7 +167,7 @@ def nesting_depth(text: str) -> int:
     return max(accumulate(steps, initial=0))
 
 
-@dataclass(frozen=True)
+@frozen
 class UnstorableText:
     """A string that no store can hold as it is: where it is, and which rule it breaks."""
 

@@ -11,12 +11,12 @@ import contextlib
 import logging
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from service.devstack.embedded import EmbeddedKafka, EmbeddedPostgres
 from service.devstack.processes import free_port, port_is_free
+from service.domain.values import frozen
 from service.errors import ProvisioningError
 
 log = logging.getLogger(__name__)
@@ -25,7 +25,7 @@ POSTGRES_IMAGE = "postgres:17"
 KAFKA_IMAGE = "apache/kafka:3.9.1"
 
 
-@dataclass(frozen=True)
+@frozen
 class Endpoints:
     database_url: str
     kafka_bootstrap_servers: str

@@ -3,28 +3,28 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from enum import StrEnum
 from typing import Generic, TypeVar
 
 from service.domain.problems import ErrorCode, Problem
+from service.domain.values import frozen
 
 E = TypeVar("E")
 S = TypeVar("S")
 StatusT = TypeVar("StatusT", bound=StrEnum)
 
 
-@dataclass(frozen=True)
+@frozen
 class Accepted(Generic[E]):
     events: tuple[E, ...]
 
 
-@dataclass(frozen=True)
+@frozen
 class Rejected:
     problems: tuple[Problem, ...]
 
 
-@dataclass(frozen=True)
+@frozen
 class Transition(Generic[E, S]):
     """One event with the states on either side of it."""
 

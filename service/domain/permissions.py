@@ -13,10 +13,10 @@ exactly as a missing order.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
 from enum import StrEnum
 
 from service.domain.problems import ErrorCode, Problem
+from service.domain.values import frozen
 
 
 class Role(StrEnum):
@@ -36,7 +36,7 @@ class Reach(StrEnum):
     """Only the actor's own documents (an order whose customer_id is the actor's id)."""
 
 
-@dataclass(frozen=True)
+@frozen
 class Allowed:
     """What a role may do with one command type."""
 
@@ -90,7 +90,7 @@ DESTRUCTIVE = frozenset(
 verified (AUTH_MODE=verify)."""
 
 
-@dataclass(frozen=True)
+@frozen
 class Access:
     """What a command asks to do, as far as the table cares."""
 
@@ -121,7 +121,7 @@ REQUIRED_SCOPE: Mapping[str, str] = {
 }
 
 
-@dataclass(frozen=True)
+@frozen
 class Authority:
     """Who may send a family's commands."""
 

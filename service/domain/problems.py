@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import StrEnum
+
+from service.domain.values import frozen
 
 
 class ErrorType(StrEnum):
@@ -56,7 +57,7 @@ ERROR_TYPE_OF: dict[ErrorCode, ErrorType] = {
 }
 
 
-@dataclass(frozen=True)
+@frozen
 class Problem:
     """One reason a command cannot be applied; `field` is the dotted path in the command."""
 

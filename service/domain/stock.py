@@ -8,8 +8,9 @@ produced gives exactly its current position: consumers never re-derive a state m
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from enum import StrEnum
+
+from service.domain.values import frozen
 
 
 class Bucket(StrEnum):
@@ -18,7 +19,7 @@ class Bucket(StrEnum):
     RESERVED = "reserved"
 
 
-@dataclass(frozen=True)
+@frozen
 class Movement:
     warehouse_id: str
     sku: str

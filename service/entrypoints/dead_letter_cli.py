@@ -14,7 +14,6 @@ import asyncio
 import os
 import re
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
 from typing import Annotated
 
 import asyncpg
@@ -33,6 +32,7 @@ from service.adapters.dead_letters import (
 )
 from service.app.ports import Claims
 from service.app.provenance import Signer
+from service.domain.values import frozen
 from service.entrypoints.configured import tool_settings
 from service.entrypoints.families import registered
 from service.settings import Settings
@@ -74,7 +74,7 @@ def _operator(given: str | None) -> str:
     return name
 
 
-@dataclass(frozen=True)
+@frozen
 class Selection:
     """Which letters a replay or purge acts on; at least one criterion must be given."""
 

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 from service.domain.decisions import Accepted, Rejected
 from service.domain.orders.decide import decide
 from service.domain.orders.model import DataGroup, Order, OrderEvent, RedactCustomer, RedactOrder
 from service.domain.problems import ErrorCode, Problem
+from service.domain.values import frozen
 
 EVERY_GROUP = frozenset(DataGroup)
 
 
-@dataclass(frozen=True)
+@frozen
 class CustomerErasure:
     """Per order, the events that erase it (or schedule its erasure); orders already fully
     erased have none, so repeating a customer redaction changes nothing."""

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 
 from service.domain.stock import Quantities
+from service.domain.values import frozen
 
 
 class Status(StrEnum):
@@ -44,7 +44,7 @@ class DataGroup(StrEnum):
     CONTACT = "contact"
 
 
-@dataclass(frozen=True)
+@frozen
 class Address:
     name: str
     lines: tuple[str, ...]
@@ -55,7 +55,7 @@ class Address:
     email: str | None = None
 
 
-@dataclass(frozen=True)
+@frozen
 class Item:
     sku: str
     quantity: int
@@ -63,7 +63,7 @@ class Item:
     currency: str
 
 
-@dataclass(frozen=True)
+@frozen
 class OrderDetails:
     customer_id: str
     warehouse_id: str
@@ -73,7 +73,7 @@ class OrderDetails:
     voucher_code: str | None = None
 
 
-@dataclass(frozen=True)
+@frozen
 class Actor:
     type: str
     id: str
@@ -84,7 +84,7 @@ class Actor:
         return self.id if self.type == "customer" else None
 
 
-@dataclass(frozen=True)
+@frozen
 class Order:
     tenant_id: str
     order_id: str
@@ -110,7 +110,7 @@ class Order:
         return sum((i.unit_price * i.quantity for i in self.details.items), Decimal(0))
 
 
-@dataclass(frozen=True)
+@frozen
 class DeletedOrder:
     """The tombstone a deletion leaves: enough to answer later commands, no order data."""
 
@@ -132,14 +132,14 @@ State = Order | DeletedOrder
 # Commands. `actor` is who sent it; a customer actor may only touch their own orders.
 
 
-@dataclass(frozen=True)
+@frozen
 class CreateOrder:
     details: OrderDetails
     expected_version: int | None = None
     actor: Actor | None = None
 
 
-@dataclass(frozen=True)
+@frozen
 class UpdateOrder:
     """Replace the parts given; parts left as None stay."""
 
@@ -153,7 +153,7 @@ class UpdateOrder:
         return _given(self.items, self.shipping_address, self.billing_address)
 
 
-@dataclass(frozen=True)
+@frozen
 class ChangeOrderStatus:
     status: Status
     reason: CancelReason | None = None
@@ -161,13 +161,13 @@ class ChangeOrderStatus:
     actor: Actor | None = None
 
 
-@dataclass(frozen=True)
+@frozen
 class DeleteOrder:
     expected_version: int | None = None
     actor: Actor | None = None
 
 
-@dataclass(frozen=True)
+@frozen
 class RedactOrder:
     """Erase personal data of the order while it stays live (status, items, amounts remain)."""
 
@@ -176,7 +176,7 @@ class RedactOrder:
     actor: Actor | None = None
 
 
-@dataclass(frozen=True)
+@frozen
 class RedactCustomer:
     """Erase a customer across their orders, or only `orders_to_redact` when given."""
 
@@ -217,12 +217,12 @@ def unopened_change(loaded: OrderDetails | None, changed: OrderDetails) -> str |
 # Events.
 
 
-@dataclass(frozen=True)
+@frozen
 class OrderCreated:
     details: OrderDetails
 
 
-@dataclass(frozen=True)
+@frozen
 class OrderUpdated:
     items: tuple[Item, ...] | None = None
     shipping_address: Address | None = None
@@ -232,24 +232,24 @@ class OrderUpdated:
         return _given(self.items, self.shipping_address, self.billing_address)
 
 
-@dataclass(frozen=True)
+@frozen
 class OrderStatusChanged:
     from_status: Status
     to_status: Status
     reason: CancelReason | None = None
 
 
-@dataclass(frozen=True)
+@frozen
 class OrderDeleted:
     pass
 
 
-@dataclass(frozen=True)
+@frozen
 class OrderRedacted:
     groups: frozenset[DataGroup]
 
 
-@dataclass(frozen=True)
+@frozen
 class OrderRedactionScheduled:
     groups: frozenset[DataGroup]
 

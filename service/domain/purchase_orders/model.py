@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
 from service.domain.stock import Quantities, tally
+from service.domain.values import frozen
 
 
 class Status(StrEnum):
@@ -20,7 +21,7 @@ class Status(StrEnum):
     CANCELLED = "cancelled"
 
 
-@dataclass(frozen=True)
+@frozen
 class ProductLine:
     sku: str
     quantity: int
@@ -28,7 +29,7 @@ class ProductLine:
     cost: Decimal | None = None
 
 
-@dataclass(frozen=True)
+@frozen
 class PurchaseOrderDetails:
     supplier_id: str
     warehouse_id: str
@@ -49,20 +50,20 @@ class PurchaseOrderDetails:
         return replace(self, **fields)
 
 
-@dataclass(frozen=True)
+@frozen
 class ReceiptLine:
     sku: str
     quantity: int
 
 
-@dataclass(frozen=True)
+@frozen
 class Receipt:
     receipt_id: str
     lines: tuple[ReceiptLine, ...]
     received_at: datetime | None = None
 
 
-@dataclass(frozen=True)
+@frozen
 class Invoice:
     invoice_id: str
     amount: Decimal
@@ -70,7 +71,7 @@ class Invoice:
     invoiced_at: datetime | None = None
 
 
-@dataclass(frozen=True)
+@frozen
 class PurchaseOrder:
     tenant_id: str
     purchase_order_id: str
@@ -102,7 +103,7 @@ class PurchaseOrder:
         }
 
 
-@dataclass(frozen=True)
+@frozen
 class DeletedPurchaseOrder:
     """The tombstone a deletion leaves: enough to answer later commands, no document data."""
 
@@ -121,13 +122,13 @@ class DeletedPurchaseOrder:
 # Commands.
 
 
-@dataclass(frozen=True)
+@frozen
 class CreatePurchaseOrder:
     details: PurchaseOrderDetails
     expected_version: int | None = None
 
 
-@dataclass(frozen=True)
+@frozen
 class UpdatePurchaseOrder:
     """Replace every field (only in draft)."""
 
@@ -135,7 +136,7 @@ class UpdatePurchaseOrder:
     expected_version: int | None = None
 
 
-@dataclass(frozen=True)
+@frozen
 class UpdateShippingDetails:
     """Set the given shipping fields (only while open); fields not named stay as they are."""
 
@@ -143,26 +144,26 @@ class UpdateShippingDetails:
     expected_version: int | None = None
 
 
-@dataclass(frozen=True)
+@frozen
 class ChangePurchaseOrderStatus:
     status: Status
     reason: str | None = None
     expected_version: int | None = None
 
 
-@dataclass(frozen=True)
+@frozen
 class RecordReceipt:
     receipt: Receipt
     expected_version: int | None = None
 
 
-@dataclass(frozen=True)
+@frozen
 class LinkInvoice:
     invoice: Invoice
     expected_version: int | None = None
 
 
-@dataclass(frozen=True)
+@frozen
 class DeletePurchaseOrder:
     expected_version: int | None = None
 
@@ -181,39 +182,39 @@ PurchaseOrderCommand = (
 # Events: each one is one new document version.
 
 
-@dataclass(frozen=True)
+@frozen
 class PurchaseOrderCreated:
     details: PurchaseOrderDetails
 
 
-@dataclass(frozen=True)
+@frozen
 class PurchaseOrderUpdated:
     details: PurchaseOrderDetails
 
 
-@dataclass(frozen=True)
+@frozen
 class ShippingDetailsUpdated:
     changes: tuple[tuple[str, object], ...]
 
 
-@dataclass(frozen=True)
+@frozen
 class PurchaseOrderStatusChanged:
     from_status: Status
     to_status: Status
     reason: str | None = None
 
 
-@dataclass(frozen=True)
+@frozen
 class ReceiptRecorded:
     receipt: Receipt
 
 
-@dataclass(frozen=True)
+@frozen
 class InvoiceLinked:
     invoice: Invoice
 
 
-@dataclass(frozen=True)
+@frozen
 class PurchaseOrderDeleted:
     pass
 

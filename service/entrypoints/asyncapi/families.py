@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any, get_args
 
 from faststream.kafka import KafkaBroker
@@ -20,6 +19,7 @@ from contracts.headers import (
 from contracts.state import OrderState, PurchaseOrderState
 from contracts.topics import ORDERS, PURCHASE_ORDERS, DocumentTopics
 from service.domain.stock import Bucket, Movement
+from service.domain.values import frozen
 
 REPLIES = "replies"
 """The reply channel's name in the document; its address has the tenant as a parameter."""
@@ -28,7 +28,7 @@ REPLIES = "replies"
 # --- Families -----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@frozen
 class FamilyContract:
     """A document family as the document describes it, and the facts its examples show."""
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
@@ -26,6 +25,7 @@ from contracts.replies import CommandReply, EventReceipt, ReplyOutcome, request_
 from contracts.topics import INVENTORY_MOVEMENTS
 from service.app.messages import WireEvent, event_headers, movement_message, movement_source
 from service.app.ports import OutboxMessage
+from service.domain.values import frozen
 from service.entrypoints.asyncapi.families import FAMILIES, ORDER_CONTRACT, REPLIES, FamilyContract
 from service.entrypoints.asyncapi.headers import (
     COMMAND_HEADERS,
@@ -39,7 +39,7 @@ from service.entrypoints.asyncapi.headers import (
 # --- Messages: headers, key and example per channel -----------------------------------------
 
 
-@dataclass(frozen=True)
+@frozen
 class Described:
     """What a channel's message carries besides its payload."""
 
