@@ -25,13 +25,22 @@ LEFT JOIN document_tombstones t
 WHERE d.version IS NOT NULL OR t.last_version IS NOT NULL
 """
 
-# The live and the deleted documents of a batch are disjoint, so one statement writes both.
+# The live and the deleted documents of a batch are disjoint, so one statement writes both. Each
+# snapshot is sent and read as JSON once: a live document is its last version's history entry.
 _SAVE = """
-WITH saved AS (
+WITH entries AS MATERIALIZED (
+    SELECT tenant_id, document_id, version, command_id, event_id, event_type,
+           document::jsonb AS document, actor_type, actor_id, actor_issuer
+    FROM unnest($6::text[], $7::text[], $8::bigint[], $9::uuid[], $10::uuid[], $11::text[],
+                $12::text[], $16::text[], $17::text[], $18::text[])
+        AS h(tenant_id, document_id, version, command_id, event_id, event_type, document,
+             actor_type, actor_id, actor_issuer)
+), saved AS (
     INSERT INTO documents (kind, tenant_id, document_id, status, version, document)
-    SELECT $1, tenant_id, document_id, status, version, document::jsonb
-    FROM unnest($2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[])
-        AS s(tenant_id, document_id, status, version, document)
+    SELECT $1, s.tenant_id, s.document_id, s.status, s.version, e.document
+    FROM unnest($2::text[], $3::text[], $4::text[], $5::bigint[])
+        AS s(tenant_id, document_id, status, version)
+    JOIN entries e USING (tenant_id, document_id, version)
     ON CONFLICT (kind, tenant_id, document_id) DO UPDATE
     SET status = EXCLUDED.status, version = EXCLUDED.version,
         document = EXCLUDED.document, updated_at = now()
@@ -39,14 +48,11 @@ WITH saved AS (
     INSERT INTO document_history
         (kind, tenant_id, document_id, version, command_id, event_id, event_type, document,
          actor_type, actor_id, actor_issuer)
-    SELECT $1, tenant_id, document_id, version, command_id, event_id, event_type,
-           document::jsonb, actor_type, actor_id, actor_issuer
-    FROM unnest($7::text[], $8::text[], $9::bigint[], $10::uuid[], $11::uuid[], $12::text[],
-                $13::text[], $17::text[], $18::text[], $19::text[])
-        AS h(tenant_id, document_id, version, command_id, event_id, event_type, document,
-             actor_type, actor_id, actor_issuer)
+    SELECT $1, tenant_id, document_id, version, command_id, event_id, event_type, document,
+           actor_type, actor_id, actor_issuer
+    FROM entries
 ), gone AS (
-    SELECT * FROM unnest($14::text[], $15::text[], $16::bigint[])
+    SELECT * FROM unnest($13::text[], $14::text[], $15::bigint[])
         AS g(tenant_id, document_id, last_version)
 ), deleted AS (
     DELETE FROM documents d USING gone g
@@ -99,8 +105,6 @@ class JsonDocuments(Generic[S]):
             [d.document_id for d in live],
             [self._codec.status(d) for d in live],
             [d.version for d in live],
-            # The stored document is the snapshot its last version's history entry holds.
-            [save.versions[-1].entry.snapshot.decode() for save in saves],
             [d.tenant_id for d in owners],
             [d.document_id for d in owners],
             [entry.version for entry in history],
