@@ -6,12 +6,12 @@ their order and field group, and data keys are stored wrapped by the master key.
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import asyncpg
+import orjson
 
 from service.adapters.crypto import Keyring, new_key, open_sealed, seal
 from service.app.ports import DocumentKey
@@ -143,7 +143,7 @@ class PersonalDataVault:
             [
                 seal(
                     keys[(r.tenant_id, r.order_id, group)][1],
-                    json.dumps(value, separators=(",", ":")).encode(),
+                    orjson.dumps(value),
                     _context(r.tenant_id, r.order_id, group, record),
                 )
                 for r, group, value, record in rows
@@ -168,7 +168,7 @@ class PersonalDataVault:
             group = DataGroup(row["field_group"])
             key = _unwrapped(self._master_keys, row)
             context = _context(row["tenant_id"], row["order_id"], group, row["record_id"])
-            value = json.loads(open_sealed(key, row["ciphertext"], context))
+            value = orjson.loads(open_sealed(key, row["ciphertext"], context))
             opened.setdefault((row["tenant_id"], row["order_id"]), {})[group] = value
         return opened
 

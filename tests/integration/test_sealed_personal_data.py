@@ -170,6 +170,39 @@ async def test_a_change_to_data_loaded_sealed_is_refused_before_anything_is_writ
     assert order.details.shipping_address.name == "Ada Lovelace", "the stored data is untouched"
 
 
+async def test_records_sealed_as_ascii_escaped_json_by_earlier_builds_open_unchanged(
+    processor: CommandProcessor[Any], pool: asyncpg.Pool, db: asyncpg.Connection
+) -> None:
+    # Records are sealed as orjson writes them (UTF-8); earlier builds wrote json.dumps's
+    # ASCII with \u escapes. Both must open to the same values.
+    shipping = address("Zoë Ünal-Łukasz 山田", city="Kraków")
+    create = create_order("O-1", details={"shipping_address": shipping})
+    assert await processor.process_batch(message(create)) == [Outcome.ACCEPTED]
+    row = await db.fetchrow(
+        "SELECT p.record_id, p.tenant_id, p.order_id, p.field_group, p.ciphertext, k.key_id,"
+        " k.wrapped_key, k.master_key_id FROM personal_data p JOIN data_keys k USING (key_id)"
+        " WHERE p.field_group = 'shipping_address'"
+    )
+    key = personal_data._unwrapped(MASTER, row)
+    context = personal_data._context(
+        row["tenant_id"], row["order_id"], orders.DataGroup(row["field_group"]), row["record_id"]
+    )
+    plaintext = crypto.open_sealed(key, row["ciphertext"], context)
+    assert "Zoë Ünal-Łukasz 山田".encode() in plaintext, "written as UTF-8"
+    as_before = json.dumps(json.loads(plaintext), separators=(",", ":")).encode()
+    assert as_before.isascii()
+    assert as_before != plaintext
+    await db.execute(
+        "UPDATE personal_data SET ciphertext = $1 WHERE record_id = $2",
+        crypto.seal(key, as_before, context),
+        row["record_id"],
+    )
+
+    order = await opened_order(pool)
+    assert order.details.shipping_address.name == "Zoë Ünal-Łukasz 山田"
+    assert order.details.shipping_address.city == "Kraków"
+
+
 async def test_erasing_a_customer_decrypts_nothing_and_leaves_nothing_readable(
     processor: CommandProcessor[Any], pool: asyncpg.Pool, decrypted: list[str]
 ) -> None:
