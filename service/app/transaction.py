@@ -42,8 +42,9 @@ class BatchTransaction(Generic[C]):
         family = self._family
         async with self._store.unit_of_work() as uow:
             batch = await bind_tokens(uow, family, batch)
+            keys = [r.inbox_key(family) for r in batch]
             await uow.reopen_for_replay(
-                [r.inbox_key(family) for r in batch if r.is_replay and r.admitted]
+                [key for key, r in zip(keys, batch, strict=True) if r.is_replay and r.admitted]
             )
             taken = await self._taken_command_ids(uow, batch)
             # A refused copy of a decided command is that command again: no second answer.
@@ -52,9 +53,10 @@ class BatchTransaction(Generic[C]):
                 for i, stored in taken.items()
                 if isinstance(batch[i].parsed, Unauthorized) and stored == batch[i].request_hash
             }
-            claimable = [r for i, r in enumerate(batch) if i not in copies]
             claimed = iter(
-                await uow.claim_many([(r.inbox_key(family), r.request_hash) for r in claimable])
+                await uow.claim_many(
+                    [(keys[i], r.request_hash) for i, r in enumerate(batch) if i not in copies]
+                )
             )
             claims = [Claim.DUPLICATE if i in copies else next(claimed) for i in range(len(batch))]
             new_commands = [
@@ -77,8 +79,7 @@ class BatchTransaction(Generic[C]):
             """What replies say of the keys answered in this batch."""
             repeats: list[Received[C]] = []
             """Duplicates that asked for a reply: answered from what their key recorded."""
-            for i, (received, claim) in enumerate(zip(batch, claims, strict=True)):
-                key = received.inbox_key(family)
+            for i, (received, claim, key) in enumerate(zip(batch, claims, keys, strict=True)):
                 parsed = received.parsed
                 # Never an answer in the name of a command_id that an admitted command holds:
                 # it would reach that command's sender as if it were theirs.
