@@ -44,8 +44,8 @@ def wire_json(fields: Fields, *, indent: bool = False) -> bytes:
 
 def in_field_order(model: type[BaseModel], fields: Fields) -> Fields:
     """`fields`, every one of `model`'s and no other, laid out as `model` declares them."""
-    names = _field_names(model)
-    if len(fields) != len(names) or not fields.keys() >= set(names):
+    names, name_set = _field_names(model)
+    if fields.keys() != name_set:
         raise ValueError(
             f"{model.__name__} has the fields {', '.join(names)}, not {', '.join(fields)}"
         )
@@ -53,8 +53,8 @@ def in_field_order(model: type[BaseModel], fields: Fields) -> Fields:
 
 
 @cache
-def _field_names(model: type[BaseModel]) -> tuple[str, ...]:
-    return tuple(model.model_fields)
+def _field_names(model: type[BaseModel]) -> tuple[tuple[str, ...], frozenset[str]]:
+    return tuple(model.model_fields), frozenset(model.model_fields)
 
 
 @cache
