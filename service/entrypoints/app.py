@@ -112,8 +112,11 @@ def _incoming(record: Any) -> IncomingMessage:
 
 def _positions(batch: list[IncomingMessage]) -> dict[TopicPartition, int]:
     """Each partition of the batch at its last offset + 1."""
+    last: dict[tuple[str, int], int] = {}
+    for message in batch:  # in offset order per partition; a TopicPartition per partition only
+        last[message.topic, message.partition] = message.offset
     return {
-        TopicPartition(message.topic, message.partition): message.offset + 1 for message in batch
+        TopicPartition(topic, partition): offset + 1 for (topic, partition), offset in last.items()
     }
 
 
