@@ -102,7 +102,8 @@ def parse_command(
     raw = message.value or b""
     raw_hash = hashlib.sha256(raw).digest()
     try:
-        body, may_hold_unstorable = read_json(raw)
+        # A body over the limit is still read, to name its command in the rejection.
+        body, may_hold_unstorable = read_json(raw, with_jiter=len(raw) <= max_bytes)
     except UnreadableBody as error:
         return _invalid(UNREADABLE, raw_hash, str(error))
     if not isinstance(body, dict):

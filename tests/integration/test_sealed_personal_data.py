@@ -170,7 +170,7 @@ async def test_a_change_to_data_loaded_sealed_is_refused_before_anything_is_writ
     assert order.details.shipping_address.name == "Ada Lovelace", "the stored data is untouched"
 
 
-async def test_records_sealed_as_ascii_escaped_json_by_earlier_builds_open_unchanged(
+async def test_records_sealed_by_earlier_builds_open_unchanged(
     processor: CommandProcessor[Any], pool: asyncpg.Pool, db: asyncpg.Connection
 ) -> None:
     # Records are sealed as orjson writes them (UTF-8); earlier builds wrote json.dumps's
@@ -201,6 +201,17 @@ async def test_records_sealed_as_ascii_escaped_json_by_earlier_builds_open_uncha
     order = await opened_order(pool)
     assert order.details.shipping_address.name == "Zoë Ünal-Łukasz 山田"
     assert order.details.shipping_address.city == "Kraków"
+
+    # Builds before the strict edge (4cf21fa) accepted a lone surrogate, which only json writes
+    # and reads; such an order opens, and is sealed again as it was.
+    legacy = {**json.loads(plaintext), "name": "Zo\ud800"}
+    await db.execute(
+        "UPDATE personal_data SET ciphertext = $1 WHERE record_id = $2",
+        crypto.seal(key, json.dumps(legacy, separators=(",", ":")).encode(), context),
+        row["record_id"],
+    )
+    assert (await opened_order(pool)).details.shipping_address.name == "Zo\ud800"
+    assert personal_data._value(personal_data._plaintext(legacy)) == legacy
 
 
 async def test_erasing_a_customer_decrypts_nothing_and_leaves_nothing_readable(
