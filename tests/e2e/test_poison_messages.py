@@ -100,3 +100,32 @@ async def test_redelivered_poison_is_dead_lettered_once(
         await probe.send_and_wait(create(KEY))
     assert len(probe.outcomes(bad["command_id"])) == 1
     assert len(probe.on(probe.topics.dead_letters)) == 1
+
+
+async def test_what_the_edge_reader_refuses_is_parked_with_its_rule_over_kafka(
+    settings: Settings, probe: WireProbe, db: asyncpg.Connection
+) -> None:
+    # A tenant_id repeated as an escape (a gateway and this service could each read another),
+    # NaN, and a body over the limit that a hostile sender breaks at its very end: each is
+    # parked once with the rule it broke, and the consumer goes on.
+    repeated = json.dumps(create(KEY)).replace(
+        '"tenant_id":', '"\\u0074enant_id": "someone-else", "tenant_id":', 1
+    )
+    not_a_number = json.dumps(create(KEY)).replace('"quantity": 10', '"quantity": NaN', 1)
+    broken_at_the_end = b'{"a":' + b"[" * 30 + b"1," * 150_000 + b"1" + b"]" * 30 + b",]"
+    async with running_service(settings):
+        for body in (repeated.encode(), not_a_number.encode(), broken_at_the_end):
+            await probe.send(body, key=KEY)
+        await probe.send_and_wait(create(KEY))
+
+    dead = probe.on(probe.topics.dead_letters)
+    assert len(dead) == 3
+    reasons = sorted(d.headers[DEAD_LETTER_REASON].decode() for d in dead)
+    assert any('repeats the member name "tenant_id" at the top level' in r for r in reasons)
+    assert any("NaN is not a JSON number" in r for r in reasons)
+    assert any("body is not JSON: Expecting property name" in r for r in reasons)
+    outcomes = await db.fetch("SELECT outcome, count(*) FROM inbox GROUP BY outcome ORDER BY 1")
+    assert [(r["outcome"], r["count"]) for r in outcomes] == [
+        ("accepted", 1),
+        ("dead_lettered", 3),
+    ]
