@@ -17,10 +17,11 @@ the edge.
 Problems name the place and the rule, never the offending value.
 
 A body is read by jiter, which refuses all of the above that concerns JSON itself (repeated
-names, NaN, lone surrogate escapes, bad UTF-8, a byte-order mark) at a third of the cost of the
-standard library with a hook on every object; only what jiter refuses is read again by the
-standard library, whose result or error is then the answer, worded as it always was. Strings
-are not cached (cache_mode "none"): jiter's cache would keep personal data in memory.
+names, NaN, lone surrogate escapes, bad UTF-8, a byte-order mark) in under half the time of the
+standard library with a hook on every object (5.6 against 12.8 µs for a purchase-order create);
+only what jiter refuses is read again by the standard library, whose result or error is then the
+answer, worded as it always was. Strings are not cached (cache_mode "none"): jiter's cache would
+keep personal data in memory.
 """
 
 from __future__ import annotations
