@@ -134,3 +134,29 @@ async def _opened(pool: asyncpg.Pool, settings: Settings) -> orders.Order:
         order = (await order_repository(uow).load_many([key]))[key]
     assert isinstance(order, orders.Order)
     return order
+
+
+async def test_any_storable_personal_text_is_sealed_and_opened_exactly_as_sent(
+    settings: Settings, order_probe: WireProbe, database_url: str
+) -> None:
+    # Personal data is sealed as orjson writes it (raw UTF-8, where json wrote \u escapes):
+    # whatever storable text a sender puts in an address (DEL, controls, quotes, backslashes,
+    # U+2028, astral characters) opens as sent, both the group an update rewrites and the one
+    # it leaves sealed.
+    billing = address(NASTY, lines=[NASTY, "2nd"], city=NASTY, email="nasty.7a3c@example.org")
+    create_it = create_order("O-SEAL", details={"billing_address": billing})
+    moved = address(NASTY[::-1], city="Ünterstadt")
+    async with running_service(settings):
+        await order_probe.events_of(create_it)
+        await order_probe.events_of(update_order("O-SEAL", {"shipping_address": moved}))
+        pool = await asyncpg.create_pool(database_url, min_size=1, max_size=1)
+        try:
+            order = await _opened(pool, settings)
+        finally:
+            await pool.close()
+    assert order.details.billing_address.name == NASTY
+    assert order.details.billing_address.lines == (NASTY, "2nd")
+    assert order.details.billing_address.city == NASTY
+    assert order.details.billing_address.email == "nasty.7a3c@example.org"
+    assert order.details.shipping_address.name == NASTY[::-1]
+    assert order.details.shipping_address.city == "Ünterstadt"
