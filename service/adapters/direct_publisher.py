@@ -40,7 +40,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.structs import RecordMetadata, TopicPartition
 
 from service.adapters.database import OUTBOX_CHANNEL
-from service.adapters.kafka import RememberingPartitioner
+from service.adapters.kafka import KeyHashPartitioner
 from service.app.ports import OutboxMessage
 from service.app.retry import RetryPolicy, described
 from service.domain.values import frozen
@@ -95,7 +95,7 @@ class DirectPublisher:
         self._reply_prefixes = reply_prefixes
         self._pause = pause or RetryPolicy(first_backoff_seconds=1.0, max_backoff_seconds=30.0)
         self._tracing = tracing
-        self._partitioner = RememberingPartitioner()
+        self._partitioner = KeyHashPartitioner()
         self.instance = secrets.randbits(63) or 1
         """Marks the outbox rows this process publishes (`publisher`); drawn at each start, so
         a restarted instance finds its earlier rows as another's."""

@@ -1,4 +1,4 @@
-"""The relay's partitioner puts every key where aiokafka's default (and Java's) puts it: a
+"""The publishers' partitioner puts every key where aiokafka's default (and Java's) puts it: a
 document's messages keep one partition, and so their order, whoever produces them."""
 
 from __future__ import annotations
@@ -8,9 +8,9 @@ from aiokafka.partitioner import murmur2 as aiokafka_murmur2
 from hypothesis import given
 from hypothesis import strategies as st
 
-from service.adapters.kafka import RememberingPartitioner, murmur2
+from service.adapters.kafka import KeyHashPartitioner, murmur2
 
-remembering = RememberingPartitioner(remembered=16)
+partitioner = KeyHashPartitioner()
 
 
 @given(st.lists(st.binary(max_size=40), min_size=1, max_size=50), st.integers(1, 64))
@@ -18,20 +18,20 @@ def test_every_key_lands_where_the_default_partitioner_puts_it(
     keys: list[bytes], partitions: int
 ) -> None:
     all_partitions = list(range(partitions))
-    for key in keys + keys:  # the second time from memory
-        assert remembering(key, all_partitions, all_partitions) == DefaultPartitioner()(
+    for key in keys:
+        assert partitioner(key, all_partitions, all_partitions) == DefaultPartitioner()(
             key, all_partitions, all_partitions
         )
 
 
 def test_a_message_without_a_key_goes_to_an_available_partition() -> None:
-    assert remembering(None, [0, 1, 2], [2]) == 2
+    assert partitioner(None, [0, 1, 2], [2]) == 2
 
 
-def test_a_long_key_is_hashed_each_time_not_remembered() -> None:
+def test_a_long_key_lands_where_the_default_partitioner_puts_it() -> None:
     partitions = list(range(12))
     key = b"k" * 4096
-    assert remembering(key, partitions, partitions) == DefaultPartitioner()(
+    assert partitioner(key, partitions, partitions) == DefaultPartitioner()(
         key, partitions, partitions
     )
 
@@ -46,5 +46,5 @@ def test_keys_land_where_javas_producer_puts_them() -> None:
     # kafka-python's partitioner tests check.
     keys = [b"", b"a", b"ab", b"abc", b"123456789", b"\x00 "]
     partitions = list(range(1000))
-    chosen = [RememberingPartitioner()(key, partitions, partitions) for key in keys]
+    chosen = [KeyHashPartitioner()(key, partitions, partitions) for key in keys]
     assert chosen == [681, 524, 434, 107, 566, 742]
