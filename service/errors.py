@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 
 class ServiceError(Exception):
     """Base of every error the service raises on purpose."""
@@ -25,6 +27,17 @@ class TransientError(ServiceError):
 
 class BrokerUnavailableError(TransientError):
     """The Kafka-protocol broker did not take a message in time."""
+
+
+class UnansweredClaimError(ServiceError):
+    """A unit of work claimed inbox keys as new and did not answer them: a defect. Nothing it
+    wrote commits, so no key is ever recorded with an outcome it was not given."""
+
+    def __init__(self, keys: Sequence[str]) -> None:
+        self.keys = tuple(keys)
+        super().__init__(
+            f"{len(self.keys)} inbox key(s) claimed and left unanswered: {', '.join(self.keys)}"
+        )
 
 
 class ProcessingAbandonedError(ServiceError):

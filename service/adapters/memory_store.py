@@ -34,7 +34,7 @@ from service.app.ports import (
 )
 from service.domain import orders
 from service.domain.documents import Document
-from service.errors import ConfigurationError
+from service.errors import ConfigurationError, UnansweredClaimError
 
 S = TypeVar("S", bound=Document)
 
@@ -234,6 +234,13 @@ class MemoryUnitOfWork:
     def __init__(self, data: MemoryData, *, writes: bool = True) -> None:
         self.data = data
         self._writes = writes
+        self._unanswered: set[str] = set()
+        """Keys claimed as new and not answered yet: as in Postgres, one left fails the unit
+        of work."""
+
+    def ensure_answered(self) -> None:
+        if self._unanswered:
+            raise UnansweredClaimError(sorted(self._unanswered))
 
     def documents(self, kind: DocumentKind[S]) -> DocumentRepository[S]:
         # As in Postgres: a codec means JSON documents, else a store of their own, or none.
@@ -259,6 +266,7 @@ class MemoryUnitOfWork:
             stored = self.data.inbox.get(key)
             if stored is None:
                 self.data.inbox[key] = (request_hash, None, None)
+                self._unanswered.add(key)
                 claims.append(Claim.NEW)
             else:
                 claims.append(Claim.DUPLICATE if stored[0] == request_hash else Claim.REUSED)
@@ -320,6 +328,7 @@ class MemoryUnitOfWork:
         for answer in answers:
             request_hash, _, _ = self.data.inbox[answer.key]
             self.data.inbox[answer.key] = (request_hash, answer.outcome.value, answer.summary)
+            self._unanswered.discard(answer.key)
         self.data.outbox.extend(m for answer in answers for m in answer.messages)
         self.data.outbox.extend(extra)
 
@@ -340,7 +349,9 @@ class MemoryStore:
     async def unit_of_work(self) -> AsyncIterator[MemoryUnitOfWork]:
         async with self._one_at_a_time:
             working = copy.deepcopy(self.data)
-            yield MemoryUnitOfWork(working)
+            uow = MemoryUnitOfWork(working)
+            yield uow
+            uow.ensure_answered()
             self.data = working
 
     @asynccontextmanager

@@ -206,7 +206,9 @@ class UnitOfWork(Protocol):
 
     async def claim_many(self, keys: Sequence[tuple[str, bytes]]) -> list[Claim]:
         """Record (key, request hash) pairs in the inbox, in one go; a concurrent claim of the
-        same key waits for this transaction. A key repeated in `keys` is new at most once."""
+        same key waits for this transaction. A key repeated in `keys` is new at most once.
+        Every key new here is answered (`answer_many`) in this unit of work: one left
+        unanswered fails it (UnansweredClaimError), and nothing commits."""
 
     async def reopen_for_replay(self, keys: Sequence[str]) -> None:
         """Forget the keys that were only dead-lettered or parked, so a replay of them is

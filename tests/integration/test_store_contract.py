@@ -35,6 +35,7 @@ from service.app.ports import (
 from service.app.purchase_orders.family import purchase_order_family
 from service.app.wire_json import wire_json
 from service.domain import purchase_orders as po
+from service.errors import UnansweredClaimError
 
 KIND = purchase_order_family().kind
 
@@ -89,14 +90,60 @@ def version_of(state: Any) -> Version[Any]:
     return Version(state, entry)
 
 
+def accepted(*keys: str) -> list[Answer]:
+    return [Answer(key, Outcome.ACCEPTED, []) for key in keys]
+
+
 async def test_a_key_is_new_once_then_a_duplicate_or_a_reuse(harness: Harness) -> None:
     async with harness.store.unit_of_work() as uow:
         first = await uow.claim_many([("k1", b"a"), ("k2", b"b"), ("k1", b"a"), ("k2", b"c")])
+        await uow.answer_many(accepted("k1", "k2"))
     assert first == [Claim.NEW, Claim.NEW, Claim.DUPLICATE, Claim.REUSED]
     async with harness.store.unit_of_work() as uow:
         again = await uow.claim_many([("k1", b"a"), ("k2", b"x"), ("k3", b"c")])
         assert await uow.stored_request_hashes(["k1", "k2", "k9"]) == {"k1": b"a", "k2": b"b"}
+        await uow.answer_many(accepted("k3"))
     assert again == [Claim.DUPLICATE, Claim.REUSED, Claim.NEW]
+
+
+async def test_each_answer_is_stored_with_its_outcome_and_reply(harness: Harness) -> None:
+    async with harness.store.unit_of_work() as uow:
+        await uow.claim_many([("a", b"1"), ("b", b"2"), ("c", b"3"), ("d", b"4"), ("e", b"5")])
+        await uow.answer_many(
+            [
+                Answer("a", Outcome.ACCEPTED, []),
+                Answer("b", Outcome.REJECTED, []),
+                Answer("c", Outcome.ACCEPTED, [], b"reply of c"),
+                Answer("d", Outcome.DEAD_LETTERED, [], b"reply of d"),
+                Answer("e", Outcome.PARKED, []),
+            ]
+        )
+    async with harness.store.unit_of_work() as uow:
+        stored = await uow.stored_answers(["a", "b", "c", "d", "e", "unseen"])
+    assert {key: (answer.outcome, answer.summary) for key, answer in stored.items()} == {
+        "a": ("accepted", None),
+        "b": ("rejected", None),
+        "c": ("accepted", b"reply of c"),
+        "d": ("dead_lettered", b"reply of d"),
+        "e": ("parked", None),
+    }
+
+
+async def test_a_claim_left_unanswered_fails_the_unit_of_work(harness: Harness) -> None:
+    async def half_answered() -> None:
+        async with harness.store.unit_of_work() as uow:
+            await uow.claim_many([("k1", b"a"), ("k2", b"b")])
+            await uow.answer_many(
+                [Answer("k1", Outcome.ACCEPTED, [OutboxMessage("t", b"k", b"v")])]
+            )
+
+    with pytest.raises(UnansweredClaimError) as raised:
+        await half_answered()
+    assert raised.value.keys == ("k2",)
+    async with harness.store.unit_of_work() as uow:
+        assert await uow.claim_many([("k1", b"a"), ("k2", b"b")]) == [Claim.NEW, Claim.NEW]
+        await uow.answer_many(accepted("k1", "k2"))
+    assert await harness.outbox() == []
 
 
 async def test_a_failed_unit_of_work_leaves_nothing(harness: Harness) -> None:
@@ -112,6 +159,7 @@ async def test_a_failed_unit_of_work_leaves_nothing(harness: Harness) -> None:
         await failing_batch()
     async with harness.store.unit_of_work() as uow:
         assert await uow.claim_many([("k1", b"a")]) == [Claim.NEW]
+        await uow.answer_many(accepted("k1"))
     assert await harness.outbox() == []
 
 
@@ -152,6 +200,7 @@ async def test_only_set_aside_keys_reopen_for_a_replay(harness: Harness) -> None
     async with harness.store.unit_of_work() as uow:
         await uow.reopen_for_replay(["decided", "lettered", "parked"])
         claims = await uow.claim_many([("decided", b"a"), ("lettered", b"b"), ("parked", b"c")])
+        await uow.answer_many(accepted("lettered", "parked"))
     assert claims == [Claim.DUPLICATE, Claim.NEW, Claim.NEW]
 
 
