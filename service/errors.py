@@ -40,6 +40,17 @@ class UnansweredClaimError(ServiceError):
         )
 
 
+class VersionSequenceError(ServiceError):
+    """A batch's changes give documents versions out of sequence (a deleted document's id used
+    again, two events with one version): a defect in a family's rules. Nothing is written."""
+
+    def __init__(self, kind: str, documents: Sequence[tuple[str, str]]) -> None:
+        self.kind = kind
+        self.documents = tuple(documents)
+        named = ", ".join(f"{tenant_id}/{document_id}" for tenant_id, document_id in documents)
+        super().__init__(f"{kind} documents with versions out of sequence: {named}")
+
+
 class ProcessingAbandonedError(ServiceError):
     """The service is stopping while a command waits to be retried; its offset stays uncommitted."""
 

@@ -9,16 +9,20 @@ from typing import Generic, TypeVar
 
 import asyncpg
 
+from service.adapters.document_cache import CommittedDocuments
 from service.adapters.history import actor_columns
 from service.app.ports import Changes, DocumentCodec, DocumentKey
 from service.domain.documents import Document
+from service.errors import VersionSequenceError
 
 S = TypeVar("S", bound=Document)
 
+# A document found at the version the caller holds (`known`) comes without its snapshot.
 _LOAD = """
-SELECT k.tenant_id, k.document_id, d.version, d.document::text AS document,
+SELECT k.tenant_id, k.document_id, d.version,
+       CASE WHEN d.version = k.known THEN NULL ELSE d.document::text END AS document,
        t.last_version, t.deleted_at
-FROM unnest($2::text[], $3::text[]) AS k(tenant_id, document_id)
+FROM unnest($2::text[], $3::text[], $4::bigint[]) AS k(tenant_id, document_id, known)
 LEFT JOIN documents d ON d.kind = $1 AND (d.tenant_id, d.document_id) = (k.tenant_id, k.document_id)
 LEFT JOIN document_tombstones t
     ON t.kind = $1 AND (t.tenant_id, t.document_id) = (k.tenant_id, k.document_id)
@@ -67,30 +71,60 @@ SELECT $1, tenant_id, document_id, last_version FROM gone
 
 
 class JsonDocuments(Generic[S]):
-    """One kind of document; `codec` maps its states to what is stored and back."""
+    """One kind of document; `codec` maps its states to what is stored and back. With `cache`,
+    a document found at the version the cache holds is not read again, and what this
+    transaction loads and saves is handed to the cache once it commits (`committed`)."""
 
-    def __init__(self, conn: asyncpg.Connection, kind: str, codec: DocumentCodec[S]) -> None:
+    def __init__(
+        self,
+        conn: asyncpg.Connection,
+        kind: str,
+        codec: DocumentCodec[S],
+        cache: CommittedDocuments | None = None,
+    ) -> None:
         self._conn = conn
         self._kind = kind
         self._codec = codec
+        self._cache = cache
+        self._seen: list[tuple[DocumentKey, int, S]] = []
+        """Read and written in this transaction, in order: for the cache, once it commits."""
+        self._gone: list[DocumentKey] = []
 
     async def load_many(
         self, keys: Sequence[DocumentKey], *, personal_data: bool = True
     ) -> dict[DocumentKey, S]:
         # Documents stored as snapshots hold no personal data: `personal_data` changes nothing.
+        held = self._cache.lookup(self._kind, keys) if self._cache is not None else {}
         rows = await self._conn.fetch(
-            _LOAD, self._kind, [tenant for tenant, _ in keys], [document for _, document in keys]
+            _LOAD,
+            self._kind,
+            [tenant for tenant, _ in keys],
+            [document for _, document in keys],
+            [held[key][0] if key in held else None for key in keys],
         )
         found: dict[DocumentKey, S] = {}
         for row in rows:
             key = (row["tenant_id"], row["document_id"])
-            if row["document"] is None:
+            version, document = row["version"], row["document"]
+            if version is None:
                 found[key] = self._codec.tombstone(*key, row["last_version"], row["deleted_at"])
+                self._gone.append(key)
+            elif document is None:  # at the version held: the statement compared them
+                found[key] = held[key][1]
             else:
-                found[key] = self._codec.load(*key, row["version"], row["document"])
+                state = found[key] = self._codec.load(*key, version, document)
+                self._seen.append((key, version, state))
         return found
 
+    def committed(self) -> None:
+        """The transaction committed: what it read and wrote is the documents' state now."""
+        if self._cache is not None:
+            self._cache.remember(self._kind, self._seen)
+            self._cache.forget(self._kind, self._gone)
+
     async def save_many(self, changes: Changes[S]) -> None:
+        if wrong := changes.out_of_sequence():
+            raise VersionSequenceError(self._kind, wrong)
         saves = changes.saves()
         gone = changes.deletions()
         if not saves and not gone:
@@ -117,3 +151,9 @@ class JsonDocuments(Generic[S]):
             [d.version for d in gone],
             *actor_columns(history),
         )
+        self._seen += ((_key(d), d.version, d) for d in live)
+        self._gone += (_key(d) for d in gone)
+
+
+def _key(document: Document) -> DocumentKey:
+    return (document.tenant_id, document.document_id)

@@ -34,7 +34,7 @@ from service.app.ports import (
 )
 from service.domain import orders
 from service.domain.documents import Document
-from service.errors import ConfigurationError, UnansweredClaimError
+from service.errors import ConfigurationError, UnansweredClaimError, VersionSequenceError
 
 S = TypeVar("S", bound=Document)
 
@@ -67,6 +67,7 @@ class MemoryDocuments:
     """Documents of one kind."""
 
     def __init__(self, data: MemoryData, kind: str) -> None:
+        self._kind = kind
         self._states = data.documents.setdefault(kind, {})
         self._history = data.history.setdefault(kind, {})
 
@@ -76,6 +77,8 @@ class MemoryDocuments:
         return {key: self._states[key] for key in keys if key in self._states}
 
     async def save_many(self, changes: Changes[Any]) -> None:
+        if wrong := changes.out_of_sequence():
+            raise VersionSequenceError(self._kind, wrong)
         for save in changes.saves():
             key = (save.document.tenant_id, save.document.document_id)
             self._states[key] = save.document

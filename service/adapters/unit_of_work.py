@@ -17,6 +17,7 @@ from service.adapters.crypto import Keyring, UnknownMasterKey
 from service.adapters.database import OUTBOX_CHANNEL, TRANSIENT_ERRORS
 from service.adapters.dedicated import DEDICATED, PREVIEWS
 from service.adapters.direct_publisher import Committed, DirectPublisher
+from service.adapters.document_cache import CommittedDocuments
 from service.adapters.document_store import JsonDocuments
 from service.adapters.headers import encode_headers
 from service.adapters.locks import LockSpace, lock_name, lock_striped
@@ -45,13 +46,15 @@ class PostgresUnitOfWork:
         master: Keyring,
         dead_letter_retention_hours: float,
         publisher: DirectPublisher | None = None,
+        documents: CommittedDocuments | None = None,
     ) -> None:
         self._conn = conn
         self._master = master
         self._dead_letter_retention_hours = dead_letter_retention_hours
         self._repositories: dict[str, Any] = {}
         self._publisher = publisher
-        self.committed: list[Committed] = []
+        self._documents = documents
+        self.published: list[Committed] = []
         """Rows for the publisher, once the transaction commits."""
         self.epoch: int | None = None
         """The publisher's epoch when this transaction first looked at the outbox."""
@@ -66,7 +69,7 @@ class PostgresUnitOfWork:
         repository: DocumentRepository[S] | None = self._repositories.get(kind.name)
         if repository is None:
             if kind.codec is not None:
-                repository = JsonDocuments(self._conn, kind.name, kind.codec)
+                repository = JsonDocuments(self._conn, kind.name, kind.codec, self._documents)
             elif kind.name in DEDICATED:
                 repository = DEDICATED[kind.name].repository(self._conn, self._master)
             else:
@@ -278,7 +281,13 @@ class PostgresUnitOfWork:
         ]
         if publisher is not None:
             publisher.inserted(rows)
-        self.committed += rows
+        self.published += rows
+
+    def committed(self) -> None:
+        """The transaction committed: the documents it read and wrote are current now."""
+        for repository in self._repositories.values():
+            if isinstance(repository, JsonDocuments):
+                repository.committed()
 
     def ensure_answered(self) -> None:
         """Raises, before the commit, when a key claimed as new was left unanswered."""
@@ -321,11 +330,15 @@ class PostgresStore:
         master: Keyring,
         dead_letter_retention_hours: float = 336.0,
         publisher: DirectPublisher | None = None,
+        documents: CommittedDocuments | None = None,
     ) -> None:
+        """`documents`: the committed documents this process holds decoded (document_cache.py);
+        None reads every document from Postgres."""
         self._pool = pool
         self._master = master
         self._dead_letter_retention_hours = dead_letter_retention_hours
         self._publisher = publisher
+        self._documents = documents
 
     async def reachable(self) -> bool:
         """Whether the database answers now: tells a failing server from a failing command."""
@@ -341,7 +354,7 @@ class PostgresStore:
         publisher = self._publisher
         async with self._connection() as conn:
             uow = PostgresUnitOfWork(
-                conn, self._master, self._dead_letter_retention_hours, publisher
+                conn, self._master, self._dead_letter_retention_hours, publisher, self._documents
             )
             try:
                 async with conn.transaction():
@@ -349,10 +362,11 @@ class PostgresStore:
                     uow.ensure_answered()
             except BaseException:
                 if publisher is not None:
-                    publisher.abandoned(uow.committed)
+                    publisher.abandoned(uow.published)
                 raise
+            uow.committed()
             if publisher is not None and uow.epoch is not None:  # committed, and it looked
-                publisher.committed(uow.committed, uow.epoch)
+                publisher.committed(uow.published, uow.epoch)
 
     @asynccontextmanager
     async def trial_unit_of_work(self) -> AsyncIterator[PostgresUnitOfWork]:

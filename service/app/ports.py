@@ -157,6 +157,25 @@ class Changes(Generic[S]):
         """The tombstones of the documents the batch deleted."""
         return [state for state in self.final.values() if state.is_deleted]
 
+    def out_of_sequence(self) -> list[DocumentKey]:
+        """The documents whose new versions do not count up by one from the version they were
+        loaded at, a tombstone's included (a family that let a deleted document's id be used
+        again, or gave two events one version). Stores refuse them: a committed version is
+        its document's state for good, which service/adapters/document_cache.py relies on."""
+        wrong = []
+        for key, final in self.final.items():
+            loaded = self.loaded.get(key)
+            expected = loaded.version if loaded is not None else 0
+            for version in self.versions.get(key, ()):
+                expected += 1
+                if version.state.version != expected:
+                    wrong.append(key)
+                    break
+            else:
+                if final.version < expected:
+                    wrong.append(key)
+        return wrong
+
 
 class DocumentCodec(Protocol[S]):
     """How a family's documents are kept as JSON: the stored document is the snapshot of the

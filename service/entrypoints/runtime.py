@@ -22,6 +22,7 @@ from service.adapters.database import create_pool
 from service.adapters.dead_letters import letter_signer
 from service.adapters.dedicated import can_store
 from service.adapters.direct_publisher import DirectPublisher
+from service.adapters.document_cache import CommittedDocuments
 from service.adapters.kafka import (
     PUBLISHER_BATCH_BYTES,
     TopicCheck,
@@ -165,7 +166,11 @@ class Runtime:
         if s.publish_from_memory:
             self._start_publisher(replies.prefixes)
         store = PostgresStore(
-            self._pool, master, s.dead_letter_retention_hours, publisher=self._publisher
+            self._pool,
+            master,
+            s.dead_letter_retention_hours,
+            publisher=self._publisher,
+            documents=CommittedDocuments(s.document_cache_size),
         )
         async with self._pool.acquire() as conn:
             signer = await letter_signer(conn, master)

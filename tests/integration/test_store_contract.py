@@ -35,7 +35,7 @@ from service.app.ports import (
 from service.app.purchase_orders.family import purchase_order_family
 from service.app.wire_json import wire_json
 from service.domain import purchase_orders as po
-from service.errors import UnansweredClaimError
+from service.errors import UnansweredClaimError, VersionSequenceError
 
 KIND = purchase_order_family().kind
 
@@ -243,6 +243,39 @@ async def test_documents_round_trip_and_leave_tombstones(harness: Harness) -> No
     [tombstone] = after.values()
     assert isinstance(tombstone, po.DeletedPurchaseOrder)
     assert (tombstone.document_id, tombstone.version) == ("PO-2", 2)
+
+
+async def test_versions_out_of_sequence_are_refused_and_nothing_is_written(
+    harness: Harness,
+) -> None:
+    created = purchase_order("PO-1", 1)
+    async with harness.store.unit_of_work() as uow:
+        first: Changes[po.State] = Changes({})
+        first.record(created, [version_of(created)])
+        await uow.documents(KIND).save_many(first)
+    async with harness.store.unit_of_work() as uow:
+        documents = uow.documents(KIND)
+        loaded = await documents.load_many([("tenant-a", "PO-1")])
+        deletion: Changes[po.State] = Changes(loaded)
+        deletion.record(po.DeletedPurchaseOrder("tenant-a", "PO-1", 2), [])
+        await documents.save_many(deletion)
+    # A deleted document's id used again from version 1, and a version skipped: a family's
+    # defect, refused before anything is written.
+    again = purchase_order("PO-1", 1)
+    skipped = purchase_order("PO-2", 2)
+    for key, state in ((("tenant-a", "PO-1"), again), (("tenant-a", "PO-2"), skipped)):
+        async with harness.store.unit_of_work() as uow:
+            documents = uow.documents(KIND)
+            wrong: Changes[po.State] = Changes(await documents.load_many([key]))
+            wrong.record(state, [version_of(state)])
+            with pytest.raises(VersionSequenceError) as refused:
+                await documents.save_many(wrong)
+            assert refused.value.documents == (key,)
+    async with harness.store.unit_of_work() as uow:
+        found = await uow.documents(KIND).load_many([("tenant-a", "PO-1"), ("tenant-a", "PO-2")])
+    [tombstone] = found.values()
+    assert isinstance(tombstone, po.DeletedPurchaseOrder)
+    assert (tombstone.document_id, tombstone.version) == ("PO-1", 2)
 
 
 async def test_a_preview_reads_and_writes_nothing(harness: Harness) -> None:
