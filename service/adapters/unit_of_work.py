@@ -227,11 +227,11 @@ class PostgresUnitOfWork:
     async def answer_many(
         self, answers: Sequence[Answer], extra: Sequence[OutboxMessage] = ()
     ) -> None:
-        # One round trip after the look at the outbox: outbox rows in the given order, the
-        # inbox outcomes, waiting rows left to the relay, and a NOTIFY that Postgres delivers
-        # at commit to wake the relay when anything is left to it.
+        # One round trip: outbox rows in the given order, each routed as it is inserted (see
+        # `_candidates`), the inbox outcomes, and a NOTIFY that Postgres delivers at commit to
+        # wake the relay when anything is left to it.
         messages = [m for answer in answers for m in answer.messages] + list(extra)
-        direct = await self._route(messages)
+        candidates = self._candidates(messages)
         # A key claimed here is in the inbox as accepted already: only other outcomes, and
         # replies, are written.
         unanswered = self._unanswered
@@ -244,22 +244,32 @@ class PostgresUnitOfWork:
         ]
         unanswered.difference_update(answer.key for answer in answers)
         publisher = self._publisher
+        # A candidate is published from memory unless a row of its topic and key waits that is
+        # not this instance's own. The statement does not see the rows it inserts itself, so
+        # `waiting` is what waited before it; each key's rows are read once, however many of
+        # the batch's messages have that key (a stock item's movements).
         row = await self._conn.fetchrow(
             f"""
-            WITH queued AS (
+            WITH waiting AS (
+                SELECT DISTINCT topic, message_key FROM outbox
+                WHERE message_key = ANY($10::bytea[]) AND publisher IS DISTINCT FROM $9::bigint
+            ), queued AS (
                 INSERT INTO outbox (topic, message_key, headers, payload, publisher, created_at)
-                SELECT topic, message_key, headers, payload,
-                       CASE WHEN direct THEN $9::bigint END, clock_timestamp()
+                SELECT m.topic, m.message_key, m.headers, m.payload,
+                       CASE WHEN m.candidate AND w.topic IS NULL THEN $9::bigint END,
+                       clock_timestamp()
                 FROM unnest($1::text[], $2::bytea[], $3::bytea[], $4::bytea[], $8::bool[])
-                    WITH ORDINALITY AS m(topic, message_key, headers, payload, direct, position)
-                ORDER BY position
+                    WITH ORDINALITY AS m(topic, message_key, headers, payload, candidate, position)
+                LEFT JOIN waiting w ON (w.topic, w.message_key) = (m.topic, m.message_key)
+                ORDER BY m.position
                 RETURNING id, publisher IS NOT NULL AS direct
             ), answered AS (
                 UPDATE inbox SET outcome = a.outcome, reply = a.reply
                 FROM unnest($5::text[], $6::text[], $7::bytea[]) AS a(message_key, outcome, reply)
                 WHERE inbox.message_key = a.message_key
             )
-            SELECT array(SELECT id FROM queued WHERE direct ORDER BY id) AS direct_ids,
+            SELECT array(SELECT direct FROM queued ORDER BY id) AS direct,
+                array(SELECT id FROM queued WHERE direct ORDER BY id) AS direct_ids,
                 (SELECT pg_notify('{OUTBOX_CHANNEL}', '')
                  WHERE EXISTS (SELECT FROM queued WHERE NOT direct)) AS woken
             """,
@@ -270,11 +280,12 @@ class PostgresUnitOfWork:
             [answer.key for answer in recorded],
             [answer.outcome.value for answer in recorded],
             [answer.summary for answer in recorded],
-            direct,
+            candidates,
             publisher.instance if publisher is not None else None,
+            list({m.key for m, candidate in zip(messages, candidates, strict=True) if candidate}),
         )
         # Row ids follow the given order, so the sorted ids of direct rows are theirs in turn.
-        mine = [m for m, published in zip(messages, direct, strict=True) if published]
+        mine = [m for m, published in zip(messages, row["direct"], strict=True) if published]
         rows = [
             Committed(outbox_id, message)
             for outbox_id, message in zip(row["direct_ids"], mine, strict=True)
@@ -294,31 +305,23 @@ class PostgresUnitOfWork:
         if self._unanswered:
             raise UnansweredClaimError(sorted(self._unanswered))
 
-    async def _route(self, messages: Sequence[OutboxMessage]) -> list[bool]:
-        """Which messages the publisher sends from memory after the commit. A topic and key of
-        the batch with a row waiting that is not this instance's own goes to the relay, which
-        publishes in id order and waits behind rows still being published from memory (by
-        whichever instance: relay.py); so does one the publisher says to keep away from. Only
-        others' rows are read: a hot key (a stock item's movements) has many of this instance's
-        own waiting at any time. Another instance's rows are never taken from it: it may be
-        sending them still, and a copy of its could land after the relay's later messages."""
+    def _candidates(self, messages: Sequence[OutboxMessage]) -> list[bool]:
+        """Which messages the publisher may send from memory after the commit, unless a row of
+        their topic and key waits in the outbox that is not this instance's own (answer_many
+        looks as it inserts): such a key goes to the relay, which publishes in id order and
+        waits behind rows still being published from memory (by whichever instance: relay.py);
+        so does one the publisher says to keep away from. Only others' rows count: a hot key
+        (a stock item's movements) has many of this instance's own waiting at any time.
+        Another instance's rows are never taken from it: it may be sending them still, and a
+        copy of its could land after the relay's later messages."""
         publisher = self._publisher
         if not messages or publisher is None:
             return [False] * len(messages)
         if self.epoch is None:  # the first look at the outbox is the one counted on
             self.epoch = publisher.epoch
-        wanted = {(m.topic, m.key) for m in messages}
-        # Before the read: a row the publisher stops keeping away meanwhile is visible to it.
-        blocked = publisher.leaving(wanted)
-        waiting = await self._conn.fetch(
-            "SELECT DISTINCT topic, message_key FROM outbox"
-            " WHERE message_key = ANY($1::bytea[]) AND publisher IS DISTINCT FROM $2",
-            list({m.key for m in messages}),
-            publisher.instance,
-        )
-        blocked.update(
-            pair for row in waiting if (pair := (row["topic"], row["message_key"])) in wanted
-        )
+        # Before the statement looks: a row the publisher stops keeping away meanwhile is
+        # visible to it.
+        blocked = publisher.leaving({(m.topic, m.key) for m in messages})
         taken = publisher.taking()
         return [taken(m.topic) and (m.topic, m.key) not in blocked for m in messages]
 

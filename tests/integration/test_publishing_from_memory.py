@@ -132,6 +132,43 @@ async def test_a_key_with_another_instances_row_waiting_goes_to_the_relay_behind
     assert [v for k, v in seen if k == "K2"] == ["w1"]
 
 
+async def test_a_key_waiting_on_another_topic_holds_nothing_back(
+    db: asyncpg.Connection, publisher: DirectPublisher, pool: asyncpg.Pool, topic: str
+) -> None:
+    # The unit of order is a topic and a key: a row of key K2 waiting on another topic (the
+    # relay's) and of K1 on this one (another instance's) are looked up as the batch inserts.
+    elsewhere = await insert(db, f"{topic}.elsewhere", "K2", "x", direct=False)
+    orphan = await insert(db, topic, "K1", "v1", direct=True)
+    store = PostgresStore(pool, MASTER, publisher=publisher)
+    async with store.unit_of_work() as uow:
+        await uow.answer_many(
+            [],
+            [
+                OutboxMessage(topic, b"K1", b"v2"),
+                OutboxMessage(topic, b"K2", b"w1"),
+                OutboxMessage(topic, b"K1", b"v3"),
+            ],
+        )
+
+    async def k2_published() -> bool:
+        return not await db.fetchval(
+            "SELECT count(*) FROM outbox WHERE message_key = 'K2' AND topic = $1", topic
+        )
+
+    await eventually(k2_published, what="K2 published from memory and its row deleted")
+    rows = await db.fetch(
+        "SELECT id, message_key, payload, publisher IS NOT NULL AS direct FROM outbox ORDER BY id"
+    )
+    assert [(bytes(r["message_key"]), bytes(r["payload"]), r["direct"]) for r in rows] == [
+        (b"K2", b"x", False),
+        (b"K1", b"v1", True),
+        (b"K1", b"v2", False),
+        (b"K1", b"v3", False),
+    ]
+    assert [rows[0]["id"], rows[1]["id"]] == [elsewhere, orphan]
+    assert publisher.published_total == 1
+
+
 async def test_the_relay_never_overtakes_a_row_an_instance_still_publishes(
     stack: Endpoints,
     database_url: str,
