@@ -184,11 +184,11 @@ class Settings(BaseSettings):
         default=14 * 24,
         description="How long sealed dead letters of orders stay readable before their key goes.",
     )
-    document_cache_size: Annotated[int, Field(ge=0)] = Field(
-        default=10_000,
-        description="How many documents kept as JSON (purchase orders) each instance holds"
-        " decoded after their commit, by version, so that the next command on one reads no"
-        " snapshot; a version another instance wrote is read as ever. 0 holds none.",
+    document_cache_mib: Annotated[float, Field(ge=0)] = Field(
+        default=8.0,
+        description="How much JSON of committed documents kept as JSON (purchase orders) each"
+        " instance holds decoded, so that the next command on one reads no snapshot while it"
+        " is still at the event held; decoded, about 2.3 times as much memory. 0 holds none.",
     )
     retry_max_backoff_seconds: Annotated[float, Field(gt=0)] = 5.0
     unexpected_failure_attempts: Annotated[int, Field(ge=1)] = 3

@@ -9,7 +9,7 @@ from typing import Generic, TypeVar
 
 import asyncpg
 
-from service.adapters.document_cache import CommittedDocuments
+from service.adapters.document_cache import CommittedDocuments, Held
 from service.adapters.history import actor_columns
 from service.app.ports import Changes, DocumentCodec, DocumentKey
 from service.domain.documents import Document
@@ -17,12 +17,12 @@ from service.errors import VersionSequenceError
 
 S = TypeVar("S", bound=Document)
 
-# A document found at the version the caller holds (`known`) comes without its snapshot.
+# A document still at the event the caller holds (`known`) comes without its snapshot.
 _LOAD = """
-SELECT k.tenant_id, k.document_id, d.version,
-       CASE WHEN d.version = k.known THEN NULL ELSE d.document::text END AS document,
+SELECT k.tenant_id, k.document_id, d.version, d.last_event_id,
+       CASE WHEN d.last_event_id = k.known THEN NULL ELSE d.document::text END AS document,
        t.last_version, t.deleted_at
-FROM unnest($2::text[], $3::text[], $4::bigint[]) AS k(tenant_id, document_id, known)
+FROM unnest($2::text[], $3::text[], $4::uuid[]) AS k(tenant_id, document_id, known)
 LEFT JOIN documents d ON d.kind = $1 AND (d.tenant_id, d.document_id) = (k.tenant_id, k.document_id)
 LEFT JOIN document_tombstones t
     ON t.kind = $1 AND (t.tenant_id, t.document_id) = (k.tenant_id, k.document_id)
@@ -40,14 +40,14 @@ WITH entries AS MATERIALIZED (
         AS h(tenant_id, document_id, version, command_id, event_id, event_type, document,
              actor_type, actor_id, actor_issuer)
 ), saved AS (
-    INSERT INTO documents (kind, tenant_id, document_id, status, version, document)
-    SELECT $1, s.tenant_id, s.document_id, s.status, s.version, e.document
+    INSERT INTO documents (kind, tenant_id, document_id, status, version, document, last_event_id)
+    SELECT $1, s.tenant_id, s.document_id, s.status, s.version, e.document, e.event_id
     FROM unnest($2::text[], $3::text[], $4::text[], $5::bigint[])
         AS s(tenant_id, document_id, status, version)
     JOIN entries e USING (tenant_id, document_id, version)
     ON CONFLICT (kind, tenant_id, document_id) DO UPDATE
     SET status = EXCLUDED.status, version = EXCLUDED.version,
-        document = EXCLUDED.document, updated_at = now()
+        document = EXCLUDED.document, last_event_id = EXCLUDED.last_event_id, updated_at = now()
 ), history AS (
     INSERT INTO document_history
         (kind, tenant_id, document_id, version, command_id, event_id, event_type, document,
@@ -72,7 +72,7 @@ SELECT $1, tenant_id, document_id, last_version FROM gone
 
 class JsonDocuments(Generic[S]):
     """One kind of document; `codec` maps its states to what is stored and back. With `cache`,
-    a document found at the version the cache holds is not read again, and what this
+    a document found at the event the cache holds is not read again, and what this
     transaction loads and saves is handed to the cache once it commits (`committed`)."""
 
     def __init__(
@@ -86,7 +86,7 @@ class JsonDocuments(Generic[S]):
         self._kind = kind
         self._codec = codec
         self._cache = cache
-        self._seen: list[tuple[DocumentKey, int, S]] = []
+        self._seen: list[tuple[DocumentKey, Held]] = []
         """Read and written in this transaction, in order: for the cache, once it commits."""
         self._gone: list[DocumentKey] = []
 
@@ -100,7 +100,7 @@ class JsonDocuments(Generic[S]):
             self._kind,
             [tenant for tenant, _ in keys],
             [document for _, document in keys],
-            [held[key][0] if key in held else None for key in keys],
+            [held[key].event_id if key in held else None for key in keys],
         )
         found: dict[DocumentKey, S] = {}
         for row in rows:
@@ -109,11 +109,12 @@ class JsonDocuments(Generic[S]):
             if version is None:
                 found[key] = self._codec.tombstone(*key, row["last_version"], row["deleted_at"])
                 self._gone.append(key)
-            elif document is None:  # at the version held: the statement compared them
-                found[key] = held[key][1]
+            elif document is None:  # at the event held: the statement compared them
+                found[key] = held[key].state
             else:
                 state = found[key] = self._codec.load(*key, version, document)
-                self._seen.append((key, version, state))
+                if (event_id := row["last_event_id"]) is not None:  # None: written before 0022
+                    self._seen.append((key, Held(event_id, version, state, len(document))))
         return found
 
     def committed(self) -> None:
@@ -151,7 +152,10 @@ class JsonDocuments(Generic[S]):
             [d.version for d in gone],
             *actor_columns(history),
         )
-        self._seen += ((_key(d), d.version, d) for d in live)
+        for save in saves:
+            last = save.versions[-1].entry
+            held = Held(last.event_id, last.version, save.document, len(last.snapshot))
+            self._seen.append((_key(save.document), held))
         self._gone += (_key(d) for d in gone)
 
 

@@ -172,7 +172,8 @@ class Changes(Generic[S]):
                     wrong.append(key)
                     break
             else:
-                if final.version < expected:
+                # The last version is the final state; a deletion is a version of its own.
+                if final.version != expected + (1 if final.is_deleted else 0):
                     wrong.append(key)
         return wrong
 

@@ -170,7 +170,7 @@ class Runtime:
             master,
             s.dead_letter_retention_hours,
             publisher=self._publisher,
-            documents=CommittedDocuments(s.document_cache_size),
+            documents=CommittedDocuments(int(s.document_cache_mib * 2**20)),
         )
         async with self._pool.acquire() as conn:
             signer = await letter_signer(conn, master)

@@ -1,6 +1,6 @@
-"""Each instance holds the purchase orders it committed, decoded, by version; over Kafka, two
-instances on one database take turns on one order, and each decides on the version the other
-wrote, never on the one it holds.
+"""Each instance holds the purchase orders it committed, decoded, with the event that made each
+one's version; over Kafka, two instances on one database take turns on one order, and each
+decides on the version the other wrote, never on the one it holds.
 
 The second instance reads other topics (its own TOPIC_PREFIX) so that the test, not the
 group's assignment, says which instance decides each command. A receipt is refused on a draft

@@ -245,37 +245,40 @@ async def test_documents_round_trip_and_leave_tombstones(harness: Harness) -> No
     assert (tombstone.document_id, tombstone.version) == ("PO-2", 2)
 
 
+async def save_versions(harness: Harness, *states: po.State) -> None:
+    """Each state as its document's next version, in one unit of work."""
+    async with harness.store.unit_of_work() as uow:
+        documents = uow.documents(KIND)
+        keys = [(state.tenant_id, state.document_id) for state in states]
+        changes: Changes[po.State] = Changes(await documents.load_many(keys))
+        for state in states:
+            changes.record(state, [] if state.is_deleted else [version_of(state)])
+        await documents.save_many(changes)
+
+
 async def test_versions_out_of_sequence_are_refused_and_nothing_is_written(
     harness: Harness,
 ) -> None:
-    created = purchase_order("PO-1", 1)
+    await save_versions(harness, purchase_order("PO-1", 1), purchase_order("PO-3", 1))
+    await save_versions(harness, po.DeletedPurchaseOrder("tenant-a", "PO-1", 2))
+    # A family's defects, refused before anything is written: a deleted document's id used
+    # again from version 1, a version skipped, a deletion that is not a version of its own.
+    for wrong in (
+        purchase_order("PO-1", 1),
+        purchase_order("PO-2", 2),
+        po.DeletedPurchaseOrder("tenant-a", "PO-3", 1),
+    ):
+        with pytest.raises(VersionSequenceError) as refused:
+            await save_versions(harness, wrong)
+        assert refused.value.documents == ((wrong.tenant_id, wrong.document_id),)
     async with harness.store.unit_of_work() as uow:
-        first: Changes[po.State] = Changes({})
-        first.record(created, [version_of(created)])
-        await uow.documents(KIND).save_many(first)
-    async with harness.store.unit_of_work() as uow:
-        documents = uow.documents(KIND)
-        loaded = await documents.load_many([("tenant-a", "PO-1")])
-        deletion: Changes[po.State] = Changes(loaded)
-        deletion.record(po.DeletedPurchaseOrder("tenant-a", "PO-1", 2), [])
-        await documents.save_many(deletion)
-    # A deleted document's id used again from version 1, and a version skipped: a family's
-    # defect, refused before anything is written.
-    again = purchase_order("PO-1", 1)
-    skipped = purchase_order("PO-2", 2)
-    for key, state in ((("tenant-a", "PO-1"), again), (("tenant-a", "PO-2"), skipped)):
-        async with harness.store.unit_of_work() as uow:
-            documents = uow.documents(KIND)
-            wrong: Changes[po.State] = Changes(await documents.load_many([key]))
-            wrong.record(state, [version_of(state)])
-            with pytest.raises(VersionSequenceError) as refused:
-                await documents.save_many(wrong)
-            assert refused.value.documents == (key,)
-    async with harness.store.unit_of_work() as uow:
-        found = await uow.documents(KIND).load_many([("tenant-a", "PO-1"), ("tenant-a", "PO-2")])
-    [tombstone] = found.values()
-    assert isinstance(tombstone, po.DeletedPurchaseOrder)
-    assert (tombstone.document_id, tombstone.version) == ("PO-1", 2)
+        found = await uow.documents(KIND).load_many(
+            [("tenant-a", "PO-1"), ("tenant-a", "PO-2"), ("tenant-a", "PO-3")]
+        )
+    assert {key[1]: (type(state).__name__, state.version) for key, state in found.items()} == {
+        "PO-1": ("DeletedPurchaseOrder", 2),
+        "PO-3": ("PurchaseOrder", 1),
+    }
 
 
 async def test_a_preview_reads_and_writes_nothing(harness: Harness) -> None:
