@@ -1,13 +1,13 @@
 """Documents kept as JSON that this process has seen committed, decoded, each with the event
 that made its version.
 
-A batch that finds a document still at the event held here takes its state from here, and
-Postgres sends no snapshot for it. The event, not the version, is compared: the state after an
-event is fixed once it commits (one transaction, holding the document's lock, writes it), and
-an event id is a random UUID, whereas a version number can come back with other content when
-Postgres loses committed transactions (a failover with asynchronous replication, a restore to
-a point in time). A version that another instance wrote meanwhile, or one that rolled back, is
-not the event held here, and is read as ever.
+A batch that finds a document still at the version and event held here takes its state from
+here, and Postgres sends no snapshot for it. The state after an event is fixed once it commits
+(one transaction, holding the document's lock, writes it), and an event id is a random UUID,
+whereas a version number alone can come back with other content when Postgres loses committed
+transactions (a failover with asynchronous replication, a restore to a point in time). A
+version that another instance wrote meanwhile, or one that rolled back, is not the one held
+here, and is read as ever.
 
 Only what committed goes in: what a transaction loaded and saved is kept back until it commits
 (a load may see the transaction's own writes), and dropped if it does not. Only documents

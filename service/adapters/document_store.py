@@ -17,12 +17,16 @@ from service.errors import VersionSequenceError
 
 S = TypeVar("S", bound=Document)
 
-# A document still at the event the caller holds (`known`) comes without its snapshot.
+# A document still at the version and event the caller holds comes without its snapshot. The
+# version is compared too: a build before 0022 leaves `last_event_id` as it was when it writes a
+# later version (during a rolling upgrade), but never the same version again.
 _LOAD = """
 SELECT k.tenant_id, k.document_id, d.version, d.last_event_id,
-       CASE WHEN d.last_event_id = k.known THEN NULL ELSE d.document::text END AS document,
+       CASE WHEN d.version = k.held_version AND d.last_event_id = k.held_event
+            THEN NULL ELSE d.document::text END AS document,
        t.last_version, t.deleted_at
-FROM unnest($2::text[], $3::text[], $4::uuid[]) AS k(tenant_id, document_id, known)
+FROM unnest($2::text[], $3::text[], $4::bigint[], $5::uuid[])
+    AS k(tenant_id, document_id, held_version, held_event)
 LEFT JOIN documents d ON d.kind = $1 AND (d.tenant_id, d.document_id) = (k.tenant_id, k.document_id)
 LEFT JOIN document_tombstones t
     ON t.kind = $1 AND (t.tenant_id, t.document_id) = (k.tenant_id, k.document_id)
@@ -72,7 +76,7 @@ SELECT $1, tenant_id, document_id, last_version FROM gone
 
 class JsonDocuments(Generic[S]):
     """One kind of document; `codec` maps its states to what is stored and back. With `cache`,
-    a document found at the event the cache holds is not read again, and what this
+    a document found at the version and event the cache holds is not read again, and what this
     transaction loads and saves is handed to the cache once it commits (`committed`)."""
 
     def __init__(
@@ -100,6 +104,7 @@ class JsonDocuments(Generic[S]):
             self._kind,
             [tenant for tenant, _ in keys],
             [document for _, document in keys],
+            [held[key].version if key in held else None for key in keys],
             [held[key].event_id if key in held else None for key in keys],
         )
         found: dict[DocumentKey, S] = {}
@@ -109,7 +114,7 @@ class JsonDocuments(Generic[S]):
             if version is None:
                 found[key] = self._codec.tombstone(*key, row["last_version"], row["deleted_at"])
                 self._gone.append(key)
-            elif document is None:  # at the event held: the statement compared them
+            elif document is None:  # at the version and event held: compared there
                 found[key] = held[key].state
             else:
                 state = found[key] = self._codec.load(*key, version, document)

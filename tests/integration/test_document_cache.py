@@ -209,6 +209,20 @@ async def test_a_version_written_again_after_postgres_lost_its_commit_is_read_ag
     assert held(instances) == {KEY: (2, loaded)}, "the later of two at one version"
 
 
+async def test_a_later_version_an_earlier_build_wrote_is_read_again(
+    instances: Instances, database_url: str
+) -> None:
+    await save(instances.this, purchase_order("PO-1", 1))
+    # During a rolling upgrade across migration 0022, a build that does not know the column
+    # writes version 2 and leaves the event id of version 1 beside it.
+    await rewrite(
+        database_url,
+        'UPDATE documents SET version = 2, document = document || \'{"status": "open"}\'',
+    )
+    loaded = await load(instances.this)
+    assert (loaded.version, loaded) == (2, purchase_order("PO-1", 2, "open"))
+
+
 async def test_documents_written_before_their_event_was_kept_are_read_as_ever(
     instances: Instances, database_url: str
 ) -> None:
