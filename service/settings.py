@@ -188,7 +188,8 @@ class Settings(BaseSettings):
         default=8.0,
         description="How much JSON of committed documents kept as JSON (purchase orders) each"
         " instance holds decoded, so that the next command on one reads no snapshot while it"
-        " is still at the event held; decoded, about 2.3 times as much memory. 0 holds none.",
+        " is still at the version and event held; held, 2.3 to 2.8 times as much memory. 0 holds"
+        " none.",
     )
     retry_max_backoff_seconds: Annotated[float, Field(gt=0)] = 5.0
     unexpected_failure_attempts: Annotated[int, Field(ge=1)] = 3

@@ -15,8 +15,9 @@ stored as JSON are held; they carry no personal data (orders, which do, have a s
 own, and none of it is held here, so an erasure has nothing to reach in this process).
 
 The budget is in bytes of the documents' JSON, each weighed by its snapshot's length, so that
-orders of many lines (a create may be 256 KiB) cannot grow the process without bound; decoded,
-a state takes about 2.3 times its JSON (a one-line purchase order: 425 bytes, about 1 KB held).
+orders of many lines (a create may be 256 KiB) cannot grow the process without bound; held, a
+state takes about 2.3 to 2.8 times its JSON (a one-line purchase order: 425 bytes, about 1 KB
+held). A document read from Postgres weighs its jsonb text, which is a little longer.
 """
 
 from __future__ import annotations
@@ -74,14 +75,18 @@ class CommittedDocuments:
                 found[(tenant_id, document_id)] = entry
         return found
 
-    def remember(self, kind: str, states: Iterable[tuple[DocumentKey, Held]]) -> None:
-        """Committed states of documents, in the order they were seen. Of two at one version,
+    def remember(self, kind: str, seen: Iterable[tuple[DocumentKey, Held | None]]) -> None:
+        """What a committed transaction saw of documents, in order: a state to hold, or None
+        for one not to hold (deleted, or its row names no event). Of two states at one version,
         the later replaces the earlier (Postgres lost the commit of the first); an earlier
         version never replaces a later one (a transaction that read it may commit after the one
         that wrote the later)."""
         held = self._held
-        for (tenant_id, document_id), entry in states:
+        for (tenant_id, document_id), entry in seen:
             key = (kind, tenant_id, document_id)
+            if entry is None:
+                self.forget(kind, [(tenant_id, document_id)])
+                continue
             earlier = held.get(key)
             if earlier is not None:
                 if earlier.version > entry.version:

@@ -90,9 +90,9 @@ class JsonDocuments(Generic[S]):
         self._kind = kind
         self._codec = codec
         self._cache = cache
-        self._seen: list[tuple[DocumentKey, Held]] = []
-        """Read and written in this transaction, in order: for the cache, once it commits."""
-        self._gone: list[DocumentKey] = []
+        self._seen: list[tuple[DocumentKey, Held | None]] = []
+        """Read and written in this transaction, in order, None where a document is not to be
+        held: for the cache, once the transaction commits."""
 
     async def load_many(
         self, keys: Sequence[DocumentKey], *, personal_data: bool = True
@@ -113,20 +113,20 @@ class JsonDocuments(Generic[S]):
             version, document = row["version"], row["document"]
             if version is None:
                 found[key] = self._codec.tombstone(*key, row["last_version"], row["deleted_at"])
-                self._gone.append(key)
+                self._seen.append((key, None))
             elif document is None:  # at the version and event held: compared there
                 found[key] = held[key].state
             else:
                 state = found[key] = self._codec.load(*key, version, document)
-                if (event_id := row["last_event_id"]) is not None:  # None: written before 0022
-                    self._seen.append((key, Held(event_id, version, state, len(document))))
+                event_id = row["last_event_id"]  # None: by a build before 0022, or by hand
+                entry = None if event_id is None else Held(event_id, version, state, len(document))
+                self._seen.append((key, entry))
         return found
 
     def committed(self) -> None:
         """The transaction committed: what it read and wrote is the documents' state now."""
         if self._cache is not None:
             self._cache.remember(self._kind, self._seen)
-            self._cache.forget(self._kind, self._gone)
 
     async def save_many(self, changes: Changes[S]) -> None:
         if wrong := changes.out_of_sequence():
@@ -161,7 +161,7 @@ class JsonDocuments(Generic[S]):
             last = save.versions[-1].entry
             held = Held(last.event_id, last.version, save.document, len(last.snapshot))
             self._seen.append((_key(save.document), held))
-        self._gone += (_key(d) for d in gone)
+        self._seen += ((_key(d), None) for d in gone)
 
 
 def _key(document: Document) -> DocumentKey:

@@ -168,7 +168,7 @@ class Changes(Generic[S]):
             expected = loaded.version if loaded is not None else 0
             for version in self.versions.get(key, ()):
                 expected += 1
-                if version.state.version != expected:
+                if version.state.version != expected or version.entry.version != expected:
                     wrong.append(key)
                     break
             else:

@@ -66,3 +66,12 @@ def test_forgotten_documents_and_a_budget_of_nothing_hold_nothing() -> None:
     off = CommittedDocuments(0)
     off.remember("po", [(A, held(1, "a", 1))])
     assert (off.lookup("po", [A]), len(off)) == ({}, 0)
+
+
+def test_what_a_transaction_saw_is_taken_in_order() -> None:
+    cache = CommittedDocuments(10_000)
+    a2 = held(2, "a2")
+    # Read without an event (not to hold), then saved; deleted after being held.
+    cache.remember("po", [(A, None), (A, a2), (B, held(1, "b")), (B, None)])
+    assert cache.lookup("po", [A, B]) == {A: a2}
+    assert cache.weight == a2.weight
