@@ -40,6 +40,12 @@ async def insert(
     return row_id
 
 
+async def queue(store: PostgresStore, *messages: OutboxMessage) -> None:
+    """`messages` queued by one batch, committed."""
+    async with store.unit_of_work() as uow:
+        await uow.answer_many([], messages)
+
+
 @pytest.fixture
 async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
     pool = await create_pool(database_url, 2)
@@ -92,18 +98,17 @@ async def test_a_key_with_another_instances_row_waiting_goes_to_the_relay_behind
     # Meant to be published from memory by an instance that died before it could.
     orphan = await insert(db, topic, "K1", "v1", direct=True)
     store = PostgresStore(pool, MASTER, publisher=publisher)
-    async with store.unit_of_work() as uow:
-        await uow.answer_many(
-            [],
-            [
-                OutboxMessage(topic, b"K1", b"v2"),
-                OutboxMessage(topic, b"K2", b"w1"),
-                OutboxMessage(replies, b"K3", b"reply"),
-            ],
-        )
+    await queue(
+        store,
+        OutboxMessage(topic, b"K1", b"v2"),
+        OutboxMessage(topic, b"K2", b"w1"),
+        OutboxMessage(replies, b"K3", b"reply"),
+    )
 
     async def k2_published() -> bool:
-        return not await db.fetchval("SELECT count(*) FROM outbox WHERE message_key = 'K2'")
+        # The publisher counts a round once its rows' delete has returned.
+        gone = not await db.fetchval("SELECT count(*) FROM outbox WHERE message_key = 'K2'")
+        return gone and publisher.published_total >= 1
 
     await eventually(k2_published, what="K2 published from memory and its row deleted")
     # K1: the other instance's row stays its own (it may still be sending it); the successor
@@ -140,20 +145,18 @@ async def test_a_key_waiting_on_another_topic_holds_nothing_back(
     elsewhere = await insert(db, f"{topic}.elsewhere", "K2", "x", direct=False)
     orphan = await insert(db, topic, "K1", "v1", direct=True)
     store = PostgresStore(pool, MASTER, publisher=publisher)
-    async with store.unit_of_work() as uow:
-        await uow.answer_many(
-            [],
-            [
-                OutboxMessage(topic, b"K1", b"v2"),
-                OutboxMessage(topic, b"K2", b"w1"),
-                OutboxMessage(topic, b"K1", b"v3"),
-            ],
-        )
+    await queue(
+        store,
+        OutboxMessage(topic, b"K1", b"v2"),
+        OutboxMessage(topic, b"K2", b"w1"),
+        OutboxMessage(topic, b"K1", b"v3"),
+    )
 
     async def k2_published() -> bool:
-        return not await db.fetchval(
+        gone = not await db.fetchval(
             "SELECT count(*) FROM outbox WHERE message_key = 'K2' AND topic = $1", topic
         )
+        return gone and publisher.published_total >= 1
 
     await eventually(k2_published, what="K2 published from memory and its row deleted")
     rows = await db.fetch(
@@ -209,7 +212,8 @@ async def test_more_than_a_batch_for_one_partition_goes_out_over_rounds_in_order
         )
 
     async def drained() -> bool:
-        return not await db.fetchval("SELECT count(*) FROM outbox")
+        gone = not await db.fetchval("SELECT count(*) FROM outbox")
+        return gone and publisher.published_total >= 60
 
     await eventually(drained, timeout=30, what="every round sent and its rows deleted")
     assert publisher.published_total == 60
