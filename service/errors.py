@@ -36,7 +36,7 @@ class UnansweredClaimError(ServiceError):
     def __init__(self, keys: Sequence[str]) -> None:
         self.keys = tuple(keys)
         super().__init__(
-            f"{len(self.keys)} inbox key(s) claimed and left unanswered: {', '.join(self.keys)}"
+            f"{len(self.keys)} inbox key(s) claimed and left unanswered: {_some(self.keys)}"
         )
 
 
@@ -47,7 +47,7 @@ class VersionSequenceError(ServiceError):
     def __init__(self, kind: str, documents: Sequence[tuple[str, str]]) -> None:
         self.kind = kind
         self.documents = tuple(documents)
-        named = ", ".join(f"{tenant_id}/{document_id}" for tenant_id, document_id in documents)
+        named = _some([f"{tenant_id}/{document_id}" for tenant_id, document_id in documents])
         super().__init__(f"{kind} documents with versions out of sequence: {named}")
 
 
@@ -71,3 +71,9 @@ class PersonalDataNotOpenedError(ServiceError):
             " data was loaded sealed and changed, or a sealed stand-in reached an order loaded"
             " opened"
         )
+
+
+def _some(names: Sequence[str], shown: int = 5) -> str:
+    """The first few of `names` for a message (a batch may name a thousand), and how many more."""
+    listed = ", ".join(names[:shown])
+    return listed if len(names) <= shown else f"{listed} and {len(names) - shown} more"
