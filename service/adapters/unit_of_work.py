@@ -61,9 +61,10 @@ class PostgresUnitOfWork:
         self._unanswered: set[str] = set()
         """Keys this transaction claimed as new and has not answered yet. They are inserted as
         accepted, the outcome nearly every answer gives, so that answering them so writes no
-        second version of the row (the statement's time in Postgres fell from about 31 to 21 us
-        a key); no other transaction sees them before the answer, and a unit of work that
-        leaves one unanswered does not commit."""
+        second version of the row (31 against 21 us a key in a statement benchmark; under
+        `make bench` a heap-only update that was cheap beside the outbox rows); no other
+        transaction sees them before the answer, and a unit of work that leaves one unanswered
+        does not commit."""
 
     def documents(self, kind: DocumentKind[S]) -> DocumentRepository[S]:
         repository: DocumentRepository[S] | None = self._repositories.get(kind.name)
