@@ -46,6 +46,28 @@ async def queue(store: PostgresStore, *messages: OutboxMessage) -> None:
         await uow.answer_many([], messages)
 
 
+async def sent_and_deleted(
+    db: asyncpg.Connection,
+    publisher: DirectPublisher,
+    total: int,
+    topic: str | None = None,
+    key: bytes | None = None,
+) -> None:
+    """Wait until no row (of `key` on `topic`, when given) is left and the publisher has
+    counted `total`: it counts a round once its rows' delete has returned."""
+
+    async def done() -> bool:
+        left = await db.fetchval(
+            "SELECT count(*) FROM outbox WHERE ($1::text IS NULL OR topic = $1)"
+            " AND ($2::bytea IS NULL OR message_key = $2)",
+            topic,
+            key,
+        )
+        return not left and publisher.published_total >= total
+
+    await eventually(done, timeout=30, what=f"{total} rows sent from memory and deleted")
+
+
 @pytest.fixture
 async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
     pool = await create_pool(database_url, 2)
@@ -105,12 +127,7 @@ async def test_a_key_with_another_instances_row_waiting_goes_to_the_relay_behind
         OutboxMessage(replies, b"K3", b"reply"),
     )
 
-    async def k2_published() -> bool:
-        # The publisher counts a round once its rows' delete has returned.
-        gone = not await db.fetchval("SELECT count(*) FROM outbox WHERE message_key = 'K2'")
-        return gone and publisher.published_total >= 1
-
-    await eventually(k2_published, what="K2 published from memory and its row deleted")
+    await sent_and_deleted(db, publisher, 1, topic, b"K2")
     # K1: the other instance's row stays its own (it may still be sending it); the successor
     # is the relay's, and so is the reply.
     rows = await db.fetch(
@@ -152,13 +169,7 @@ async def test_a_key_waiting_on_another_topic_holds_nothing_back(
         OutboxMessage(topic, b"K1", b"v3"),
     )
 
-    async def k2_published() -> bool:
-        gone = not await db.fetchval(
-            "SELECT count(*) FROM outbox WHERE message_key = 'K2' AND topic = $1", topic
-        )
-        return gone and publisher.published_total >= 1
-
-    await eventually(k2_published, what="K2 published from memory and its row deleted")
+    await sent_and_deleted(db, publisher, 1, topic, b"K2")
     rows = await db.fetch(
         "SELECT id, message_key, payload, publisher IS NOT NULL AS direct FROM outbox ORDER BY id"
     )
@@ -211,11 +222,7 @@ async def test_more_than_a_batch_for_one_partition_goes_out_over_rounds_in_order
             [], [OutboxMessage(topic, b"BIG", f"{n:03d}{padding}".encode()) for n in range(60)]
         )
 
-    async def drained() -> bool:
-        gone = not await db.fetchval("SELECT count(*) FROM outbox")
-        return gone and publisher.published_total >= 60
-
-    await eventually(drained, timeout=30, what="every round sent and its rows deleted")
+    await sent_and_deleted(db, publisher, 60)
     assert publisher.published_total == 60
     seen = await read(stack, topic, 60)
     assert [int(value[:3]) for _, value in seen] == list(range(60))
