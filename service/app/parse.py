@@ -110,10 +110,12 @@ def parse_command(
         return _invalid(UNREADABLE, raw_hash, "body must be a JSON object")
 
     raw_type = body.get("type")
-    identity = _identity(body, spec.id_field_for(raw_type if isinstance(raw_type, str) else None))
+    id_field = spec.id_field_for(raw_type if isinstance(raw_type, str) else None)
     if len(raw) > max_bytes:
         return _invalid(
-            identity, raw_hash, f"command is {len(raw)} bytes; the limit is {max_bytes}"
+            _identity(body, id_field),
+            raw_hash,
+            f"command is {len(raw)} bytes; the limit is {max_bytes}",
         )
     unstorable = tuple(
         Problem(ErrorCode.INVALID_REQUEST, found.rule, found.path)
@@ -122,16 +124,17 @@ def parse_command(
     try:
         contract: CommandMetadata = spec.adapter.validate_python(body)
     except ValidationError as error:
+        identity = _identity(body, id_field)
         flagged = {problem.field for problem in unstorable}
         problems = _problems_of(error, identity.type, spec.personal_paths)
         # A field name that breaks a text rule is reported once, on its parent, never quoted.
         others = tuple(p for p in problems if p.field not in flagged and is_storable(p.field or ""))
         return InvalidCommand(identity, unstorable + others, raw_hash)
     if unstorable:
-        return InvalidCommand(identity, unstorable, raw_hash)
+        return InvalidCommand(_identity(body, id_field), unstorable, raw_hash)
 
-    id_field = spec.id_field_for(getattr(contract, "type", None))
     document_id: str = getattr(contract, id_field)
+    identity = _validated_identity(contract, document_id, body)
     if key_text(message.key) != document_id:
         return InvalidCommand(
             identity,
@@ -189,10 +192,6 @@ def canonical_json(value: dict[str, Any]) -> bytes:
 
 def _identity(body: dict[str, Any], id_field: str) -> Identity:
     """The envelope fields that can be read and stored as they are; the rest are None."""
-
-    def text(value: object) -> str | None:
-        return value[:200] if isinstance(value, str) and is_storable(value[:200]) else None
-
     command_id: UUID | None = None
     raw_id = body.get("command_id")
     if isinstance(raw_id, str):
@@ -200,18 +199,35 @@ def _identity(body: dict[str, Any], id_field: str) -> Identity:
             command_id = UUID(raw_id)
         except ValueError:
             command_id = None
-    payload = body.get("payload")
-    subject = text(body.get("customer_id")) or (
-        text(payload.get("customer_id")) if isinstance(payload, dict) else None
-    )
     return Identity(
         command_id,
-        text(body.get("type")),
-        text(body.get("tenant_id")),
-        text(body.get(id_field)),
-        subject,
-        text(body.get("order_id")),
+        _text(body.get("type")),
+        _text(body.get("tenant_id")),
+        _text(body.get(id_field)),
+        *_named(body),
     )
+
+
+def _validated_identity(contract: Any, document_id: str, body: dict[str, Any]) -> Identity:
+    """What _identity reads of a body that validated, taken from its contract: identifiers are
+    at most 64 storable characters there, so the values are the same, without parsing the
+    command id again or checking text the contract has checked (4 of a create's 45 us)."""
+    return Identity(
+        contract.command_id, contract.type, contract.tenant_id, document_id, *_named(body)
+    )
+
+
+def _named(body: dict[str, Any]) -> tuple[str | None, str | None]:
+    """The customer and the order the body names, if any."""
+    payload = body.get("payload")
+    subject = _text(body.get("customer_id")) or (
+        _text(payload.get("customer_id")) if isinstance(payload, dict) else None
+    )
+    return subject, _text(body.get("order_id"))
+
+
+def _text(value: object) -> str | None:
+    return value[:200] if isinstance(value, str) and is_storable(value[:200]) else None
 
 
 def _problems_of(

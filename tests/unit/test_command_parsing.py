@@ -7,13 +7,24 @@ import uuid
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from service.app.incoming import IncomingMessage
 from service.app.orders.family import order_family
-from service.app.parse import InvalidCommand, ValidCommand, parse_command
+from service.app.parse import CommandSpec, InvalidCommand, ValidCommand, _identity, parse_command
 from service.app.purchase_orders.family import purchase_order_family
 from service.domain import purchase_orders as po
-from tests.support import address, change_status, command, create, create_order, details
+from tests.support import (
+    address,
+    change_status,
+    command,
+    create,
+    create_order,
+    details,
+    redact_customer,
+)
+from tests.unit.test_wire_json import order_commands, purchase_order_commands
 
 LIMIT = 64 * 1024
 COMMANDS = purchase_order_family().commands
@@ -209,3 +220,25 @@ def test_customer_redact_is_keyed_by_the_customer() -> None:
     )
     assert isinstance(wrong, InvalidCommand)
     assert [p.field for p in wrong.problems] == ["customer_id"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.one_of(
+        purchase_order_commands().map(lambda bodies: ("po", bodies)),
+        order_commands().map(lambda bodies: ("order", bodies)),
+    ),
+    st.sampled_from(["C-1", "cust.9:x/y", "a" * 64]),
+)
+def test_a_valid_commands_identity_is_what_its_body_names(
+    drawn: tuple[str, list[dict[str, Any]]], customer_id: str
+) -> None:
+    # Taken from the contract once the body validates, as read from the body before: the same.
+    family, bodies = drawn
+    spec: CommandSpec[Any] = COMMANDS if family == "po" else order_family().commands
+    for body in [*bodies, redact_customer(customer_id)] if family == "order" else bodies:
+        key = body.get("purchase_order_id") or body.get("order_id") or body["customer_id"]
+        message = IncomingMessage("cmds", 0, 7, 1, key.encode(), json.dumps(body).encode())
+        parsed = parse_command(message, LIMIT, spec)
+        assert isinstance(parsed, ValidCommand), parsed
+        assert parsed.identity == _identity(body, spec.id_field_for(body["type"]))
