@@ -50,13 +50,21 @@ def new_key() -> bytes:
 
 
 def seal(key: bytes, plaintext: bytes, associated_data: bytes) -> bytes:
-    nonce = os.urandom(NONCE_BYTES)
-    return nonce + AESGCM(key).encrypt(nonce, plaintext, associated_data)
+    return _sealed(AESGCM(key), plaintext, associated_data)
 
 
 def open_sealed(key: bytes, sealed: bytes, associated_data: bytes) -> bytes:
+    return _opened(AESGCM(key), sealed, associated_data)
+
+
+def _sealed(cipher: AESGCM, plaintext: bytes, associated_data: bytes) -> bytes:
+    nonce = os.urandom(NONCE_BYTES)
+    return nonce + cipher.encrypt(nonce, plaintext, associated_data)
+
+
+def _opened(cipher: AESGCM, sealed: bytes, associated_data: bytes) -> bytes:
     try:
-        return AESGCM(key).decrypt(sealed[:NONCE_BYTES], sealed[NONCE_BYTES:], associated_data)
+        return cipher.decrypt(sealed[:NONCE_BYTES], sealed[NONCE_BYTES:], associated_data)
     except InvalidTag as error:
         raise DecryptionError("ciphertext does not match its key and context") from error
 
@@ -66,6 +74,11 @@ class MasterKey:
     """Wraps data keys. Its id (a digest, not the key) records which master wrapped a data key."""
 
     key: bytes = field(repr=False)
+    _cipher: AESGCM = field(init=False, repr=False, compare=False)
+    """Made once: setting a key up takes longer than sealing a data key with it."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_cipher", AESGCM(self.key))
 
     @property
     def key_id(self) -> str:
@@ -85,10 +98,10 @@ class MasterKey:
         return None
 
     def wrap(self, data_key: bytes, data_key_id: UUID) -> bytes:
-        return seal(self.key, data_key, b"data-key:" + data_key_id.bytes)
+        return _sealed(self._cipher, data_key, b"data-key:" + data_key_id.bytes)
 
     def unwrap(self, wrapped: bytes, data_key_id: UUID) -> bytes:
-        return open_sealed(self.key, wrapped, b"data-key:" + data_key_id.bytes)
+        return _opened(self._cipher, wrapped, b"data-key:" + data_key_id.bytes)
 
     @classmethod
     def from_text(cls, text: str, source: str) -> MasterKey:

@@ -35,6 +35,7 @@ from contracts.headers import (
 from service.adapters.crypto import Keyring, new_key
 from service.adapters.kafka_connection import KafkaConnection
 from service.adapters.personal_data import open_dead_letter
+from service.adapters.random_ids import random_uuid
 from service.app.ports import Claims
 from service.app.provenance import (
     Signer,
@@ -72,7 +73,7 @@ async def letter_signer(db: asyncpg.Connection, keys: Keyring) -> Signer:
 
 async def add_signing_key(db: asyncpg.Connection, keys: Keyring) -> None:
     """A new signing key, wrapped by the current master key: from now on it signs."""
-    key_id, key, master = uuid.uuid4(), new_key(), keys.current
+    key_id, key, master = random_uuid(), new_key(), keys.current
     await db.execute(
         "INSERT INTO signing_keys (key_id, purpose, wrapped_key, master_key_id)"
         " VALUES ($1, $2, $3, $4)",

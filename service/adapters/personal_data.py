@@ -15,6 +15,7 @@ import asyncpg
 import orjson
 
 from service.adapters.crypto import Keyring, new_key, open_sealed, seal
+from service.adapters.random_ids import random_uuid
 from service.app.ports import DocumentKey
 from service.domain import orders
 from service.domain.orders import DataGroup
@@ -139,7 +140,7 @@ class PersonalDataVault:
         that group (created where there is none yet): three statements at most, however many
         orders and versions."""
         stored: list[dict[DataGroup, uuid.UUID]] = [
-            {group: uuid.uuid4() for group in request.values} for request in requests
+            {group: random_uuid() for group in request.values} for request in requests
         ]
         rows = [
             (request, group, value, records[group])
@@ -257,7 +258,7 @@ class PersonalDataVault:
                 found[group_key] = (row["key_id"], _unwrapped(self._master_keys, row))
         missing = [group for group in wanted if group not in found]
         if missing:
-            made = {group: (uuid.uuid4(), new_key()) for group in missing}
+            made = {group: (random_uuid(), new_key()) for group in missing}
             master = self._master_keys.current
             await self._conn.execute(
                 "INSERT INTO data_keys (key_id, tenant_id, order_id, customer_id, field_group,"
@@ -337,7 +338,7 @@ async def seal_dead_letter(
     """Seal a dead letter under a fresh data key kept for `retention_hours`: (key id, sealed).
     The key is tied to the order the letter names and to its customer: the one the letter names,
     else the customer of the stored order, so that erasing either destroys it."""
-    key_id, key, master = uuid.uuid4(), new_key(), keys.current
+    key_id, key, master = random_uuid(), new_key(), keys.current
     # A letter about a customer who was erased, or an order that was deleted or fully erased,
     # is sealed all the same but its key is never kept: it is gone from the start.
     await conn.execute(

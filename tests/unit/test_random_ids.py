@@ -1,0 +1,23 @@
+"""Random ids: what uuid.uuid4() makes, in a type asyncpg writes without conversion."""
+
+from __future__ import annotations
+
+import uuid
+
+from service.adapters.random_ids import random_uuid
+
+
+def test_a_random_uuid_is_a_version_4_uuid_like_any_other() -> None:
+    for _ in range(1000):
+        made = random_uuid()
+        assert isinstance(made, uuid.UUID)
+        assert made.version == 4
+        assert made.variant == uuid.RFC_4122
+        plain = uuid.UUID(str(made))
+        assert made == plain and hash(made) == hash(plain)
+        assert (made.bytes, made.int, made.hex) == (plain.bytes, plain.int, plain.hex)
+        assert {made: 1}[plain] == 1
+
+
+def test_random_uuids_do_not_repeat() -> None:
+    assert len({random_uuid() for _ in range(100_000)}) == 100_000
