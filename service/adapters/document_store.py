@@ -10,7 +10,7 @@ from typing import Generic, TypeVar
 import asyncpg
 
 from service.adapters.document_cache import CommittedDocuments, Held
-from service.adapters.history import actor_columns
+from service.adapters.history import history_row
 from service.app.ports import Changes, DocumentCodec, DocumentKey
 from service.domain.documents import Document
 from service.errors import VersionSequenceError
@@ -25,8 +25,7 @@ SELECT k.tenant_id, k.document_id, d.version, d.last_event_id,
        CASE WHEN d.version = k.held_version AND d.last_event_id = k.held_event
             THEN NULL ELSE d.document::text END AS document,
        t.last_version, t.deleted_at
-FROM unnest($2::text[], $3::text[], $4::bigint[], $5::uuid[])
-    AS k(tenant_id, document_id, held_version, held_event)
+FROM unnest($2::document_lookup[]) AS k
 LEFT JOIN documents d ON d.kind = $1 AND (d.tenant_id, d.document_id) = (k.tenant_id, k.document_id)
 LEFT JOIN document_tombstones t
     ON t.kind = $1 AND (t.tenant_id, t.document_id) = (k.tenant_id, k.document_id)
@@ -39,15 +38,11 @@ _SAVE = """
 WITH entries AS MATERIALIZED (
     SELECT tenant_id, document_id, version, command_id, event_id, event_type,
            document::jsonb AS document, actor_type, actor_id, actor_issuer
-    FROM unnest($6::text[], $7::text[], $8::bigint[], $9::uuid[], $10::uuid[], $11::text[],
-                $12::text[], $16::text[], $17::text[], $18::text[])
-        AS h(tenant_id, document_id, version, command_id, event_id, event_type, document,
-             actor_type, actor_id, actor_issuer)
+    FROM unnest($3::document_history_row[])
 ), saved AS (
     INSERT INTO documents (kind, tenant_id, document_id, status, version, document, last_event_id)
     SELECT $1, s.tenant_id, s.document_id, s.status, s.version, e.document, e.event_id
-    FROM unnest($2::text[], $3::text[], $4::text[], $5::bigint[])
-        AS s(tenant_id, document_id, status, version)
+    FROM unnest($2::document_row[]) AS s
     JOIN entries e USING (tenant_id, document_id, version)
     ON CONFLICT (kind, tenant_id, document_id) DO UPDATE
     SET status = EXCLUDED.status, version = EXCLUDED.version,
@@ -60,8 +55,7 @@ WITH entries AS MATERIALIZED (
            actor_type, actor_id, actor_issuer
     FROM entries
 ), gone AS (
-    SELECT * FROM unnest($13::text[], $14::text[], $15::bigint[])
-        AS g(tenant_id, document_id, last_version)
+    SELECT * FROM unnest($4::document_gone_row[])
 ), deleted AS (
     DELETE FROM documents d USING gone g
     WHERE d.kind = $1 AND d.tenant_id = g.tenant_id AND d.document_id = g.document_id
@@ -102,10 +96,12 @@ class JsonDocuments(Generic[S]):
         rows = await self._conn.fetch(
             _LOAD,
             self._kind,
-            [tenant for tenant, _ in keys],
-            [document for _, document in keys],
-            [held[key].version if key in held else None for key in keys],
-            [held[key].event_id if key in held else None for key in keys],
+            [
+                (key[0], key[1], entry.version, entry.event_id)
+                if (entry := held.get(key)) is not None
+                else (key[0], key[1], None, None)
+                for key in keys
+            ],
         )
         found: dict[DocumentKey, S] = {}
         for row in rows:
@@ -135,27 +131,20 @@ class JsonDocuments(Generic[S]):
         gone = changes.deletions()
         if not saves and not gone:
             return
-        live = [save.document for save in saves]
-        history = [version.entry for save in saves for version in save.versions]
-        owners = [save.document for save in saves for _ in save.versions]
+        status = self._codec.status
         await self._conn.execute(
             _SAVE,
             self._kind,
-            [d.tenant_id for d in live],
-            [d.document_id for d in live],
-            [self._codec.status(d) for d in live],
-            [d.version for d in live],
-            [d.tenant_id for d in owners],
-            [d.document_id for d in owners],
-            [entry.version for entry in history],
-            [entry.command_id for entry in history],
-            [entry.event_id for entry in history],
-            [entry.event_type for entry in history],
-            [entry.snapshot.decode() for entry in history],
-            [d.tenant_id for d in gone],
-            [d.document_id for d in gone],
-            [d.version for d in gone],
-            *actor_columns(history),
+            [
+                (d.tenant_id, d.document_id, status(d), d.version)
+                for d in (s.document for s in saves)
+            ],
+            [
+                (save.document.tenant_id, save.document.document_id, *history_row(version.entry))
+                for save in saves
+                for version in save.versions
+            ],
+            [(d.tenant_id, d.document_id, d.version) for d in gone],
         )
         for save in saves:
             last = save.versions[-1].entry

@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from uuid import UUID
 
 from service.app.ports import HistoryEntry
 
+HistoryRow = tuple[int, UUID, UUID, str, str, str | None, str | None, str | None]
 
-def actor_columns(entries: Sequence[HistoryEntry]) -> tuple[list[str | None], ...]:
-    """The actor_type, actor_id and actor_issuer arrays of history entries, for `unnest`."""
-    actors = [entry.actor for entry in entries]
+
+def history_row(entry: HistoryEntry) -> HistoryRow:
+    """A history entry's attributes, in the order the history row types declare them after
+    the document's key (migration 0024): version, command and event ids, event type, snapshot,
+    and the actor's type, id and issuer."""
+    actor = entry.actor
     return (
-        [a.type if a else None for a in actors],
-        [a.id if a else None for a in actors],
-        [a.issuer if a else None for a in actors],
+        entry.version,
+        entry.command_id,
+        entry.event_id,
+        entry.event_type,
+        entry.snapshot.decode(),
+        actor.type if actor else None,
+        actor.id if actor else None,
+        actor.issuer if actor else None,
     )

@@ -12,7 +12,7 @@ import asyncpg
 import orjson
 
 from service.adapters.crypto import Keyring
-from service.adapters.history import actor_columns
+from service.adapters.history import history_row
 from service.adapters.locks import LockSpace, lock_name, lock_striped
 from service.adapters.personal_data import (
     PersonalDataVault,
@@ -221,12 +221,7 @@ class PostgresOrders:
                    version, voucher_code, shipping_record, billing_record, contact_record,
                    string_to_array(redacted_groups, ','), string_to_array(redaction_pending, ','),
                    items::jsonb
-            FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
-                        $6::text[], $7::bigint[], $8::text[], $9::uuid[], $10::uuid[],
-                        $11::uuid[], $12::text[], $13::text[], $14::text[])
-                AS o(tenant_id, order_id, customer_id, warehouse_id, status, cancel_reason,
-                     version, voucher_code, shipping_record, billing_record, contact_record,
-                     redacted_groups, redaction_pending, items)
+            FROM unnest($1::order_row[])
             ON CONFLICT (tenant_id, order_id) DO UPDATE
             SET status = EXCLUDED.status, cancel_reason = EXCLUDED.cancel_reason,
                 items = EXCLUDED.items,
@@ -236,18 +231,23 @@ class PostgresOrders:
                 redacted_groups = EXCLUDED.redacted_groups,
                 redaction_pending = EXCLUDED.redaction_pending, updated_at = now()
             """,
-            [o.tenant_id for o, _ in rows],
-            [o.order_id for o, _ in rows],
-            [o.details.customer_id for o, _ in rows],
-            [o.details.warehouse_id for o, _ in rows],
-            [o.status.value for o, _ in rows],
-            [o.cancel_reason.value if o.cancel_reason else None for o, _ in rows],
-            [o.version for o, _ in rows],
-            [o.details.voucher_code for o, _ in rows],
-            *([r[i] for _, r in rows] for i in range(len(RECORD_COLUMNS))),
-            [",".join(sorted(g.value for g in o.redacted)) for o, _ in rows],
-            [",".join(sorted(g.value for g in o.redaction_pending)) for o, _ in rows],
-            [_items_json(o.details.items) for o, _ in rows],
+            [
+                (
+                    o.tenant_id,
+                    o.order_id,
+                    o.details.customer_id,
+                    o.details.warehouse_id,
+                    o.status.value,
+                    o.cancel_reason.value if o.cancel_reason else None,
+                    o.version,
+                    o.details.voucher_code,
+                    *records,
+                    ",".join(sorted(g.value for g in o.redacted)),
+                    ",".join(sorted(g.value for g in o.redaction_pending)),
+                    _items_json(o.details.items),
+                )
+                for o, records in rows
+            ],
         )
         await self._move_vouchers(saves)
         entries = [
@@ -263,22 +263,12 @@ class PostgresOrders:
             SELECT tenant_id, order_id, version, command_id, event_id, event_type,
                    document::jsonb, shipping_record, billing_record, contact_record,
                    actor_type, actor_id, actor_issuer
-            FROM unnest($1::text[], $2::text[], $3::bigint[], $4::uuid[], $5::uuid[],
-                        $6::text[], $7::text[], $8::uuid[], $9::uuid[], $10::uuid[],
-                        $11::text[], $12::text[], $13::text[])
-                AS h(tenant_id, order_id, version, command_id, event_id, event_type, document,
-                     shipping_record, billing_record, contact_record, actor_type, actor_id,
-                     actor_issuer)
+            FROM unnest($1::order_history_row[])
             """,
-            [o.tenant_id for o, _, _ in entries],
-            [o.order_id for o, _, _ in entries],
-            [e.version for _, e, _ in entries],
-            [e.command_id for _, e, _ in entries],
-            [e.event_id for _, e, _ in entries],
-            [e.event_type for _, e, _ in entries],
-            [e.snapshot.decode() for _, e, _ in entries],
-            *([r[i] for _, _, r in entries] for i in range(len(RECORD_COLUMNS))),
-            *actor_columns([e for _, e, _ in entries]),
+            [
+                (o.tenant_id, o.order_id, *history_row(entry), *records)
+                for o, entry, records in entries
+            ],
         )
 
     async def _move_vouchers(self, saves: Sequence[OrderSave]) -> None:

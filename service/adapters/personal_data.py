@@ -153,20 +153,18 @@ class PersonalDataVault:
         await self._conn.execute(
             "INSERT INTO personal_data (record_id, tenant_id, order_id, field_group, key_id,"
             " ciphertext)"
-            " SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::uuid[],"
-            " $6::bytea[])",
-            [record for _, _, _, record in rows],
-            [r.tenant_id for r, _, _, _ in rows],
-            [r.order_id for r, _, _, _ in rows],
-            [group.value for _, group, _, _ in rows],
-            [keys[(r.tenant_id, r.order_id, group)][0] for r, group, _, _ in rows],
+            " SELECT * FROM unnest($1::personal_data_row[])",
             [
-                seal(
-                    keys[(r.tenant_id, r.order_id, group)][1],
-                    _plaintext(value),
-                    _context(r.tenant_id, r.order_id, group, record),
+                (
+                    record,
+                    r.tenant_id,
+                    r.order_id,
+                    group.value,
+                    key_id,
+                    seal(key, _plaintext(value), _context(r.tenant_id, r.order_id, group, record)),
                 )
                 for r, group, value, record in rows
+                for key_id, key in [keys[(r.tenant_id, r.order_id, group)]]
             ],
         )
         return stored
@@ -264,16 +262,19 @@ class PersonalDataVault:
                 "INSERT INTO data_keys (key_id, tenant_id, order_id, customer_id, field_group,"
                 " wrapped_key, master_key_id)"
                 " SELECT key_id, tenant_id, order_id, customer_id, field_group, wrapped_key, $1"
-                " FROM unnest($2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[],"
-                " $7::bytea[])"
-                " AS k(key_id, tenant_id, order_id, customer_id, field_group, wrapped_key)",
+                " FROM unnest($2::data_key_row[])",
                 master.key_id,
-                [made[g][0] for g in missing],
-                [t for t, _, _ in missing],
-                [o for _, o, _ in missing],
-                [wanted[g].customer_id for g in missing],
-                [group.value for _, _, group in missing],
-                [master.wrap(made[g][1], made[g][0]) for g in missing],
+                [
+                    (
+                        key_id,
+                        tenant_id,
+                        order_id,
+                        wanted[(tenant_id, order_id, group)].customer_id,
+                        group.value,
+                        master.wrap(key, key_id),
+                    )
+                    for (tenant_id, order_id, group), (key_id, key) in made.items()
+                ],
             )
             found.update(made)
         self._keys.update(found)

@@ -255,24 +255,24 @@ class PostgresUnitOfWork:
             f"""
             WITH waiting AS (
                 SELECT topic, message_key FROM outbox
-                WHERE publisher IS NULL AND message_key = ANY($10::bytea[])
+                WHERE publisher IS NULL AND message_key = ANY($6::bytea[])
                 UNION
                 SELECT topic, message_key FROM outbox
-                WHERE (publisher < $9::bigint OR publisher > $9::bigint)
-                  AND message_key = ANY($10::bytea[])
+                WHERE (publisher < $5::bigint OR publisher > $5::bigint)
+                  AND message_key = ANY($6::bytea[])
             ), queued AS (
                 INSERT INTO outbox (topic, message_key, headers, payload, publisher, created_at)
                 SELECT m.topic, m.message_key, m.headers, m.payload,
-                       CASE WHEN m.candidate AND w.topic IS NULL THEN $9::bigint END,
+                       CASE WHEN m.candidate AND w.topic IS NULL THEN $5::bigint END,
                        clock_timestamp()
-                FROM unnest($1::text[], $2::bytea[], $3::bytea[], $4::bytea[], $8::bool[])
+                FROM unnest($1::outbox_row[])
                     WITH ORDINALITY AS m(topic, message_key, headers, payload, candidate, position)
                 LEFT JOIN waiting w ON (w.topic, w.message_key) = (m.topic, m.message_key)
                 ORDER BY m.position
                 RETURNING id, publisher IS NOT NULL AS direct
             ), answered AS (
                 UPDATE inbox SET outcome = a.outcome, reply = a.reply
-                FROM unnest($5::text[], $6::text[], $7::bytea[]) AS a(message_key, outcome, reply)
+                FROM unnest($2::text[], $3::text[], $4::bytea[]) AS a(message_key, outcome, reply)
                 WHERE inbox.message_key = a.message_key
             )
             SELECT array(SELECT direct FROM queued ORDER BY id) AS direct,
@@ -280,14 +280,13 @@ class PostgresUnitOfWork:
                 (SELECT pg_notify('{OUTBOX_CHANNEL}', '')
                  WHERE EXISTS (SELECT FROM queued WHERE NOT direct)) AS woken
             """,
-            [m.topic for m in messages],
-            [m.key for m in messages],
-            [encode_headers(m.headers) for m in messages],
-            [m.value for m in messages],
+            [
+                (m.topic, m.key, encode_headers(m.headers), m.value, candidate)
+                for m, candidate in zip(messages, candidates, strict=True)
+            ],
             [answer.key for answer in recorded],
             [answer.outcome.value for answer in recorded],
             [answer.summary for answer in recorded],
-            candidates,
             publisher.instance if publisher is not None else None,
             list({m.key for m, candidate in zip(messages, candidates, strict=True) if candidate}),
         )
