@@ -11,7 +11,7 @@ HistoryRow = tuple[int, UUID, UUID, str, str, str | None, str | None, str | None
 
 def history_row(entry: HistoryEntry) -> HistoryRow:
     """A history entry's attributes, in the order the history row types declare them after
-    the document's key (migration 0024): version, command and event ids, event type, snapshot,
+    the document's key (migration 0023): version, command and event ids, event type, snapshot,
     and the actor's type, id and issuer."""
     actor = entry.actor
     return (

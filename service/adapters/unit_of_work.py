@@ -248,18 +248,12 @@ class PostgresUnitOfWork:
         # A candidate is published from memory unless a row of its topic and key waits that is
         # not this instance's own. The statement does not see the rows it inserts itself, so
         # `waiting` is what waited before it; each key's rows are read once, however many of
-        # the batch's messages have that key (a stock item's movements). The relay's rows are
-        # found by key, another instance's by their publisher (migration 0023): the two ranges
-        # around this instance's number, so that its own rows in flight are not read at all.
+        # the batch's messages have that key (a stock item's movements).
         row = await self._conn.fetchrow(
             f"""
             WITH waiting AS (
-                SELECT topic, message_key FROM outbox
-                WHERE publisher IS NULL AND message_key = ANY($6::bytea[])
-                UNION
-                SELECT topic, message_key FROM outbox
-                WHERE (publisher < $5::bigint OR publisher > $5::bigint)
-                  AND message_key = ANY($6::bytea[])
+                SELECT DISTINCT topic, message_key FROM outbox
+                WHERE message_key = ANY($6::bytea[]) AND publisher IS DISTINCT FROM $5::bigint
             ), queued AS (
                 INSERT INTO outbox (topic, message_key, headers, payload, publisher, created_at)
                 SELECT m.topic, m.message_key, m.headers, m.payload,
