@@ -15,7 +15,7 @@ import binascii
 import hashlib
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 from uuid import UUID
@@ -69,7 +69,9 @@ def _opened(cipher: AESGCM, sealed: bytes, associated_data: bytes) -> bytes:
         raise DecryptionError("ciphertext does not match its key and context") from error
 
 
-@frozen
+# Frozen at run time too, unlike `frozen` values: the cipher is made from the key once, and a
+# key changed after would wrap data keys under one key and label them with another's id.
+@dataclass(frozen=True)
 class MasterKey:
     """Wraps data keys. Its id (a digest, not the key) records which master wrapped a data key."""
 

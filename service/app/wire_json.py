@@ -16,6 +16,7 @@ from __future__ import annotations
 from decimal import Decimal
 from functools import cache
 from typing import Any, get_args
+from uuid import UUID
 
 import orjson
 from pydantic import BaseModel
@@ -31,6 +32,10 @@ _UTC_AS_Z = orjson.OPT_UTC_Z  # as pydantic writes UTC offsets
 
 def _beyond_json(value: object) -> str:
     if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, UUID):
+        # orjson writes uuid.UUID itself, not its subclasses: asyncpg returns its own for every
+        # uuid column, and the store makes ids of it (service/adapters/random_ids.py).
         return str(value)
     raise TypeError(f"{type(value).__name__} is not a type any contract uses")
 

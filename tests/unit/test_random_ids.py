@@ -14,7 +14,8 @@ def test_a_random_uuid_is_a_version_4_uuid_like_any_other() -> None:
         assert made.version == 4
         assert made.variant == uuid.RFC_4122
         plain = uuid.UUID(str(made))
-        assert made == plain and hash(made) == hash(plain)
+        assert made == plain
+        assert hash(made) == hash(plain)
         assert (made.bytes, made.int, made.hex) == (plain.bytes, plain.int, plain.hex)
         assert {made: 1}[plain] == 1
 

@@ -6,6 +6,7 @@ they leave is read with its contract model and written again by it."""
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from itertools import count
@@ -26,6 +27,7 @@ from contracts.purchase_orders import (
 from contracts.state import OrderState, PurchaseOrderState
 from service.adapters.crypto import new_key
 from service.adapters.memory_store import MemoryStore
+from service.adapters.random_ids import random_uuid
 from service.app.family import Family
 from service.app.incoming import IncomingMessage
 from service.app.kernel import DocumentDecider
@@ -261,6 +263,16 @@ async def test_order_outputs_are_what_the_contract_models_write(
 def test_a_type_no_contract_uses_is_refused_by_name() -> None:
     with pytest.raises(TypeError, match="not JSON serializable: object"):
         wire_json({"at": object()})
+
+
+def test_an_id_of_asyncpgs_uuid_type_is_written_as_any_uuid() -> None:
+    # asyncpg returns its own uuid.UUID subclass for uuid columns, and the store makes ids of
+    # it; orjson writes only uuid.UUID itself.
+    made = random_uuid()
+    assert type(made) is not uuid.UUID
+    assert wire_json({"id": made, "ids": [made]}) == wire_json(
+        {"id": uuid.UUID(str(made)), "ids": [uuid.UUID(str(made))]}
+    )
 
 
 def test_an_event_laid_out_with_a_field_missing_or_unknown_is_refused() -> None:
