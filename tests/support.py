@@ -497,6 +497,7 @@ def service_env(s: Settings) -> dict[str, str]:
         "RELAY_IN_PROCESS": str(s.relay_in_process).lower(),
         "PUBLISH_FROM_MEMORY": str(s.publish_from_memory).lower(),
         "OUTBOX_SWEEP_AFTER_SECONDS": str(s.outbox_sweep_after_seconds),
+        "DOCUMENT_CACHE_MIB": str(s.document_cache_mib),
         **master,
         "AUTH_MODE": s.auth_mode.value,
         "AUTH_ALLOW_CLAIMED_ACTORS": str(s.auth_allow_claimed_actors).lower(),

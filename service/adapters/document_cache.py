@@ -62,6 +62,16 @@ class CommittedDocuments:
     def __len__(self) -> int:
         return len(self._held)
 
+    def status(self) -> dict[str, int]:
+        """What /health shows of it: how many documents are held and their weight, against
+        the budget and the heaviest document it holds at all."""
+        return {
+            "documents": len(self._held),
+            "bytes": self._weight,
+            "capacity_bytes": self._capacity,
+            "heaviest_held_bytes": self._heaviest,
+        }
+
     def lookup(self, kind: str, keys: Sequence[DocumentKey]) -> dict[DocumentKey, Held]:
         """What is held of each of `keys` that has anything held."""
         held = self._held

@@ -107,6 +107,7 @@ class Runtime:
     _publisher: DirectPublisher | None = None
     _publisher_task: asyncio.Task[None] | None = None
     _publisher_stop: asyncio.Event = field(default_factory=asyncio.Event)
+    _documents: CommittedDocuments | None = None
     topics: TopicCheck | None = None
     """The topics as found at start: created, or differing from the settings."""
 
@@ -165,12 +166,13 @@ class Runtime:
         self._pool = await create_pool(s.database_url, s.database_pool_size)
         if s.publish_from_memory:
             self._start_publisher(replies.prefixes)
+        self._documents = CommittedDocuments(int(s.document_cache_mib * 2**20))
         store = PostgresStore(
             self._pool,
             master,
             s.dead_letter_retention_hours,
             publisher=self._publisher,
-            documents=CommittedDocuments(int(s.document_cache_mib * 2**20)),
+            documents=self._documents,
         )
         async with self._pool.acquire() as conn:
             signer = await letter_signer(conn, master)
@@ -327,6 +329,8 @@ class Runtime:
         else:
             checks["relay"] = "external"  # `order-service relay` reports on its own /health
         checks["publisher"] = self.publisher_status()
+        if self._documents is not None:
+            checks["documents_held"] = self._documents.status()
         stuck_for, _ = self.consumer.stuck_for()
         unanswered = self.unanswered()
         # A message that cannot even be parked holds its partition: someone must look.

@@ -9,6 +9,7 @@ and accepted on an open order: an instance deciding on the version it held would
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import asyncpg
@@ -22,6 +23,7 @@ from tests.support import (
     WireProbe,
     change_status,
     create,
+    details,
     eventually,
     http_get,
     receipt,
@@ -94,3 +96,40 @@ async def test_instances_taking_turns_on_an_order_each_decide_on_the_others_vers
     assert [(row["version"], row["event_id"]) for row in history] == [
         (e["version"], e["event_id"]) for e in events
     ]
+
+
+async def test_an_order_heavier_than_its_share_of_the_budget_is_decided_but_not_held(
+    settings: Settings, probe: WireProbe, tmp_path: Path
+) -> None:
+    # 64 KiB: an order whose snapshot passes 1 KiB (a 64th) is not held, so no sender can
+    # fill an instance's memory with a few large orders, yet every command on it is decided.
+    small = settings.model_copy(update={"document_cache_mib": 1 / 16, "health_port": free_port()})
+    lines = [{"sku": f"SKU-{n:03d}", "quantity": 1, "cost": "1.00"} for n in range(40)]
+    heavy = create("PO-HEAVY") | {"payload": details(products=lines)}
+    service = ServiceProcess(small, tmp_path / "service.log")
+    service.start()
+    try:
+        await eventually(
+            lambda: http_get(small.health_port, "/health/ready")[0] == 200,
+            timeout=120,
+            what="the service ready",
+        )
+        [light_created] = await probe.events_of(create("PO-LIGHT"))
+        [heavy_created] = await probe.events_of(heavy)
+        [heavy_opened] = await probe.events_of(change_status("PO-HEAVY", "open"))
+        _, body = http_get(small.health_port, "/health")
+    finally:
+        service.stop()
+
+    held = json.loads(body)["checks"]["documents_held"]
+    compact = {"separators": (",", ":")}
+    light = len(json.dumps(light_created["data"], **compact))  # type: ignore[arg-type]
+    assert light < 1024 < len(json.dumps(heavy_created["data"], **compact))  # type: ignore[arg-type]
+    assert held == {
+        "documents": 1,
+        "bytes": held["bytes"],
+        "capacity_bytes": 65536,
+        "heaviest_held_bytes": 1024,
+    }
+    assert 0 < held["bytes"] <= 1024, "only the light order is held"
+    assert (heavy_opened["version"], heavy_opened["data"]["to_status"]) == (2, "open")

@@ -52,6 +52,12 @@ def test_a_document_heavier_than_its_share_is_not_held() -> None:
     light = held(1, "light", 100)
     cache.remember("po", [(A, light), (B, held(1, "heavy", 101))])
     assert cache.lookup("po", [A, B]) == {A: light}
+    assert cache.status() == {
+        "documents": 1,
+        "bytes": 100,
+        "capacity_bytes": 100 * HEAVIEST_SHARE,
+        "heaviest_held_bytes": 100,
+    }
     # A heavy later version lets go of the light earlier one.
     cache.remember("po", [(A, held(2, "heavy", 101))])
     assert (cache.lookup("po", [A]), cache.weight) == ({}, 0)
