@@ -5,6 +5,7 @@ whoever may write to the commands topics.
   back in the event exactly as sent (outputs are written without models), and the request hash
   the inbox keeps is the one json always wrote, so a resend is a duplicate and a changed
   command under the same id is refused, across the upgrade as within it.
+- A command id spelt another way (braces, capitals, no hyphens) is the same command.
 - Order commands that never read personal data leave it sealed: status changes around an
   address update, then a customer erasure, keep every group right and publish no address.
 """
@@ -86,6 +87,43 @@ async def test_sender_text_comes_back_as_sent_and_its_hash_is_the_one_inboxes_al
             if r.body.get("purchase_order_id") == "PO-TEXT"
         ]
         assert versions == [1, 2], "the resend changed nothing"
+
+
+async def test_a_command_id_spelt_another_way_is_the_same_command(
+    settings: Settings, probe: WireProbe, db: asyncpg.Connection
+) -> None:
+    # A valid command's identity is read from its contract, not from the text the sender wrote:
+    # braces, capitals or no hyphens name the same command, its inbox key and its events.
+    body = create("PO-SPELT")
+    command_id = body["command_id"]
+    braced = body | {"command_id": "{" + command_id.upper() + "}"}
+    async with running_service(settings):
+        await probe.send(braced)
+        created = await probe.outcome(command_id)
+        assert (created.topic, created.body["command_id"]) == (probe.topics.events, command_id)
+        await probe.send(body)  # a resend, spelt as usual: a duplicate
+        changed = body | {
+            "command_id": command_id.replace("-", ""),
+            "payload": details(supplier_id="SOMEONE-ELSE"),
+        }
+        await probe.send(changed)
+        await probe.wait_for(lambda _: len(probe.outcomes(command_id)) >= 2)
+        await probe.events_of(change_status("PO-SPELT", "open"))
+        keys = await db.fetchval(
+            "SELECT count(*) FROM inbox WHERE message_key = $1",
+            command_key(PURCHASE_ORDERS, body["tenant_id"], command_id),
+        )
+    outcomes = probe.outcomes(command_id)
+    assert [o.topic for o in outcomes] == [probe.topics.events, probe.topics.rejections]
+    errors = [(e["error_code"], e["field"]) for e in outcomes[1].body["errors"]]
+    assert errors == [("idempotency_key_reused", "command_id")]
+    assert keys == 1
+    versions = [
+        r.body["version"]
+        for r in probe.on(probe.topics.events)
+        if r.body.get("purchase_order_id") == "PO-SPELT"
+    ]
+    assert versions == [1, 2], "the resend changed nothing"
 
 
 CANARY = "Canary 5e1d"

@@ -454,3 +454,25 @@ async def test_a_token_authorizes_one_request_and_nobody_answers_for_another(
         assert [r.topic for r in order_probe.outcomes(ready["command_id"])] == [
             order_probe.topics.events
         ]
+
+
+async def test_a_command_id_spelt_another_way_is_still_its_owners(
+    settings: Settings, keys_file: Path, order_probe: WireProbe
+) -> None:
+    # 3, in another spelling: a valid command without a token, naming in capitals and braces
+    # the id an admitted command holds, is refused without an answer in that id's name, which
+    # would reach the owner as if it were theirs.
+    async with running_service(secured(settings, keys_file)):
+        victim = create_order("O-SPELT")
+        created = await checkout(order_probe, victim)
+        assert created.body["type"] == "order.created"
+        squat = create_order("O-SPELT", command_id="{" + victim["command_id"].upper() + "}")
+        await order_probe.send_raw(b"O-SPELT", json.dumps(squat).encode())
+        after = update_order("O-SPELT", {"billing_address": address()})
+        assert (await checkout(order_probe, after)).body["type"] == "order.updated"
+    named = [
+        r.body["type"] if r.topic == order_probe.topics.events else r.topic
+        for r in order_probe.records
+        if r.body.get("command_id") == victim["command_id"]
+    ]
+    assert named == ["order.created"]
