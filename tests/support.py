@@ -600,6 +600,11 @@ async def eventually(
             await asyncio.sleep(0.05)
 
 
+async def until_ready(port: int, timeout: float = 60.0, what: str = "ready") -> None:
+    """Wait until the service whose health server is on `port` answers /health/ready with 200."""
+    await eventually(lambda: http_get(port, "/health/ready")[0] == 200, timeout, what)
+
+
 async def committed_offsets(bootstrap_servers: str, group: str, topic: str) -> dict[int, int]:
     """The offsets the consumer group has committed on `topic`, per partition."""
     consumer = AIOKafkaConsumer(

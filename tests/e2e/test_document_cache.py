@@ -24,10 +24,10 @@ from tests.support import (
     change_status,
     create,
     details,
-    eventually,
     http_get,
     receipt,
     running_service,
+    until_ready,
 )
 
 
@@ -58,10 +58,8 @@ async def test_instances_taking_turns_on_an_order_each_decide_on_the_others_vers
         async with running_service(settings):
             [created] = await probe.events_of(create("PO-TURNS"))  # held here at version 1
             other.start()
-            await eventually(
-                lambda: http_get(other_settings.health_port, "/health/ready")[0] == 200,
-                timeout=120,
-                what="the other instance ready",
+            await until_ready(
+                other_settings.health_port, timeout=120, what="the other instance ready"
             )
             [opened] = await other_probe.events_of(change_status("PO-TURNS", "open"))
             # Held at version 1 here, open at version 2 in Postgres: this instance must see 2
@@ -109,11 +107,7 @@ async def test_an_order_heavier_than_its_share_of_the_budget_is_decided_but_not_
     service = ServiceProcess(small, tmp_path / "service.log")
     service.start()
     try:
-        await eventually(
-            lambda: http_get(small.health_port, "/health/ready")[0] == 200,
-            timeout=120,
-            what="the service ready",
-        )
+        await until_ready(small.health_port, timeout=120, what="the service ready")
         [light_created] = await probe.events_of(create("PO-LIGHT"))
         [heavy_created] = await probe.events_of(heavy)
         [heavy_opened] = await probe.events_of(change_status("PO-HEAVY", "open"))

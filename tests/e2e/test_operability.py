@@ -20,6 +20,7 @@ from tests.support import (
     create_order,
     eventually,
     http_get,
+    until_ready,
 )
 
 Series = dict[tuple[str, tuple[tuple[str, str], ...]], float]
@@ -51,9 +52,7 @@ async def test_metrics_count_a_known_mix_of_commands_exactly(
     service.start()
     port = settings.health_port
     try:
-        await eventually(
-            lambda: http_get(port, "/health/ready")[0] == 200, timeout=60, what="ready"
-        )
+        await until_ready(port, timeout=60, what="ready")
         before = await scrape(port)
 
         po_create = create("PO-M1")
@@ -148,9 +147,7 @@ async def test_readiness_turns_red_while_a_batch_is_stuck_and_green_when_it_move
     try:
         status, _ = await readiness(port)
         assert status in (0, 503)  # not ready before the group has joined
-        await eventually(
-            lambda: http_get(port, "/health/ready")[0] == 200, timeout=60, what="ready"
-        )
+        await until_ready(port, timeout=60, what="ready")
         assert (await readiness(port))[1] == {"status": "ready", "reasons": []}
 
         # Hold the lock stripe of PO-S1's document, as a long transaction elsewhere would.
@@ -169,9 +166,7 @@ async def test_readiness_turns_red_while_a_batch_is_stuck_and_green_when_it_move
         assert status == 200  # stuck on a lock is not a reason to restart the process
 
         await db.execute("SELECT pg_advisory_unlock_all()")
-        await eventually(
-            lambda: http_get(port, "/health/ready")[0] == 200, timeout=20, what="ready again"
-        )
+        await until_ready(port, timeout=20, what="ready again")
         created = await probe.outcome(stuck["command_id"])
         assert created.body["type"] == "purchase_order.created"
     finally:
@@ -186,11 +181,7 @@ async def test_json_logs_are_one_object_per_line_and_name_the_message(
     service = ServiceProcess(settings, log_path, log_level="INFO")
     service.start()
     try:
-        await eventually(
-            lambda: http_get(settings.health_port, "/health/ready")[0] == 200,
-            timeout=60,
-            what="ready",
-        )
+        await until_ready(settings.health_port, timeout=60, what="ready")
         refused = create_order("O-J1", tenant_id="tenant-j")
         refused["payload"]["shipping_address"]["email"] = "ada at example dot org"
         await order_probe.send_raw(

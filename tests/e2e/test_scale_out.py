@@ -5,19 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from service.devstack.processes import free_port
 from service.settings import Settings
-from tests.support import ServiceProcess, WireProbe, create, eventually, http_get
+from tests.support import ServiceProcess, WireProbe, create, http_get, until_ready
 
 INSTANCES = 4  # on topics of TOPIC_PARTITIONS=3
-
-
-def ready(port: int) -> Callable[[], bool]:
-    return lambda: http_get(port, "/health/ready")[0] == 200
 
 
 async def health(port: int) -> dict[str, Any]:
@@ -37,7 +32,7 @@ async def test_four_instances_on_three_partitions_are_all_ready_and_answer_once(
     ports = [s.health_port for s in instances]
     try:
         for port in ports:
-            await eventually(ready(port), timeout=120, what=f"instance on {port} ready")
+            await until_ready(port, timeout=120, what=f"instance on {port} ready")
         owned = [
             (await health(port))["checks"]["consumer"]["partitions"].get("purchase-orders", [])
             for port in ports
