@@ -211,7 +211,7 @@ def _identity(body: dict[str, Any], id_field: str) -> Identity:
 def _validated_identity(contract: Any, document_id: str, body: dict[str, Any]) -> Identity:
     """What _identity reads of a body that validated, taken from its contract: identifiers are
     at most 64 storable characters there, so the values are the same, without parsing the
-    command id again or checking text the contract has checked (4 of a create's 45 us)."""
+    command id again or checking text the contract has checked (3 of a create's 37 us)."""
     return Identity(
         contract.command_id, contract.type, contract.tenant_id, document_id, *_named(body)
     )
