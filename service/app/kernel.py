@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Generic, NamedTuple, Protocol, TypeVar
-from uuid import UUID, uuid4
+from uuid import UUID, uuid4, uuid5
 
 from pydantic import BaseModel
 
@@ -175,11 +175,15 @@ class DocumentDecider(Generic[C]):
         family: Family[C],
         movements_topic: str,
         new_event_id: Callable[[], UUID] = uuid4,
+        derived_id: Callable[[UUID, str], UUID] = uuid5,
     ) -> None:
+        """`new_event_id` makes a random id, `derived_id` a name-based one (a movement's, from its
+        event's); a faster kind of UUID than the standard library's may be passed for either."""
         self._family = family
         self._rules: DocumentRules[C, Any, Any] = family.rules
         self._movements_topic = movements_topic
         self._new_event_id = new_event_id
+        self._derived_id = derived_id
 
     @property
     def family(self) -> Family[C]:
@@ -302,7 +306,13 @@ class DocumentDecider(Generic[C]):
                 )
                 output.messages.append(
                     movement_message(
-                        self._movements_topic, tenant_id, movement, source, event_type, now
+                        self._movements_topic,
+                        tenant_id,
+                        movement,
+                        source,
+                        event_type,
+                        now,
+                        self._derived_id,
                     )
                 )
         return output

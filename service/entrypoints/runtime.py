@@ -29,6 +29,7 @@ from service.adapters.kafka import (
     ensure_topics,
     make_producer,
 )
+from service.adapters.random_ids import name_based_uuid, random_uuid
 from service.adapters.topic_directory import KafkaTopicDirectory
 from service.adapters.topic_plan import of_families
 from service.adapters.tracing_config import tracing_from
@@ -115,7 +116,8 @@ class Runtime:
         prefix = self.settings.topic_prefix
         movements = f"{prefix}{INVENTORY_MOVEMENTS}"
         self.deciders = tuple(
-            DocumentDecider(family, movements) for family in registered(self.settings)
+            DocumentDecider(family, movements, random_uuid, name_based_uuid)
+            for family in registered(self.settings)
         )
         self.metrics = ServiceMetrics(self.families) if self.settings.metrics_enabled else None
         self.tracing = tracing_from()
