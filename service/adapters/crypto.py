@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +23,6 @@ from uuid import UUID
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from service.adapters.entropy import random_bytes
 from service.domain.values import frozen
 from service.errors import ConfigurationError, ServiceError
 
@@ -46,7 +46,7 @@ class UnknownMasterKey(DecryptionError):
 
 
 def new_key() -> bytes:
-    return random_bytes(KEY_BYTES)  # what AESGCM.generate_key reads, a block at a time
+    return AESGCM.generate_key(bit_length=KEY_BYTES * 8)
 
 
 def seal(key: bytes, plaintext: bytes, associated_data: bytes) -> bytes:
@@ -58,7 +58,7 @@ def open_sealed(key: bytes, sealed: bytes, associated_data: bytes) -> bytes:
 
 
 def _sealed(cipher: AESGCM, plaintext: bytes, associated_data: bytes) -> bytes:
-    nonce = random_bytes(NONCE_BYTES)
+    nonce = os.urandom(NONCE_BYTES)
     return nonce + cipher.encrypt(nonce, plaintext, associated_data)
 
 

@@ -5,23 +5,22 @@ inventory movements (one per line a change moves).
 `uuid.uuid4()` spends most of its 2.5-3 us on `uuid.UUID`'s integer arithmetic. asyncpg's own
 UUID type, which it returns for every uuid column, is a `uuid.UUID` that is built straight from
 16 bytes in a tenth of a microsecond, formats as text in a tenth of the time, and is encoded for
-Postgres without conversion. The bytes are the kernel's random bytes that `uuid4` draws (read a
-block at a time: entropy.py), with the same version and variant bits (RFC 9562, section 5.4).
+Postgres without conversion. The bytes are what `uuid4` draws, with the same version and variant
+bits (RFC 9562, section 5.4).
 """
 
 from __future__ import annotations
 
+import os
 from hashlib import sha1
 from uuid import UUID
 
 from asyncpg.pgproto.pgproto import UUID as _AsyncpgUUID
 
-from service.adapters.entropy import random_bytes
-
 
 def random_uuid() -> UUID:
     """A version 4 UUID, as `uuid.uuid4()` makes it."""
-    raw = bytearray(random_bytes(16))
+    raw = bytearray(os.urandom(16))
     raw[6] = raw[6] & 0x0F | 0x40  # version 4
     raw[8] = raw[8] & 0x3F | 0x80  # the RFC's variant
     made: UUID = _AsyncpgUUID(bytes(raw))
