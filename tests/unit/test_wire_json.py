@@ -27,7 +27,7 @@ from contracts.purchase_orders import (
 from contracts.state import OrderState, PurchaseOrderState
 from service.adapters.crypto import new_key
 from service.adapters.memory_store import MemoryStore
-from service.adapters.random_ids import random_uuid
+from service.adapters.random_ids import name_based_uuid, random_uuid
 from service.app.family import Family
 from service.app.incoming import IncomingMessage
 from service.app.kernel import DocumentDecider
@@ -159,7 +159,8 @@ async def _outputs(family: Family[Any], commands: list[dict[str, Any]]) -> Memor
     store = MemoryStore()
     processor = CommandProcessor(
         store,
-        DocumentDecider(family, MOVEMENTS),
+        # The ids the service makes (asyncpg's UUID type), as the runtime passes them.
+        DocumentDecider(family, MOVEMENTS, random_uuid, name_based_uuid),
         max_command_bytes=65536,
         signer=Signer(new_key(), "u"),
     )
