@@ -20,19 +20,20 @@ from asyncpg.pgproto.pgproto import UUID as _AsyncpgUUID
 
 def random_uuid() -> UUID:
     """A version 4 UUID, as `uuid.uuid4()` makes it."""
-    raw = bytearray(os.urandom(16))
-    raw[6] = raw[6] & 0x0F | 0x40  # version 4
-    raw[8] = raw[8] & 0x3F | 0x80  # the RFC's variant
-    made: UUID = _AsyncpgUUID(bytes(raw))
-    return made
+    return _versioned(os.urandom(16), 4)
 
 
 def name_based_uuid(namespace: UUID, name: str) -> UUID:
     """The version 5 UUID of `name` in `namespace`, as `uuid.uuid5()` makes it (RFC 9562,
     section 5.5: the first 16 bytes of the SHA-1 of the namespace's bytes and the name's UTF-8),
     in 1.0 against 3.6 us."""
-    raw = bytearray(sha1(namespace.bytes + name.encode()).digest()[:16])
-    raw[6] = raw[6] & 0x0F | 0x50  # version 5
-    raw[8] = raw[8] & 0x3F | 0x80  # the RFC's variant
-    made: UUID = _AsyncpgUUID(bytes(raw))
+    return _versioned(sha1(namespace.bytes + name.encode()).digest()[:16], 5)
+
+
+def _versioned(raw: bytes, version: int) -> UUID:
+    """16 bytes as a UUID of `version`, with the RFC's variant bits."""
+    marked = bytearray(raw)
+    marked[6] = marked[6] & 0x0F | version << 4
+    marked[8] = marked[8] & 0x3F | 0x80
+    made: UUID = _AsyncpgUUID(bytes(marked))
     return made
