@@ -189,6 +189,10 @@ class DocumentDecider(Generic[C]):
     def family(self) -> Family[C]:
         return self._family
 
+    def new_event_id(self) -> UUID:
+        """An event id, made as every event id of this decider is (a receipt's too)."""
+        return self._new_event_id()
+
     def repository(self, uow: UnitOfWork) -> DocumentRepository[Any]:
         return uow.documents(self._family.kind)
 
@@ -254,7 +258,7 @@ class DocumentDecider(Generic[C]):
         for transition in transitions:
             after = transition.after
             tenant_id, document_id = after.tenant_id, after.document_id
-            event_id = self._new_event_id()
+            event_id = self.new_event_id()
             # Written once: history keeps it, and the events and state that carry it embed it.
             snapshot_json = None if after.is_deleted else wire_json(rules.snapshot(after))
             snapshot = None if snapshot_json is None else Written(snapshot_json)

@@ -21,6 +21,7 @@ from contracts.inventory import MovementSource
 from contracts.topics import PURCHASE_ORDERS
 from service.adapters.crypto import new_key
 from service.adapters.memory_store import MemoryStore
+from service.adapters.random_ids import random_uuid
 from service.app.family import Family
 from service.app.incoming import IncomingMessage
 from service.app.kernel import DocumentDecider
@@ -182,3 +183,30 @@ def test_a_time_with_an_offset_keeps_it_and_matches_the_body() -> None:
         headers, message.key, message.value, cloudevents_source(PURCHASE_ORDERS)
     )
     assert event.get_time() == OCCURRED
+
+
+async def test_every_event_id_an_erasure_publishes_is_made_by_the_decider() -> None:
+    """The receipt's id too: one maker for every event id (the runtime passes asyncpg's UUIDs)."""
+    made: list[UUID] = []
+
+    def counted() -> UUID:
+        made.append(random_uuid())
+        return made[-1]
+
+    family = order_family("u.")
+    store = MemoryStore()
+    processor = CommandProcessor(
+        store,
+        DocumentDecider(family, MOVEMENTS, counted),
+        max_command_bytes=65536,
+        signer=Signer(new_key(), "u"),
+    )
+    for key, body in [("O-1", create_order("O-1")), ("CUST-1", redact_customer("CUST-1"))]:
+        message = IncomingMessage(
+            "u.cmds", 0, next(offsets), 1, key.encode(), json.dumps(body).encode()
+        )
+        assert await processor.process_batch([message]) == [Outcome.ACCEPTED]
+    events = [m for m in store.data.outbox if m.topic == family.topics.events]
+    ids = [UUID(json.loads(m.value or b"{}")["event_id"]) for m in events]
+    assert [json.loads(m.value or b"{}")["type"] for m in events][-1] == "customer.redacted"
+    assert ids == made

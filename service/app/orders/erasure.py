@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import TYPE_CHECKING
-from uuid import uuid4
 
 from contracts import orders as wire
 from service.app.family import Decided, EventRef
@@ -73,7 +72,7 @@ async def redact_customer(
     redactions = await repository.record_customer_erasure(tenant, command.customer_id)
     receipt = wire.CustomerRedacted(
         type="customer.redacted",
-        event_id=uuid4(),
+        event_id=kernel.new_event_id(),
         tenant_id=tenant,
         version=redactions,
         command_id=cmd.command_id,
