@@ -100,21 +100,20 @@ def parse_command(
     message: IncomingMessage, max_bytes: int, spec: CommandSpec[C]
 ) -> ValidCommand[C] | InvalidCommand:
     raw = message.value or b""
-    raw_hash = hashlib.sha256(raw).digest()
     try:
         # A body over the limit is still read, to name its command in the rejection.
         body, may_hold_unstorable = read_json(raw, with_jiter=len(raw) <= max_bytes)
     except UnreadableBody as error:
-        return _invalid(UNREADABLE, raw_hash, str(error))
+        return _invalid(UNREADABLE, raw, str(error))
     if not isinstance(body, dict):
-        return _invalid(UNREADABLE, raw_hash, "body must be a JSON object")
+        return _invalid(UNREADABLE, raw, "body must be a JSON object")
 
     raw_type = body.get("type")
     id_field = spec.id_field_for(raw_type if isinstance(raw_type, str) else None)
     if len(raw) > max_bytes:
         return _invalid(
             _identity(body, id_field),
-            raw_hash,
+            raw,
             f"command is {len(raw)} bytes; the limit is {max_bytes}",
         )
     unstorable = tuple(
@@ -129,9 +128,9 @@ def parse_command(
         problems = _problems_of(error, identity.type, spec.personal_paths)
         # A field name that breaks a text rule is reported once, on its parent, never quoted.
         others = tuple(p for p in problems if p.field not in flagged and is_storable(p.field or ""))
-        return InvalidCommand(identity, unstorable + others, raw_hash)
+        return InvalidCommand(identity, unstorable + others, body_hash(raw))
     if unstorable:
-        return InvalidCommand(_identity(body, id_field), unstorable, raw_hash)
+        return InvalidCommand(_identity(body, id_field), unstorable, body_hash(raw))
 
     document_id: str = getattr(contract, id_field)
     identity = _validated_identity(contract, document_id, body)
@@ -146,7 +145,7 @@ def parse_command(
                     id_field,
                 ),
             ),
-            raw_hash,
+            body_hash(raw),
         )
     return ValidCommand(
         identity=identity,
@@ -254,5 +253,12 @@ def _problems_of(
     return tuple(problems)
 
 
-def _invalid(identity: Identity, raw_hash: bytes, message: str) -> InvalidCommand:
-    return InvalidCommand(identity, (Problem(ErrorCode.INVALID_REQUEST, message, None),), raw_hash)
+def body_hash(raw: bytes) -> bytes:
+    """What an invalid command is remembered by: the hash of its bytes as received, since it
+    has no contract to hash. Made only for those (a valid one is hashed by its contract)."""
+    return hashlib.sha256(raw).digest()
+
+
+def _invalid(identity: Identity, raw: bytes, message: str) -> InvalidCommand:
+    problem = Problem(ErrorCode.INVALID_REQUEST, message, None)
+    return InvalidCommand(identity, (problem,), body_hash(raw))

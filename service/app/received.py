@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 from typing import Generic, TypeVar
 from uuid import UUID
 
 from service.app.auth import Unauthorized
 from service.app.incoming import IncomingMessage
-from service.app.parse import UNREADABLE, Identity, InvalidCommand, ValidCommand
+from service.app.parse import UNREADABLE, Identity, InvalidCommand, ValidCommand, body_hash
 from service.app.ports import Claims
 from service.app.provenance import ReplayGrant
 from service.app.replies import ReplyRoute
@@ -92,7 +91,7 @@ class Received(Generic[C]):
     def request_hash(self) -> bytes:
         if isinstance(self.parsed, ValidCommand | InvalidCommand | Unauthorized):
             return self.parsed.request_hash
-        return hashlib.sha256(self.message.value or b"").digest()
+        return body_hash(self.message.value or b"")
 
 
 def command_key(family: str, tenant_id: str, command_id: UUID) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
 from typing import Any
@@ -182,6 +183,26 @@ def test_the_request_hash_ignores_formatting_and_issued_at() -> None:
     spaced = parse(json.dumps({**body, "issued_at": "2025-01-01T00:00:00Z"}, indent=4).encode())
     changed = parse({**body, "payload": details(supplier_id="OTHER")})
     assert compact.request_hash == spaced.request_hash != changed.request_hash
+
+
+@pytest.mark.parametrize(
+    ("raw", "key"),
+    [
+        (b"{", "PO-1"),  # unreadable
+        (b"[]", "PO-1"),  # not an object
+        (json.dumps({**create("PO-1"), "padding": "y" * LIMIT}).encode(), "PO-1"),  # too large
+        (json.dumps(with_payload(currency_code="??")).encode(), "PO-1"),  # breaks a rule
+        (json.dumps(with_payload(note_to_supplier="a\u0000b")).encode(), "PO-1"),  # unstorable
+        (json.dumps(create("PO-1")).encode(), "PO-2"),  # valid, under another key
+    ],
+)
+def test_an_invalid_command_is_remembered_by_the_hash_of_its_bytes(raw: bytes, key: str) -> None:
+    """It has no contract to hash: a re-send of the same bytes is a duplicate, and any other
+    bytes under its command_id are another request."""
+    parsed = parse(raw, key)
+    assert isinstance(parsed, InvalidCommand)
+    assert parsed.request_hash == hashlib.sha256(raw).digest()
+    assert parse(raw + b" ", key).request_hash == hashlib.sha256(raw + b" ").digest()
 
 
 def test_errors_on_personal_fields_never_quote_the_value() -> None:
