@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -471,6 +472,32 @@ async def run(
         await po.stop()
 
 
+def machine_reference() -> str:
+    """This machine's speed at the moment, by a fixed amount of the service's own work: the
+    decision path alone (benchmarks.decision_path: in process, in memory, no I/O), run in a
+    process of its own while nothing of the stack runs. A shared machine's speed moves between
+    runs and within one (the same code has taken 69 to 119 us here): read each run's figures
+    beside it."""
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.decision_path",
+            "--batches",
+            "5",
+            "--workload",
+            "purchase-orders",
+        ],
+        cwd=Path(__file__).resolve().parents[1],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    found = re.search(r"([\d.,]+) us at best", result.stdout)
+    assert found is not None, result.stdout
+    return f"the decision path alone takes {found.group(1)} us per purchase-order command"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--documents", type=int, default=10_000)
@@ -485,6 +512,7 @@ def main() -> None:
         help="run the service of another checkout (an earlier commit: the before figures)",
     )
     args = parser.parse_args()
+    print(f"machine speed before (nothing else running): {machine_reference()}", flush=True)
     with tempfile.TemporaryDirectory() as directory:
         work = Path(directory)
         work.chmod(0o711)
@@ -503,6 +531,7 @@ def main() -> None:
                     args.checkout,
                 )
             )
+    print(f"machine speed after (nothing else running): {machine_reference()}")
 
 
 if __name__ == "__main__":

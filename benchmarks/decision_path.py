@@ -4,6 +4,7 @@ minus consuming, Postgres round trips and publishing; use it to see what a chang
 deciding or building outputs is worth, and `--profile` for where the time goes.
 
 Usage: .venv/bin/python -m benchmarks.decision_path [--batches 20] [--profile orders]
+       [--workload purchase-orders]
 """
 
 from __future__ import annotations
@@ -107,9 +108,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--batches", type=int, default=15)
     parser.add_argument("--profile", choices=sorted(WORKLOADS), default=None)
+    parser.add_argument("--workload", choices=sorted(WORKLOADS), default=None, help="only this one")
     args = parser.parse_args()
     for workload in WORKLOADS:
-        if args.profile in (None, workload):
+        if args.profile in (None, workload) and args.workload in (None, workload):
             asyncio.run(run(workload, args.batches, args.profile == workload))
 
 
