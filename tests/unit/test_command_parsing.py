@@ -15,6 +15,7 @@ from service.app.incoming import IncomingMessage
 from service.app.orders.family import order_family
 from service.app.parse import CommandSpec, InvalidCommand, ValidCommand, _identity, parse_command
 from service.app.purchase_orders.family import purchase_order_family
+from service.app.received import Received
 from service.domain import purchase_orders as po
 from tests.support import (
     address,
@@ -203,6 +204,21 @@ def test_an_invalid_command_is_remembered_by_the_hash_of_its_bytes(raw: bytes, k
     assert isinstance(parsed, InvalidCommand)
     assert parsed.request_hash == hashlib.sha256(raw).digest()
     assert parse(raw + b" ", key).request_hash == hashlib.sha256(raw + b" ").digest()
+
+
+@pytest.mark.parametrize("value", [None, b""])
+def test_a_tombstone_or_an_empty_body_is_remembered_by_the_hash_of_no_bytes(
+    value: bytes | None,
+) -> None:
+    """A null value (a tombstone on the commands topic) is read as no bytes, by the parser and
+    by a message whose parsing failed outright (a defect): the same key, never a crash."""
+    message = IncomingMessage("cmds", 0, 7, 1, b"PO-1", value)
+    parsed = parse_command(message, LIMIT, COMMANDS)
+    assert isinstance(parsed, InvalidCommand)
+    assert parsed.request_hash == hashlib.sha256(b"").digest()
+    never_parsed: Received[Any] = Received(message, None, defect=RuntimeError("parsing raised"))
+    assert never_parsed.request_hash == hashlib.sha256(b"").digest()
+    assert Received(message, parsed).request_hash == parsed.request_hash
 
 
 def test_errors_on_personal_fields_never_quote_the_value() -> None:
