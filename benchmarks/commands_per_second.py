@@ -476,7 +476,7 @@ def machine_reference() -> str:
     """This machine's speed at the moment, by a fixed amount of the service's own work: the
     decision path alone (benchmarks.decision_path: in process, in memory, no I/O), run in a
     process of its own while nothing of the stack runs. A shared machine's speed moves between
-    runs and within one (the same code has taken 69 to 119 us here): read each run's figures
+    runs and within one (the same code has taken 67 to 119 us here): read each run's figures
     beside it."""
     result = subprocess.run(
         [
