@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 
@@ -128,4 +129,61 @@ async def test_what_the_edge_reader_refuses_is_parked_with_its_rule_over_kafka(
     assert [(r["outcome"], r["count"]) for r in outcomes] == [
         ("accepted", 1),
         ("dead_lettered", 3),
+    ]
+
+
+async def test_broken_bodies_are_answered_once_per_content_never_in_an_admitted_ids_name(
+    settings: Settings, probe: WireProbe, db: asyncpg.Connection
+) -> None:
+    """What a hostile producer gets from broken bodies under someone's command_id: each
+    distinct content is set aside and answered once (its bytes are its key: the same bytes again
+    change nothing, one byte more is another request), a tombstone is set aside once per record,
+    the corrected command under that command_id is still decided, and once it is, a broken copy
+    under its command_id is set aside with no answer in its name."""
+    owner = str(uuid.uuid4())
+    broken = [  # (bytes, key): each path of the parser that keys a message by its bytes
+        (command("purchase_order.create", KEY, details(currency_code="??"), command_id=owner), KEY),
+        (
+            command(
+                "purchase_order.create", KEY, details(note_to_supplier="a\0b"), command_id=owner
+            ),
+            KEY,
+        ),
+        (
+            command(
+                "purchase_order.create",
+                KEY,
+                details(note_to_supplier="x" * 300_000),
+                command_id=owner,
+            ),
+            KEY,
+        ),
+        (create(KEY, command_id=owner), "PO-SOMEONE-ELSE"),
+    ]
+    sent = [(json.dumps(body).encode(), key) for body, key in broken]
+
+    def rejections() -> list[object]:
+        return [r for r in probe.outcomes(owner) if r.topic == probe.topics.rejections]
+
+    async with running_service(settings):
+        for raw, key in sent:
+            for value in (raw, raw, raw + b" "):  # a re-send, then one byte more
+                await probe.send_raw(key.encode(), value)
+        await probe.wait_for(lambda _: len(rejections()) == 2 * len(sent))
+        await probe.send(create(KEY, command_id=owner))  # corrected: decided
+        await probe.wait_for(lambda _: len(probe.outcomes(owner)) > 2 * len(sent))
+        await probe.send_raw(KEY.encode(), sent[0][0] + b"  ")  # a broken copy, now taken
+        for _ in range(2):
+            await probe.send_raw(KEY.encode(), None)  # a tombstone, twice
+        await probe.wait_for(lambda _: len(probe.on(probe.topics.dead_letters)) == 11)
+        await probe.send_and_wait(create("PO-AFTER"))  # the consumer goes on
+        await asyncio.sleep(0.5)  # a second answer to anything would show by now
+
+    assert len(rejections()) == 2 * len(sent), "one answer per distinct content, none after"
+    assert [r.topic for r in probe.outcomes(owner)].count(probe.topics.events) == 1
+    assert len(probe.on(probe.topics.dead_letters)) == 11
+    outcomes = await db.fetch("SELECT outcome, count(*) FROM inbox GROUP BY outcome ORDER BY 1")
+    assert [(r["outcome"], r["count"]) for r in outcomes] == [
+        ("accepted", 2),
+        ("dead_lettered", 11),
     ]
