@@ -253,10 +253,11 @@ def _problems_of(
     return tuple(problems)
 
 
-def body_hash(raw: bytes) -> bytes:
-    """What an invalid command is remembered by: the hash of its bytes as received, since it
-    has no contract to hash. Made only for those (a valid one is hashed by its contract)."""
-    return hashlib.sha256(raw).digest()
+def body_hash(raw: bytes | None) -> bytes:
+    """What an invalid command is remembered by: the hash of its bytes as received (none for a
+    tombstone), since it has no contract to hash. Made only for those (a valid one is hashed by
+    its contract)."""
+    return hashlib.sha256(raw or b"").digest()
 
 
 def _invalid(identity: Identity, raw: bytes, message: str) -> InvalidCommand:

@@ -91,7 +91,7 @@ class Received(Generic[C]):
     def request_hash(self) -> bytes:
         if isinstance(self.parsed, ValidCommand | InvalidCommand | Unauthorized):
             return self.parsed.request_hash
-        return body_hash(self.message.value or b"")
+        return body_hash(self.message.value)
 
 
 def command_key(family: str, tenant_id: str, command_id: UUID) -> str:
