@@ -5,9 +5,9 @@ state, how events change that state, what the world is told of each event (the w
 snapshot history keeps and the state its compacted state topic shows), and which stock it
 moves. The kernel runs the loop they share: load every document a batch touches in one go,
 decide each command in offset order against the state its predecessors left, fold accepted
-events into new states, build the messages, and write the final states, versions and
-tombstones in a few statements; stock items moved are locked last, so their movements queue in
-commit order per item.
+events into new states, and write the final states, versions and tombstones in a few
+statements, building the messages while Postgres executes them; stock items moved are locked
+last, so their movements queue in commit order per item.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from service.app.messages import (
     movement_source,
     rejection_message,
 )
+from service.app.overlap import while_waiting
 from service.app.parse import ValidCommand
 from service.app.ports import (
     Changes,
@@ -152,14 +153,24 @@ def stateless(decide_one: Callable[[C, S | None, str], Decision]) -> BeginRun[S,
 
 @dataclass
 class Output(Generic[S]):
-    """What a command's events produce: the messages, the final state, the versions it left,
-    and the stock items it moved."""
+    """What a command's events produce: the final state and the versions it left (`draft`),
+    then the messages and the stock items it moved (`build_messages`)."""
 
     final: S
-    messages: list[OutboxMessage] = field(default_factory=list)
     versions: list[Version[S]] = field(default_factory=list)
+    drafted: list[Drafted[S]] = field(default_factory=list)
+    messages: list[OutboxMessage] = field(default_factory=list)
     stock_keys: list[str] = field(default_factory=list)
     events: list[EventRef] = field(default_factory=list)
+
+
+class Drafted(NamedTuple, Generic[S]):
+    """One transition as its version was written: what its messages are built from."""
+
+    transition: Transition[Any, S]
+    event_id: UUID
+    event: EventParts
+    snapshot: Written | None
 
 
 class DocumentDecider(Generic[C]):
@@ -225,23 +236,37 @@ class DocumentDecider(Generic[C]):
         states = await repository.load_many(keys, personal_data=opened)
         changes: Changes[Any] = Changes(dict(states))
         deciding: RunDecider[C, Any] = await self._rules.begin_run(uow, repository, run, states)
-        decided = []
+        # Accepted commands wait as drafts until their messages are built.
+        outcomes: list[Decided | tuple[ValidCommand[C], Output[Any]]] = []
         for cmd in run:
             key = _key(cmd)
             current = states.get(key)
             decision = deciding.decide(cmd, current)
             if isinstance(decision, Rejected):
-                decided.append(self.rejected(cmd, decision.problems, now))
+                outcomes.append(self.rejected(cmd, decision.problems, now))
                 continue
             transitions = self._rules.fold(current, decision.events, *key)
-            output = self.outputs(cmd, transitions, now)
+            output = self.draft(cmd, transitions, now)
             states[key] = output.final
             changes.record(output.final, output.versions)
             deciding.accepted(current, output.final)
-            stock_keys.update(output.stock_keys)
-            decided.append(Decided(True, output.messages, output.events))
-        await repository.save_many(changes)
-        return decided
+            outcomes.append((cmd, output))
+
+        def with_messages() -> list[Decided]:
+            decided = []
+            for outcome in outcomes:
+                if isinstance(outcome, tuple):
+                    cmd, output = outcome
+                    self.build_messages(cmd, output, now)
+                    stock_keys.update(output.stock_keys)
+                    outcome = Decided(True, output.messages, output.events)
+                decided.append(outcome)
+            return decided
+
+        # The messages are built while Postgres executes the save's first statement (a
+        # document family's whole save; a socket that cannot take the statement at once holds
+        # the rest until they are built): they need nothing the save returns, nor it of them.
+        return await while_waiting(repository.save_many(changes), with_messages)
 
     def rejected(self, cmd: ValidCommand[C], problems: Sequence[Problem], now: datetime) -> Decided:
         rejection = rejection_message(self._family, cmd.identity, cmd.command_id, problems, now)
@@ -250,19 +275,48 @@ class DocumentDecider(Generic[C]):
     def outputs(
         self, cmd: ValidCommand[C], transitions: Sequence[Transition[Any, S]], now: datetime
     ) -> Output[S]:
-        """Per transition: its event, a version while the document lives, its movements."""
+        """Per transition: its event, a version while the document lives, its movements (for a
+        caller that saves them afterwards)."""
+        output = self.draft(cmd, transitions, now)
+        self.build_messages(cmd, output, now)
+        return output
+
+    def draft(
+        self, cmd: ValidCommand[C], transitions: Sequence[Transition[Any, S]], now: datetime
+    ) -> Output[S]:
+        """What saving the transitions needs: each one's event id and snapshot, written once
+        (history keeps it, and the events and state that carry it embed it), and its version
+        while the document lives."""
         rules = self._rules
         output: Output[S] = Output(transitions[-1].after)
-        actor = event_actor(cmd.actor)
-        id_field = self._family.commands.id_field
         for transition in transitions:
             after = transition.after
-            tenant_id, document_id = after.tenant_id, after.document_id
             event_id = self.new_event_id()
-            # Written once: history keeps it, and the events and state that carry it embed it.
             snapshot_json = None if after.is_deleted else wire_json(rules.snapshot(after))
             snapshot = None if snapshot_json is None else Written(snapshot_json)
-            model, data = rules.wire_event(transition, snapshot)
+            event = rules.wire_event(transition, snapshot)
+            output.drafted.append(Drafted(transition, event_id, event, snapshot))
+            if snapshot_json is not None:
+                entry = HistoryEntry(
+                    after.version,
+                    cmd.command_id,
+                    event_id,
+                    literal_type(event.model),
+                    snapshot_json,
+                    cmd.actor,
+                )
+                output.versions.append(Version(after, entry))
+        return output
+
+    def build_messages(self, cmd: ValidCommand[C], output: Output[S], now: datetime) -> None:
+        """Fills `output` with each drafted transition's event, its state, its movements and
+        the stock items they move."""
+        rules = self._rules
+        actor = event_actor(cmd.actor)
+        id_field = self._family.commands.id_field
+        for transition, event_id, (model, data), snapshot in output.drafted:
+            after = transition.after
+            tenant_id, document_id = after.tenant_id, after.document_id
             event_type = literal_type(model)
             body = in_field_order(
                 model,
@@ -295,11 +349,6 @@ class DocumentDecider(Generic[C]):
                 )
                 if state is not None:
                     output.messages.append(state)
-            if snapshot_json is not None:
-                entry = HistoryEntry(
-                    after.version, cmd.command_id, event_id, event_type, snapshot_json, cmd.actor
-                )
-                output.versions.append(Version(after, entry))
             moved = rules.movements(transition.before, after)
             if not moved:
                 continue
@@ -319,7 +368,6 @@ class DocumentDecider(Generic[C]):
                         self._derived_id,
                     )
                 )
-        return output
 
     def _runs(self, commands: Sequence[ValidCommand[C]]) -> Iterator[Sequence[ValidCommand[C]]]:
         """The commands in order, as runs of ordinary commands and alone commands by

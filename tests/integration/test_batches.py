@@ -1,18 +1,23 @@
 """Batches decided in one transaction against a real Postgres: order within a batch, isolation
-of a bad command, and redelivery of a committed batch."""
+of a bad command (one the save refuses or the messages cannot be built for, while the save is in
+Postgres), and redelivery of a committed batch."""
 
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from itertools import count
 from typing import Any
 
 import asyncpg
 
+from contracts.headers import DEAD_LETTER_REASON
 from service.adapters.crypto import MasterKey, new_key
+from service.adapters.headers import decode_headers
 from service.adapters.unit_of_work import PostgresStore
 from service.app.incoming import IncomingMessage
-from service.app.kernel import DocumentDecider
+from service.app.kernel import DocumentDecider, Output
+from service.app.parse import ValidCommand
 from service.app.ports import Outcome
 from service.app.processor import CommandProcessor
 from service.app.provenance import Signer
@@ -112,6 +117,78 @@ async def test_an_exception_in_one_decision_is_isolated_and_the_rest_commit(
     [rejection] = await published(db, TOPICS.rejections)
     assert rejection["purchase_order_id"] == "PO-BUG"
     assert rejection["errors"][0]["error_code"] == "processing_failed"
+
+
+async def test_a_save_postgres_refuses_while_the_messages_are_built_costs_only_its_command(
+    pool: asyncpg.Pool, db: asyncpg.Connection
+) -> None:
+    """A batch's versions go to Postgres while its messages are built (service/app/overlap.py).
+    A save Postgres refuses fails the transaction once they are built; nothing of it commits,
+    and the batch is split around the command as for any other failure."""
+    await db.execute(
+        """
+        CREATE FUNCTION refuse_history() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            IF NEW.document_id = 'PO-REFUSED' THEN RAISE EXCEPTION 'history refused'; END IF;
+            RETURN NEW;
+        END $$;
+        CREATE TRIGGER refuse_history BEFORE INSERT ON document_history
+            FOR EACH ROW EXECUTE FUNCTION refuse_history();
+        """
+    )
+    ids = ["PO-1", "PO-2", "PO-REFUSED", "PO-3", "PO-4"]
+    batch = [message(create(document_id), document_id) for document_id in ids]
+    outcomes = await processor(pool).process_batch(batch)
+    assert outcomes == [Outcome.ACCEPTED] * 2 + [Outcome.PARKED] + [Outcome.ACCEPTED] * 2
+    events = await published(db, TOPICS.events)
+    assert sorted(e["purchase_order_id"] for e in events) == ["PO-1", "PO-2", "PO-3", "PO-4"]
+    assert await db.fetchval(
+        "SELECT array_agg(purchase_order_id ORDER BY purchase_order_id) FROM purchase_orders"
+    ) == ["PO-1", "PO-2", "PO-3", "PO-4"]
+    assert await db.fetchval("SELECT count(*) FROM document_history") == 4
+    [rejection] = await published(db, TOPICS.rejections)
+    assert rejection["purchase_order_id"] == "PO-REFUSED"
+    assert rejection["errors"][0]["error_code"] == "processing_failed"
+    [headers] = await db.fetchval(
+        "SELECT array_agg(headers) FROM outbox WHERE topic = $1", TOPICS.dead_letters
+    )
+    assert b"history refused" in dict(decode_headers(headers))[DEAD_LETTER_REASON]
+
+
+class FailsBuilding(DocumentDecider[Any]):
+    """Builds the messages of one document with a defect, after its versions are drafted."""
+
+    def build_messages(self, cmd: ValidCommand[Any], output: Output[Any], now: datetime) -> None:
+        if cmd.document_id == "PO-BUG":
+            raise RuntimeError("a defect building messages")
+        super().build_messages(cmd, output, now)
+
+
+async def test_a_defect_building_messages_while_the_save_runs_is_the_error_that_counts(
+    pool: asyncpg.Pool, db: asyncpg.Connection
+) -> None:
+    """The defect is raised only once the save has answered: the transaction rolls back on an
+    idle connection, the defect (not a busy connection) is what the command is parked for, and
+    the pool's connections decide the next batch."""
+    decider = FailsBuilding(FAMILY, "it.movements")
+    ids = ["PO-1", "PO-2", "PO-BUG", "PO-3", "PO-4"]
+    batch = [message(create(document_id), document_id) for document_id in ids]
+    outcomes = await processor(pool, decider).process_batch(batch)
+    assert outcomes == [Outcome.ACCEPTED] * 2 + [Outcome.PARKED] + [Outcome.ACCEPTED] * 2
+    assert (
+        await db.fetchval("SELECT count(*) FROM document_history WHERE document_id = 'PO-BUG'") == 0
+    )
+    [headers] = await db.fetchval(
+        "SELECT array_agg(headers) FROM outbox WHERE topic = $1", TOPICS.dead_letters
+    )
+    reason = dict(decode_headers(headers))[DEAD_LETTER_REASON]
+    assert reason == b"unexpected failure: RuntimeError: a defect building messages"
+    after = [message(change_status(document_id, "open"), document_id) for document_id in ids]
+    assert (
+        await processor(pool).process_batch(after)
+        == [Outcome.ACCEPTED] * 2 + [Outcome.REJECTED] + [Outcome.ACCEPTED] * 2
+    )
+    assert await db.fetchval("SELECT count(*) FROM document_history") == 8
 
 
 async def test_a_batch_redelivered_after_its_commit_changes_nothing(
