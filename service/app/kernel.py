@@ -255,7 +255,7 @@ class DocumentDecider(Generic[C]):
         def with_messages() -> list[Decided]:
             decided = []
             for outcome in outcomes:
-                if isinstance(outcome, tuple):
+                if not isinstance(outcome, Decided):
                     cmd, output = outcome
                     self.build_messages(cmd, output, now)
                     stock_keys.update(output.stock_keys)

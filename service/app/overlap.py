@@ -22,15 +22,22 @@ async def while_waiting(statements: Coroutine[Any, Any, None], work: Callable[[]
     `work` must not reach the connection `statements` use: it is busy until they end. Whatever
     goes wrong, `statements` have ended before this returns or raises, so the transaction rolls
     back on an idle connection: an error of `work` is raised once they have; an error of theirs
-    once `work` is done; a cancellation cancels them and waits for them first."""
+    once `work` is done; a cancellation, an interrupt or an exit cancels them and waits for them
+    first."""
     sending = asyncio.ensure_future(statements)
     try:
         # One turn of the event loop: the task writes its first statement to the socket before
         # `work` holds the thread.
         await asyncio.sleep(0)
         result = work()
+    except GeneratorExit:
+        # This coroutine is being closed: nothing can be waited for any more.
+        sending.cancel()
+        raise
     except BaseException as error:
-        await _ended(sending, cancel=isinstance(error, asyncio.CancelledError))
+        # A cancellation, an interrupt or an exit does not wait for the statements to end on
+        # their own (one may wait for a lock for long); an error of the work does.
+        await _ended(sending, cancel=not isinstance(error, Exception))
         raise
     # Cancelled here, the task is cancelled with this one, which waits for it to end.
     await sending

@@ -4,6 +4,7 @@ error of either is raised only once the statements are done."""
 from __future__ import annotations
 
 import asyncio
+import gc
 
 import pytest
 
@@ -117,3 +118,77 @@ async def test_a_cancellation_while_waiting_after_a_failed_work_ends_the_stateme
     with pytest.raises(asyncio.CancelledError):
         await task
     assert statements.ended, "the statements would outlive the transaction's rollback"
+
+
+class Stubborn(Cancellable):
+    """Statements that take `delay` seconds to give way to a cancellation, as a statement
+    waiting for a lock does until the server answers the cancel request."""
+
+    def __init__(self, delay: float) -> None:
+        super().__init__()
+        self._delay = delay
+
+    async def run(self) -> None:
+        try:
+            await super().run()
+        except asyncio.CancelledError:
+            await asyncio.shield(asyncio.sleep(self._delay))
+            raise
+
+
+async def test_a_cancellation_while_waiting_after_the_work_ends_the_statements_first() -> None:
+    statements = Cancellable()
+    task = asyncio.create_task(while_waiting(statements.run(), lambda: "built"))
+    await asyncio.sleep(0.02)  # the work is done; the statements are still executing
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert statements.ended, "the statements would outlive the transaction's rollback"
+
+
+async def test_repeated_cancellations_still_wait_for_statements_slow_to_give_way() -> None:
+    statements = Stubborn(delay=0.05)
+
+    def work() -> None:
+        raise ValueError("a defect building messages")
+
+    task = asyncio.create_task(while_waiting(statements.run(), work))
+    await asyncio.sleep(0.01)
+    task.cancel()
+    await asyncio.sleep(0.01)
+    task.cancel()  # shutdown insisting while the statements are still giving way
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert statements.ended, "the statements would outlive the transaction's rollback"
+
+
+async def test_an_interrupt_in_the_work_cancels_the_statements_instead_of_waiting() -> None:
+    statements = Cancellable()
+
+    def work() -> None:
+        # Left alone, the statements would answer a little later.
+        asyncio.get_running_loop().call_later(0.2, statements.reply.set)
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        await while_waiting(statements.run(), work)
+    assert statements.ended
+    assert not statements.answered, "Ctrl-C waited for statements that may wait for a lock"
+
+
+async def test_the_statements_error_is_seen_when_the_work_fails_too() -> None:
+    loop = asyncio.get_running_loop()
+    unseen: list[dict[str, object]] = []
+    loop.set_exception_handler(lambda _, context: unseen.append(context))
+    statements = Statements(error=RuntimeError("refused by Postgres"))
+
+    def work() -> None:
+        statements.reply.set()
+        raise ValueError("a defect building messages")
+
+    with pytest.raises(ValueError, match="a defect building messages"):
+        await while_waiting(statements.run(), work)
+    gc.collect()  # a task whose exception nobody retrieved reports it when collected
+    await asyncio.sleep(0)
+    loop.set_exception_handler(None)
+    assert unseen == []
