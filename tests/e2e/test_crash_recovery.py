@@ -118,6 +118,58 @@ async def test_rebalances_mid_stream_lose_nothing_and_duplicate_nothing(
     await assert_exactly_one_outcome_each(probe, db, expected)
 
 
+async def test_sigkill_with_a_save_in_postgres_and_its_messages_built_loses_nothing(
+    settings: Settings, probe: WireProbe, db: asyncpg.Connection, tmp_path: Path
+) -> None:
+    """A batch's messages are built while Postgres executes its save (service/app/overlap.py).
+    Killed in that window, the service has committed nothing and published nothing of the
+    batch: after a restart every command has exactly one outcome, and every event its
+    committed version."""
+    await db.execute(
+        """
+        CREATE FUNCTION slow_history() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            IF NEW.document_id = 'PO-SLOW' THEN PERFORM pg_sleep(3); END IF;
+            RETURN NEW;
+        END $$;
+        CREATE TRIGGER slow_history BEFORE INSERT ON document_history
+            FOR EACH ROW EXECUTE FUNCTION slow_history();
+        """
+    )
+    documents = [f"PO-{i}" for i in range(20)] + ["PO-SLOW"]
+    stream = [create(po) for po in documents] + [change_status(po, "open") for po in documents]
+    expected = {str(body["command_id"]): "event" for body in stream}
+    slow_create = str(stream[len(documents) - 1]["command_id"])
+    service = ServiceProcess(settings, tmp_path / "service.log")
+    service.start()
+    try:
+        for body in stream:
+            await probe.send(body)
+
+        async def saving() -> bool:
+            sleeping: int = await db.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'PgSleep'"
+                " AND query LIKE '%INSERT INTO document_history%'"
+            )
+            return sleeping > 0
+
+        await eventually(saving, timeout=60, what="a save executing in Postgres")
+        service.kill()
+        assert probe.outcomes(slow_create) == [], "the batch must not have committed"
+        await db.execute("DROP TRIGGER slow_history ON document_history")
+        service.start()
+        await probe.wait_for(
+            lambda _: all(probe.outcomes(command_id) for command_id in expected), timeout=120
+        )
+        await _wait_for_drained_outbox(db)
+    except BaseException:
+        print(service.log())
+        raise
+    finally:
+        service.stop()
+    await assert_exactly_one_outcome_each(probe, db, expected)
+
+
 async def send_all(probe: WireProbe, stream: list[dict[str, object]]) -> None:
     """At about 250 commands/s, as a busy sender: the service keeps up, so a kill after the
     first tenth lands in the middle of the stream."""
