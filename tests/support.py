@@ -39,7 +39,7 @@ from contracts.topics import DocumentTopics
 from service.adapters.kafka import TopicCheck, ensure_topics
 from service.adapters.kafka_connection import KafkaConnection
 from service.adapters.topic_plan import TopicKind, TopicSettings, kinds_of
-from service.devstack.processes import stop_server
+from service.devstack.processes import die_with_parent, stop_server
 from service.entrypoints.app import create_app
 from service.settings import Settings
 
@@ -538,6 +538,9 @@ class ServiceProcess:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
+                # A test run killed outright (its fixtures never stop anything) leaves no
+                # service behind restarting its relay: it is stopped as SIGTERM stops it.
+                preexec_fn=die_with_parent(signal.SIGTERM),
             )
 
     @property

@@ -16,6 +16,7 @@ import asyncpg
 from aiokafka import AIOKafkaProducer
 
 from examples.inventory_consumer import stock
+from service.devstack.processes import die_with_parent
 from service.settings import Settings
 from tests.inventory_sequences import (
     random_command,
@@ -70,6 +71,7 @@ class ReferenceConsumer:
                 cwd=ROOT,
                 stdout=out,
                 stderr=subprocess.STDOUT,
+                preexec_fn=die_with_parent(signal.SIGTERM),  # gone with a killed test run
             )
 
     def kill(self) -> None:
