@@ -259,6 +259,11 @@ def create_app(settings: Settings | None = None) -> AsgiFastStream:
     @asynccontextmanager
     async def lifespan() -> AsyncIterator[None]:
         await runtime.start()
+        # Here, before the broker starts its consumers: as an `after_startup` hook (which
+        # FastStream runs in a worker thread, a sync one at least) it ran once they had started,
+        # so the first batches were decided with CPython's defaults, full collections among
+        # them, and the collection and freeze ran beside a batch.
+        settle_after_start()
         try:
             yield
         finally:
@@ -274,8 +279,6 @@ def create_app(settings: Settings | None = None) -> AsgiFastStream:
         ],
         lifespan=lifespan,
         logger=FASTSTREAM_LOG,
-        # Once the consumers exist too: everything long-lived has been made.
-        after_startup=[settle_after_start],
         # Runs before the broker stops, so a handler stuck retrying lets go at once.
         on_shutdown=[runtime.stop_processing],
     )

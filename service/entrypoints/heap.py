@@ -6,6 +6,12 @@ collections of about 57 ms each, every one of them a pause of the whole event lo
 the objects those full collections walked were created while starting (modules, pydantic
 schemas, settings) and live until exit. Almost everything a batch allocates is freed by
 reference counting once the batch is committed; the collector only has to find the rare cycle.
+
+Settled before the consumers start, so that no batch is decided under the defaults. Measured
+the same way while it ran after them: the first batches took two full collections of 70 to 90
+ms, one under the defaults and one for settling, which ran in a worker thread beside them; 0.39
+to 0.46 s of the service's CPU went to the collector during 20,000 commands, against 0.13 to
+0.16 s settled first (a few young-generation collections, none of the older ones).
 """
 
 from __future__ import annotations
@@ -19,8 +25,9 @@ each time walking every young object still alive, which within a batch is most o
 
 
 def settle_after_start() -> None:
-    """Once everything long-lived exists: collect what starting left behind, move the survivors
-    out of the collector's sight for good (`gc.freeze`), and collect the young less often."""
+    """Once the long-lived resources exist (pools, keys, the publisher) and before any command
+    is read: collect what starting left behind, move the survivors out of the collector's sight
+    for good (`gc.freeze`), and collect the young less often."""
     gc.collect()
     gc.freeze()
     _, middle, old = gc.get_threshold()
