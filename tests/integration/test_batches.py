@@ -149,10 +149,16 @@ async def test_a_save_postgres_refuses_while_the_messages_are_built_costs_only_i
     [rejection] = await published(db, TOPICS.rejections)
     assert rejection["purchase_order_id"] == "PO-REFUSED"
     assert rejection["errors"][0]["error_code"] == "processing_failed"
+    assert b"history refused" in await dead_letter_reason(db)
+
+
+async def dead_letter_reason(db: asyncpg.Connection) -> bytes:
+    """The reason header of the one dead letter waiting in the outbox."""
     [headers] = await db.fetchval(
         "SELECT array_agg(headers) FROM outbox WHERE topic = $1", TOPICS.dead_letters
     )
-    assert b"history refused" in dict(decode_headers(headers))[DEAD_LETTER_REASON]
+    reason: bytes = dict(decode_headers(headers))[DEAD_LETTER_REASON]
+    return reason
 
 
 class FailsBuilding(DocumentDecider[Any]):
@@ -178,10 +184,7 @@ async def test_a_defect_building_messages_while_the_save_runs_is_the_error_that_
     assert (
         await db.fetchval("SELECT count(*) FROM document_history WHERE document_id = 'PO-BUG'") == 0
     )
-    [headers] = await db.fetchval(
-        "SELECT array_agg(headers) FROM outbox WHERE topic = $1", TOPICS.dead_letters
-    )
-    reason = dict(decode_headers(headers))[DEAD_LETTER_REASON]
+    reason = await dead_letter_reason(db)
     assert reason == b"unexpected failure: RuntimeError: a defect building messages"
     after = [message(change_status(document_id, "open"), document_id) for document_id in ids]
     assert (
