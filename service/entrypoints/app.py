@@ -259,10 +259,9 @@ def create_app(settings: Settings | None = None) -> AsgiFastStream:
     @asynccontextmanager
     async def lifespan() -> AsyncIterator[None]:
         await runtime.start()
-        # Here, before the broker starts its consumers: as an `after_startup` hook (which
-        # FastStream runs in a worker thread, a sync one at least) it ran once they had started,
-        # so the first batches were decided with CPython's defaults, full collections among
-        # them, and the collection and freeze ran beside a batch.
+        # Before the broker starts its consumers, so that no batch (a backlog is read at once)
+        # is decided under CPython's defaults: `after_startup` hooks run once they have started,
+        # a sync one in a worker thread beside the first batches.
         settle_after_start()
         try:
             yield
